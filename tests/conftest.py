@@ -1,0 +1,40 @@
+"""Shared fixtures: a real Redis (integration) and fakeredis (unit), each test its own prefix."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+
+from sync.keys import Keys
+
+REAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys(prefix=f"t:{uuid.uuid4().hex[:12]}:")
+
+
+@pytest.fixture
+async def fake_redis() -> AsyncIterator[aioredis.Redis]:
+    r = fakeredis.FakeAsyncRedis(decode_responses=False)
+    yield r
+    await r.aclose()
+
+
+@pytest.fixture
+async def real_redis(keys: Keys) -> AsyncIterator[aioredis.Redis]:
+    """The real Redis on 127.0.0.1:6379; the test's keys (its prefix) are deleted afterwards."""
+    r = aioredis.Redis.from_url(REAL_REDIS_URL)
+    try:
+        await r.ping()
+    except Exception as e:  # pragma: no cover - the platform promises a Redis
+        pytest.fail(f"real Redis not reachable on 127.0.0.1:6379: {e}")
+    yield r
+    async for k in r.scan_iter(match=f"{keys.prefix}*", count=1000):
+        await r.delete(k)
+    await r.aclose()
