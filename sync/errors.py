@@ -242,3 +242,13 @@ class DirectoryUnavailable(DirectoryError):
     code = "directory_unavailable"
     retryable = True
     default_hint = "The phone system's API did not answer. The bot will retry."
+
+
+class DirectoryRejected(DirectoryError):
+    """The phone system refused the request as invalid (SCIM 400: bad value, bad filter...)."""
+
+    code = "directory_rejected"
+    default_hint = (
+        "The phone system refused the values sent (see the message). Check the mapping and the "
+        "user's data in Entra."
+    )
