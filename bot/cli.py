@@ -1,0 +1,159 @@
+"""The `entra-sync` command (DESIGN.md §5). Each subcommand imports what it needs lazily, so
+`entra-sync plan` never loads the Bot Framework SDK.
+
+Exit codes: 0 success, 1 the operation failed (e.g. Graph down), 2 bad input (one line on
+stderr that names the file and the problem; nothing changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sync.errors import InputError, SyncError
+
+log = logging.getLogger("entra_sync")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="entra-sync", description="Entra Sync for Teams")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the bot (local mode without Teams credentials)")
+    s.add_argument("--config")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=3978)
+
+    s = sub.add_parser("simulate", help="serve a tenant file as Microsoft Graph + token endpoint")
+    s.add_argument("--tenant", required=True)
+    s.add_argument("--port", type=int, default=5980)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--throttle-every", type=int, default=None, help="every Nth request gets 429")
+    s.add_argument("--fail-at", type=int, default=None, help="this request number answers 503")
+
+    s = sub.add_parser("plan", help="dry run: print the proposals for a tenant and a directory")
+    s.add_argument("--tenant", required=True)
+    s.add_argument("--directory", required=True)
+    s.add_argument("--config")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("sync", help="one sync cycle as the bot runs it")
+    s.add_argument("--once", action="store_true", required=True)
+    s.add_argument("--config")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("manifest", help="build the Teams app package (zip)")
+    s.add_argument("--app-id", required=True)
+    s.add_argument("--out", default="entra-sync-app.zip")
+
+    s = sub.add_parser("bench", help="benchmark: floor, peer, read, full and delta sync")
+    s.add_argument("--users", type=int, default=100_000)
+    s.add_argument("--changes", type=float, default=1.0)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("audit", help="the audit trail")
+    a = s.add_subparsers(dest="audit_cmd", required=True)
+    e = a.add_parser("export", help="write the whole audit trail")
+    e.add_argument("--config")
+    e.add_argument("--format", choices=["csv", "json"], default="json")
+    return p
+
+
+def _config_path(arg: str | None) -> str | None:
+    return arg or os.environ.get("ENTRA_SYNC_CONFIG") or None
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from sync.builtin_directory import load_directory_file
+    from sync.config import load_config
+    from sync.files import load_tenant_snapshot
+    from sync.models import StateView
+    from sync.plan import plan
+
+    config = load_config(_config_path(args.config))
+    snapshot = load_tenant_snapshot(args.tenant, config.scope.groups)
+    users, ignored = load_directory_file(args.directory)
+    result = plan(snapshot, users, StateView(ignored=frozenset(ignored)), config)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        for prop in result.proposals:
+            print(f"{prop.kind.value:9} {prop.reason}")
+        for b in result.blocked:
+            print(f"BLOCKED   {b.reason}")
+        print(json.dumps(result.summary()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _dispatch(args)
+    except InputError as e:
+        print(f"entra-sync: error: {e.message}", file=sys.stderr)
+        return 2
+    except SyncError as e:
+        hint = f" ({e.hint})" if e.hint else ""
+        print(f"entra-sync: {e.code}: {e.message}{hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.cmd == "plan":
+        return cmd_plan(args)
+    if args.cmd == "simulate":
+        from sync.simulator import main_simulate
+
+        main_simulate(
+            args.tenant,
+            args.port,
+            host=args.host,
+            throttle_every=args.throttle_every,
+            fail_at=args.fail_at,
+        )
+        return 0
+    if args.cmd == "serve":
+        from bot.serve import serve
+
+        return serve(config_path=_config_path(args.config), host=args.host, port=args.port)
+    if args.cmd == "sync":
+        from sync.runner import sync_once
+
+        summary = asyncio.run(sync_once(_config_path(args.config)))
+        print(json.dumps(summary, indent=None if args.json else 2, ensure_ascii=False))
+        return 0 if all(r.get("status") == "ok" for r in summary.get("runs", [])) else 1
+    if args.cmd == "manifest":
+        from bot.manifest import build_package
+
+        out = build_package(args.app_id, Path(args.out))
+        print(out)
+        return 0
+    if args.cmd == "bench":
+        from sync.bench import run_bench
+
+        figures = run_bench(users=args.users, changes=args.changes)
+        print(json.dumps(figures))
+        return 0
+    if args.cmd == "audit":
+        from sync.runner import export_audit
+
+        sys.stdout.write(asyncio.run(export_audit(_config_path(args.config), args.format)))
+        return 0
+    raise InputError(f"unknown command {args.cmd}")  # pragma: no cover - argparse prevents it
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

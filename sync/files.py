@@ -1,0 +1,95 @@
+"""Reading the tenant file (DESIGN.md §5) into typed records, with errors that name the file
+and the problem."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sync.errors import GraphDataError, InputError
+from sync.models import EntraSnapshot, EntraUser, parse_entra_user
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"{p}: cannot read the {what} ({e.strerror})") from None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: the {what} is not valid JSON ({e})") from None
+
+
+def transitive_members(groups: Mapping[str, Sequence[str]], group_id: str) -> set[str]:
+    """Every non-group member reachable from ``group_id`` (nested groups, cycles tolerated)."""
+    out: set[str] = set()
+    seen: set[str] = set()
+    stack = [group_id]
+    while stack:
+        g = stack.pop()
+        if g in seen:
+            continue
+        seen.add(g)
+        for m in groups.get(g, ()):
+            if m in groups:
+                stack.append(m)
+            else:
+                out.add(m)
+    return out
+
+
+def parse_groups(data: Any, source: str) -> dict[str, list[str]]:
+    if data is None:
+        return {}
+    if not isinstance(data, list):
+        raise InputError(f"{source}: 'groups' must be a list")
+    out: dict[str, list[str]] = {}
+    for i, g in enumerate(data):
+        if not isinstance(g, dict) or not isinstance(g.get("id"), str):
+            raise InputError(f"{source}: groups[{i}] needs an 'id'")
+        members = g.get("members", [])
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise InputError(f"{source}: groups[{i}].members must be a list of ids")
+        out[g["id"]] = members
+    return out
+
+
+def parse_users(data: Any, source: str) -> list[EntraUser]:
+    if not isinstance(data, list):
+        raise InputError(f"{source}: 'users' must be a list of Graph user objects")
+    users: list[EntraUser] = []
+    seen: set[str] = set()
+    for i, obj in enumerate(data):
+        try:
+            u = parse_entra_user(obj)
+        except GraphDataError as e:
+            raise InputError(f"{source}: users[{i}]: {e.message}") from None
+        if u.id in seen:
+            raise InputError(f"{source}: users[{i}]: duplicate id {u.id}")
+        seen.add(u.id)
+        users.append(u)
+    return users
+
+
+def load_tenant_snapshot(path: str | Path, scope_groups: Iterable[str] = ()) -> EntraSnapshot:
+    """A tenant file as the Graph reader would see it (every user, group scope resolved)."""
+    source = str(path)
+    data = read_json(path, "tenant file")
+    if not isinstance(data, dict) or "users" not in data:
+        raise InputError(f"{source}: expected an object with a 'users' list")
+    users = parse_users(data["users"], source)
+    groups = parse_groups(data.get("groups"), source)
+    members: frozenset[str] | None = None
+    scope = list(scope_groups)
+    if scope:
+        acc: set[str] = set()
+        for g in scope:
+            if g not in groups:
+                raise InputError(f"{source}: scope group {g} is not in the tenant file")
+            acc |= transitive_members(groups, g)
+        members = frozenset(acc)
+    return EntraSnapshot(users=users, complete=True, group_members=members)

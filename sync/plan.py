@@ -1,0 +1,303 @@
+"""The planner: a pure function from (Entra users, directory users, sync state, settings) to a
+plan of proposals. No I/O, no clock, no Redis: everything else feeds it or applies its result.
+
+Rules (DESIGN.md §2), each with a test named after it in tests/unit/test_plan_rules.py:
+
+Scope    enabled accounts only (configurable); only users with a number (configurable);
+         all users or members of selected groups (nested, resolved by the reader); ignored
+         users give no proposal.
+Matching phone (E.164, mobilePhone and every businessPhones) then e-mail/UPN, in the order
+         configured; only unlinked directory users are candidates; each match records why;
+         a number shared by two or more unlinked Entra users and held by an unlinked directory
+         user is a conflict (never a silent pick) until an admin names the owner; nothing is
+         ever created automatically.
+Changes  linked users whose mapped fields differ give an `update`; a linked user deleted,
+         disabled or gone out of scope gives a `removal`; the per-user sync switch turns both
+         off; a read that was not complete never gives a removal; more removals than the guard
+         allows are held back as one `blocked` entry.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sync.config import Config
+from sync.mapping import clean, field_changes
+from sync.models import (
+    Blocked,
+    Change,
+    DirectoryUser,
+    EntraSnapshot,
+    EntraUser,
+    Kind,
+    Plan,
+    Proposal,
+    StateView,
+)
+from sync.phones import normalize
+
+KIND_ORDER = {Kind.CONFLICT: 0, Kind.MATCH: 1, Kind.UPDATE: 2, Kind.REMOVAL: 3, Kind.NEW: 4}
+
+
+@dataclass(frozen=True, slots=True)
+class _Entra:
+    user: EntraUser
+    phones: tuple[tuple[str, str], ...]  # (E.164, source attribute), in order, unique numbers
+
+
+def entra_phones(user: EntraUser, region: str) -> tuple[tuple[str, str], ...]:
+    seen: dict[str, str] = {}
+    for source, raw in user.raw_phones:
+        e164 = normalize(raw, region)
+        if e164 is not None and e164 not in seen:
+            seen[e164] = source
+    return tuple(seen.items())
+
+
+def scope_cause(u: _Entra, snapshot: EntraSnapshot, config: Config) -> str | None:
+    """None when the user is in scope, else why not: disabled / out_of_scope / no_phone."""
+    if config.scope.enabled_only and not u.user.enabled:
+        return "disabled"
+    if snapshot.group_members is not None and u.user.id not in snapshot.group_members:
+        return "out_of_scope"
+    if config.scope.require_phone and not u.phones:
+        return "no_phone"
+    return None
+
+
+_REMOVAL_REASON = {
+    "deleted": "deleted in Entra (or no longer readable)",
+    "disabled": "the account is disabled in Entra",
+    "out_of_scope": "no longer a member of the selected groups",
+    "no_phone": "no longer has a phone number in Entra (mobilePhone or businessPhones)",
+}
+
+
+def _dir_phones(d: DirectoryUser, region: str) -> set[str]:
+    out = set()
+    for p in d.phones:
+        e = normalize(p, region)
+        if e is not None:
+            out.add(e)
+    return out
+
+
+def plan(
+    snapshot: EntraSnapshot,
+    directory: Sequence[DirectoryUser],
+    state: StateView,
+    config: Config,
+) -> Plan:
+    region = config.matching.default_region
+    mapping = config.mapping
+    proposals: list[Proposal] = []
+
+    entra: dict[str, _Entra] = {}
+    for user in snapshot.users:
+        entra[user.id] = _Entra(user, entra_phones(user, region))
+
+    in_scope: dict[str, _Entra] = {}
+    causes: dict[str, str] = {}
+    for uid, u in entra.items():
+        cause = scope_cause(u, snapshot, config)
+        if cause is None:
+            in_scope[uid] = u
+        else:
+            causes[uid] = cause
+
+    # --- linked directory users: updates and removals ---------------------------------------
+    linked_ids: set[str] = set()
+    removals: list[Proposal] = []
+    synced = syncable = linked_count = 0
+    for d in directory:
+        if d.entra_id is None:
+            continue
+        if d.entra_id in linked_ids:
+            continue  # a second directory user linked to the same Entra user: keep the first
+        linked_ids.add(d.entra_id)
+        if not d.sync_enabled:
+            continue
+        linked_count += 1
+        u = in_scope.get(d.entra_id)
+        if u is None or d.entra_id in state.ignored:
+            if d.entra_id in state.ignored:
+                continue
+            cause = causes.get(d.entra_id, "deleted")
+            label = entra_label(entra[d.entra_id].user) if d.entra_id in entra else _dir_label(d)
+            removals.append(
+                Proposal(
+                    kind=Kind.REMOVAL,
+                    entra_id=d.entra_id,
+                    app_user_id=d.id,
+                    reason=f"{label}: {_REMOVAL_REASON[cause]}",
+                    removal_cause=cause,
+                    label=label,
+                )
+            )
+            continue
+        syncable += 1
+        changes = field_changes(u.user, d, mapping)
+        if changes:
+            proposals.append(
+                Proposal(
+                    kind=Kind.UPDATE,
+                    entra_id=u.user.id,
+                    app_user_id=d.id,
+                    reason=f"{entra_label(u.user)}: {', '.join(sorted(changes))} changed in Entra",
+                    changes=changes,
+                    label=entra_label(u.user),
+                )
+            )
+        else:
+            synced += 1
+
+    # --- unlinked Entra users: conflicts, matches, new -----------------------------------
+    candidates = [
+        u for uid, u in sorted(in_scope.items()) if uid not in linked_ids and uid not in state.ignored
+    ]
+    free_dir = [d for d in directory if d.entra_id is None and d.active]
+    by_phone: dict[str, list[DirectoryUser]] = defaultdict(list)
+    by_email: dict[str, list[DirectoryUser]] = defaultdict(list)
+    for d in free_dir:
+        for e in _dir_phones(d, region):
+            by_phone[e].append(d)
+        if d.email:
+            by_email[d.email.strip().lower()].append(d)
+
+    holders: dict[str, list[_Entra]] = defaultdict(list)
+    for u in candidates:
+        for e164, _src in u.phones:
+            holders[e164].append(u)
+
+    in_conflict: set[str] = set()
+    blocked_numbers: dict[str, str | None] = {}  # number -> the only Entra id allowed to use it
+    for number, users in sorted(holders.items()):
+        if len(users) < 2 or number not in by_phone:
+            continue
+        owner = state.number_owners.get(number)
+        ids = sorted(u.user.id for u in users)
+        if owner in ids:
+            blocked_numbers[number] = owner
+            continue
+        blocked_numbers[number] = None
+        in_conflict.update(ids)
+        holder = by_phone[number][0]
+        names = ", ".join(entra_label(entra[i].user) for i in ids)
+        proposals.append(
+            Proposal(
+                kind=Kind.CONFLICT,
+                entra_id=None,
+                app_user_id=holder.id if len(by_phone[number]) == 1 else None,
+                reason=f"{len(ids)} Entra users have the number {number}: {names}; choose the owner",
+                entra_ids=tuple(ids),
+                number=number,
+                label=number,
+            )
+        )
+
+    claimed: dict[str, str] = {}  # directory user id -> Entra id that matched it
+    for u in candidates:
+        if u.user.id in in_conflict:
+            continue
+        found = _find_match(u, config, by_phone, by_email, blocked_numbers, claimed)
+        if found is not None:
+            d, key, value, why = found
+            claimed[d.id] = u.user.id
+            syncable += 1
+            proposals.append(
+                Proposal(
+                    kind=Kind.MATCH,
+                    entra_id=u.user.id,
+                    app_user_id=d.id,
+                    reason=f"{entra_label(u.user)} matches {_dir_label(d)} by {why}",
+                    changes=field_changes(u.user, d, mapping),
+                    match_key=key,
+                    match_value=value,
+                    label=entra_label(u.user),
+                )
+            )
+            continue
+        changes = field_changes(u.user, None, mapping)
+        if u.phones:
+            changes["phones"] = Change(None, tuple(e for e, _ in u.phones))
+        proposals.append(
+            Proposal(
+                kind=Kind.NEW,
+                entra_id=u.user.id,
+                app_user_id=None,
+                reason=f"{entra_label(u.user)} has no matching directory user (no shared number or e-mail)",
+                changes=changes,
+                label=entra_label(u.user),
+            )
+        )
+
+    # --- removals and the guard -----------------------------------------------------------
+    blocked: list[Blocked] = []
+    if not snapshot.complete:
+        removals = []  # a partial read never removes anyone
+    if removals:
+        guard = config.guard
+        too_many = len(removals) > guard.max_removals
+        too_large = len(removals) >= 2 and len(removals) > guard.max_removal_share * linked_count
+        if (too_many or too_large) and not state.removals_confirmed:
+            blocked.append(
+                Blocked(
+                    reason=(
+                        f"this run would remove {len(removals)} of {linked_count} linked users "
+                        f"(guard: at most {guard.max_removals} or "
+                        f"{guard.max_removal_share:.0%}); confirm to propose them"
+                    ),
+                    count=len(removals),
+                    proposals=tuple(removals),
+                )
+            )
+            removals = []
+    proposals.extend(removals)
+    proposals.sort(key=lambda p: (KIND_ORDER[p.kind], p.label.lower(), p.id))
+    return Plan(
+        proposals=tuple(proposals), blocked=tuple(blocked), synced=synced, syncable=syncable
+    )
+
+
+def entra_label(u: EntraUser) -> str:
+    """A display name for reasons and cards: ``<...>`` removed like any mapped value."""
+    return clean(u.label) or u.id
+
+
+def _dir_label(d: DirectoryUser) -> str:
+    name = d.display_name or " ".join(x for x in (d.first_name, d.last_name) if x)
+    return name or d.email or d.id
+
+
+def _find_match(
+    u: _Entra,
+    config: Config,
+    by_phone: dict[str, list[DirectoryUser]],
+    by_email: dict[str, list[DirectoryUser]],
+    blocked_numbers: dict[str, str | None],
+    claimed: dict[str, str],
+) -> tuple[DirectoryUser, str, str, str] | None:
+    for key in config.matching.keys:
+        if key == "phone":
+            for e164, source in u.phones:
+                if e164 in blocked_numbers and blocked_numbers[e164] != u.user.id:
+                    continue
+                hits = [d for d in by_phone.get(e164, ()) if d.id not in claimed]
+                if len(hits) == 1:
+                    return hits[0], "phone", e164, f"phone {e164} ({source})"
+        else:
+            for email in u.user.emails:
+                hits = [d for d in by_email.get(email, ()) if d.id not in claimed]
+                if len(hits) == 1:
+                    return hits[0], "email", email, f"e-mail {email}"
+    return None
+
+
+def auto_applicable(p: Plan, *, scheduled: bool) -> list[Proposal]:
+    """What the schedule policy may apply without an admin: in scheduled mode, updates of
+    already-linked users; never a creation, a link, a removal or a conflict."""
+    if not scheduled:
+        return []
+    return [x for x in p.proposals if x.kind is Kind.UPDATE]
