@@ -1,0 +1,251 @@
+"""The seam to the Bot Framework SDK: the ONLY module that imports ``botbuilder``.
+
+Everything above it speaks plain dicts (Bot Framework activity JSON) and conversation
+references (dicts in the ``ConversationReference`` wire shape). Swapping to the Microsoft 365
+Agents SDK means rewriting this file only.
+
+Routes around the SDK's bugs (platform notes): we never call ``CloudAdapter.process()`` (it
+double-serializes invoke bodies); we call ``process_activity`` ourselves and hand the invoke
+body back untouched. Authentication failures (``PermissionError``, PyJWT errors) become
+``BotAuthError`` (the route answers 401). Connector failures become ``ConnectorError`` with the
+HTTP status and ``Retry-After`` so the poster can back off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from botbuilder.core import TurnContext
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
+from botbuilder.schema import Activity, ConversationReference
+
+from sync.errors import SyncError
+
+log = logging.getLogger(__name__)
+
+# The turn logic: gets the incoming activity (the dict as received), returns the invoke body
+# (for ``invoke`` activities) or None.
+TurnLogic = Callable[[dict[str, Any]], Awaitable["InvokeReply | None"]]
+
+RETRYABLE_STATUSES = frozenset({412, 429, 502, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeReply:
+    status: int
+    body: dict[str, Any] | None
+
+
+class BotAuthError(SyncError):
+    """The request's Bot Framework JWT is missing, expired or invalid (HTTP 401)."""
+
+    code = "bot_auth_failed"
+    default_hint = "The request was not signed by the Bot Framework."
+
+
+class ConnectorError(SyncError):
+    """The Bot Connector (Teams) refused or failed a send/update."""
+
+    code = "teams_send_failed"
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.status in RETRYABLE_STATUSES or self.status == 0
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    try:
+        raw = headers.get("Retry-After") or headers.get("retry-after")
+    except AttributeError:
+        return None
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except (TypeError, ValueError):
+        return None
+
+
+def connector_error(exc: BaseException) -> ConnectorError:
+    """Turn whatever the connector client raised into a ConnectorError (status 0: no answer)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None) or 0
+    headers = getattr(response, "headers", None)
+    try:
+        status = int(status)
+    except (TypeError, ValueError):
+        status = 0
+    return ConnectorError(
+        f"Bot Connector answered {status or 'nothing'} ({type(exc).__name__})",
+        status=status,
+        retry_after=_retry_after(headers),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Configuration:
+    """What ConfigurationBotFrameworkAuthentication reads (attribute names are the SDK's)."""
+
+    APP_ID: str = ""
+    APP_PASSWORD: str = ""
+    APP_TYPE: str = "MultiTenant"
+    APP_TENANTID: str = ""
+
+
+def reference_of(activity: dict[str, Any]) -> dict[str, Any]:
+    """The conversation reference (wire shape) of an incoming activity, for proactive sends:
+    no ``activityId``, so sends start a new message instead of replying."""
+    conv = activity.get("conversation") or {}
+    ref: dict[str, Any] = {
+        "channelId": activity.get("channelId") or "msteams",
+        "serviceUrl": activity.get("serviceUrl") or "",
+        "conversation": {
+            k: conv[k]
+            for k in ("id", "conversationType", "tenantId", "isGroup", "name")
+            if k in conv
+        },
+        "bot": activity.get("recipient") or {},
+        "user": activity.get("from") or {},
+    }
+    if activity.get("locale"):
+        ref["locale"] = activity["locale"]
+    return ref
+
+
+@dataclass
+class TeamsAdapter:
+    """The Bot Framework adapter, behind four calls: process, send, update, is_member."""
+
+    app_id: str = ""
+    app_password: str = ""
+    app_tenant_id: str = ""
+    _cloud: CloudAdapter = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        conf = _Configuration(
+            APP_ID=self.app_id,
+            APP_PASSWORD=self.app_password,
+            APP_TYPE="SingleTenant" if self.app_tenant_id else "MultiTenant",
+            APP_TENANTID=self.app_tenant_id,
+        )
+        self._cloud = CloudAdapter(ConfigurationBotFrameworkAuthentication(conf))
+
+    @property
+    def local_mode(self) -> bool:
+        return not self.app_id
+
+    # --- incoming -----------------------------------------------------------------------------
+    async def process(
+        self, auth_header: str, activity: dict[str, Any], logic: TurnLogic
+    ) -> InvokeReply | None:
+        """Authenticate and run ``logic`` for one incoming activity. Raises BotAuthError (401),
+        ValueError (malformed activity, 400); whatever ``logic`` raises propagates."""
+        try:
+            act = Activity().deserialize(activity)
+        except Exception as e:  # msrest raises several types for a bad shape
+            raise ValueError(f"not a Bot Framework activity: {type(e).__name__}") from None
+        if not act.type:
+            raise ValueError("activity has no type")
+        holder: list[InvokeReply | None] = []
+
+        async def on_turn(_context: TurnContext) -> None:
+            holder.append(await logic(activity))
+
+        try:
+            await self._cloud.process_activity(auth_header or "", act, on_turn)
+        except (PermissionError, jwt.PyJWTError) as e:
+            raise BotAuthError(f"request refused: {type(e).__name__}") from None
+        except Exception as e:
+            if not holder and _is_auth_failure(e):
+                raise BotAuthError(f"request refused: {type(e).__name__}") from None
+            raise
+        return holder[0] if holder else None
+
+    # --- outgoing -----------------------------------------------------------------------------
+    async def _proactive(
+        self, ref: dict[str, Any], action: Callable[[TurnContext], Awaitable[None]]
+    ) -> None:
+        reference = ConversationReference().deserialize(ref)
+        reply_to = ref.get("activityId")
+
+        async def callback(context: TurnContext) -> None:
+            # The SDK gives the continuation activity a random id, and every send through the
+            # context would then carry it as replyToId (platform notes): reset it.
+            context.activity.id = reply_to
+            await action(context)
+
+        try:
+            await self._cloud.continue_conversation(reference, callback, bot_app_id=self.app_id)
+        except ConnectorError:
+            raise
+        except Exception as e:
+            raise connector_error(e) from e
+
+    async def send(
+        self, ref: dict[str, Any], activity: dict[str, Any], *, reply_to: str | None = None
+    ) -> str:
+        """Post ``activity`` into the referenced conversation (a reply when ``reply_to``).
+        Returns the new activity id."""
+        out: list[str] = []
+        ref = {k: v for k, v in ref.items() if k != "activityId"}
+        if reply_to:
+            ref["activityId"] = reply_to
+
+        async def action(context: TurnContext) -> None:
+            resp = await context.send_activity(Activity().deserialize(activity))
+            out.append(resp.id if resp is not None and resp.id else "")
+
+        await self._proactive(ref, action)
+        return out[0] if out else ""
+
+    async def update(self, ref: dict[str, Any], activity_id: str, activity: dict[str, Any]) -> None:
+        """Replace the activity ``activity_id`` (a posted card) in the referenced conversation."""
+
+        async def action(context: TurnContext) -> None:
+            act = Activity().deserialize(activity)
+            act.id = activity_id
+            await context.update_activity(act)
+
+        await self._proactive({k: v for k, v in ref.items() if k != "activityId"}, action)
+
+    async def is_member(self, ref: dict[str, Any], conversation_id: str, aad_id: str) -> bool:
+        """Is ``aad_id`` a member of the conversation/team ``conversation_id``? (404: no.)"""
+        result: list[bool] = []
+
+        async def action(context: TurnContext) -> None:
+            client = context.turn_state.get(self._cloud.BOT_CONNECTOR_CLIENT_KEY)
+            try:
+                member = await client.conversations.get_conversation_member(conversation_id, aad_id)
+            except Exception as e:
+                err = connector_error(e)
+                if err.status in (400, 403, 404):
+                    result.append(False)
+                    return
+                raise err from e
+            result.append(member is not None)
+
+        await self._proactive({k: v for k, v in ref.items() if k != "activityId"}, action)
+        return bool(result and result[0])
+
+
+def _is_auth_failure(e: BaseException) -> bool:
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, PermissionError | jwt.PyJWTError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
