@@ -1,0 +1,244 @@
+"""App-only tokens for Microsoft Graph: MSAL's client-credentials flow, off the event loop.
+
+One ``msal.ConfidentialClientApplication`` per tenant (it caches the app token itself). MSAL
+talks HTTP through :class:`HttpxMsalClient` (httpx), which can also map the https authority
+MSAL insists on to a tenant simulator served over plain http on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import httpx
+import msal
+from pydantic import SecretStr
+
+from sync.errors import AuthError, AuthUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_RESOURCE = "https://graph.microsoft.com"
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    async def token(self) -> str:
+        """A bearer token for Microsoft Graph. Raises AuthError / AuthUnavailable."""
+        ...
+
+
+@runtime_checkable
+class RefreshableTokenProvider(TokenProvider, Protocol):
+    async def refresh(self) -> str:
+        """Drop any cached token and get a new one (Graph said 401)."""
+        ...
+
+
+class StaticTokenProvider:
+    """A fixed token (tests, benchmarks: e.g. ``TenantSim.issue_token()``)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def token(self) -> str:
+        return self._token
+
+
+class _MsalResponse:
+    """The requests-like response MSAL reads: status_code, text, headers, raise_for_status()."""
+
+    def __init__(self, resp: httpx.Response) -> None:
+        self.status_code = resp.status_code
+        self.text = resp.text
+        self.headers: dict[str, str] = dict(resp.headers.items())
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise AuthUnavailable(f"the Entra token endpoint answered HTTP {self.status_code}")
+
+
+class HttpxMsalClient:
+    """MSAL's ``http_client`` over a synchronous ``httpx.Client``.
+
+    ``rewrite`` maps a URL prefix MSAL uses (``https://127.0.0.1:PORT``) to the one actually
+    reached (``http://127.0.0.1:PORT``): MSAL accepts only https authorities.
+    """
+
+    def __init__(self, client: httpx.Client, *, rewrite: tuple[str, str] | None = None) -> None:
+        self._client = client
+        self._rewrite = rewrite
+
+    def _url(self, url: str) -> str:
+        if self._rewrite is not None and url.startswith(self._rewrite[0]):
+            return self._rewrite[1] + url[len(self._rewrite[0]) :]
+        return url
+
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> _MsalResponse:
+        resp = self._client.get(
+            self._url(url), params=dict(params or {}), headers=dict(headers or {})
+        )
+        return _MsalResponse(resp)
+
+    def post(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> _MsalResponse:
+        common: dict[str, Any] = {"params": dict(params or {}), "headers": dict(headers or {})}
+        if isinstance(data, str):
+            resp = self._client.post(self._url(url), content=data.encode(), **common)
+        else:
+            resp = self._client.post(self._url(url), data=dict(data or {}), **common)
+        return _MsalResponse(resp)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _authority_base(authority_host: str) -> tuple[str, tuple[str, str] | None, bool]:
+    """(https base MSAL sees, URL rewrite for the http client, is it Microsoft's own host)."""
+    if "://" not in authority_host:
+        authority_host = "https://" + authority_host
+    parts = urlsplit(authority_host.rstrip("/"))
+    https_base = f"https://{parts.netloc}"
+    rewrite = (https_base, f"http://{parts.netloc}") if parts.scheme == "http" else None
+    official = parts.netloc.lower() == "login.microsoftonline.com" and parts.scheme == "https"
+    return https_base, rewrite, official
+
+
+def _aadsts_from_text(text: str) -> int | None:
+    """The AADSTS number in an Entra error body (OIDC discovery errors arrive as text)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        codes = body.get("error_codes")
+        if isinstance(codes, list) and codes and isinstance(codes[0], int):
+            return codes[0]
+    marker = text.find("AADSTS")
+    if marker >= 0:
+        digits = ""
+        for ch in text[marker + 6 : marker + 16]:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if digits:
+            return int(digits)
+    return None
+
+
+class MsalTokenProvider:
+    """App-only tokens for one tenant via MSAL's client-credentials flow.
+
+    The MSAL app is built lazily (its constructor does HTTP) in a worker thread and cached; a
+    failed build is not cached. The secret is a SecretStr and never appears in logs or errors.
+    """
+
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        client_secret: SecretStr,
+        *,
+        authority_host: str = DEFAULT_AUTHORITY_HOST,
+        graph_resource: str = DEFAULT_GRAPH_RESOURCE,
+        timeout: float = 30.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self._secret = client_secret
+        self._scopes = [graph_resource.rstrip("/") + "/.default"]
+        self._https_base, rewrite, self._official = _authority_base(authority_host)
+        self._owns_http = http is None
+        self._http = HttpxMsalClient(http or httpx.Client(timeout=timeout), rewrite=rewrite)
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MsalTokenProvider(tenant_id={self.tenant_id!r}, client_id={self.client_id!r})"
+
+    @property
+    def authority(self) -> str:
+        return f"{self._https_base}/{self.tenant_id}"
+
+    def _build(self) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            if self._app is None:
+                self._app = msal.ConfidentialClientApplication(
+                    self.client_id,
+                    client_credential=self._secret.get_secret_value(),
+                    authority=self.authority,
+                    http_client=self._http,
+                    validate_authority=self._official,
+                    instance_discovery=False if not self._official else None,
+                )
+            return self._app
+
+    def _acquire(self, *, refresh: bool) -> str:
+        try:
+            app = self._build()
+            if refresh:
+                app.remove_tokens_for_client()
+            result = app.acquire_token_for_client(scopes=self._scopes)
+        except AuthError:
+            raise
+        except httpx.TransportError as e:
+            raise AuthUnavailable(
+                f"tenant {self.tenant_id}: the Entra token endpoint is not reachable "
+                f"({type(e).__name__})",
+                hint="Entra sign-in did not answer. The sync will retry; nothing was changed.",
+            ) from None
+        except msal.exceptions.MsalServiceError as e:
+            raise AuthUnavailable(
+                f"tenant {self.tenant_id}: the Entra token endpoint failed ({e.error or 'HTTP'})",
+                hint="Entra sign-in did not answer. The sync will retry; nothing was changed.",
+            ) from None
+        except ValueError as e:
+            # MSAL raises ValueError when tenant discovery fails (unknown or malformed tenant).
+            code = _aadsts_from_text(str(e))
+            shown = f" (AADSTS{code})" if code is not None else ""
+            raise AuthError(
+                f"tenant {self.tenant_id}: Entra tenant discovery failed{shown}", aadsts=code
+            ) from None
+        if not isinstance(result, dict):
+            raise AuthError(f"tenant {self.tenant_id}: MSAL returned no result")
+        token = result.get("access_token")
+        if isinstance(token, str) and token:
+            return token
+        codes = result.get("error_codes")
+        code = codes[0] if isinstance(codes, list) and codes and isinstance(codes[0], int) else None
+        error = result.get("error") or "unknown_error"
+        shown = f"AADSTS{code}" if code is not None else str(error)
+        log.warning("token request refused for tenant %s: %s", self.tenant_id, shown)
+        raise AuthError(
+            f"tenant {self.tenant_id}: Entra refused the app's sign-in ({shown}: {error})",
+            aadsts=code,
+        )
+
+    async def token(self) -> str:
+        return await asyncio.to_thread(self._acquire, refresh=False)
+
+    async def refresh(self) -> str:
+        return await asyncio.to_thread(self._acquire, refresh=True)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()

@@ -1,0 +1,400 @@
+"""The Microsoft Graph client: users (paged, streamed), group scope, and delta rounds.
+
+Every request carries ``x-ms-throttle-priority: Low`` (background sync). 429/503/504 and
+connection failures are retried by a bounded, deterministic policy that honours Retry-After;
+every other failure maps to one error of sync.errors. ``@odata.nextLink`` is followed verbatim,
+but only to the origin of ``base_url`` (the bearer token never leaves for another host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from sync.auth import RefreshableTokenProvider, TokenProvider
+from sync.errors import (
+    AuthError,
+    DeltaExpired,
+    GraphDataError,
+    GraphError,
+    GraphNotFound,
+    GraphPermissionDenied,
+    GraphThrottled,
+    GraphUnavailable,
+)
+from sync.graph_attributes import select_attribute
+from sync.models import EntraSnapshot, EntraUser, parse_entra_user
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+RETRY_STATUSES = frozenset({429, 503, 504})
+DELTA_GONE_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+MAX_INVALID = 1000  # keep at most this many invalid-record reasons
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the client retries: at most ``max_retries`` retries per request; the wait is the
+    server's Retry-After (capped) or ``base * 2**attempt`` (capped), with no jitter."""
+
+    max_retries: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        return float(min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaResult:
+    """One delta round: users changed since the last round, users removed (id, reason:
+    ``deleted`` or ``changed`` = out of scope), the link for the next round, unreadable records."""
+
+    changed: list[EntraUser]
+    removed: list[tuple[str, str]]
+    delta_link: str
+    invalid: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.invalid
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # an HTTP-date: fall back to the backoff policy
+    return seconds if seconds >= 0 else None
+
+
+def _error_body(resp: httpx.Response) -> tuple[str, str]:
+    """Graph's error code and message (untrusted; shortened)."""
+    try:
+        body = json.loads(resp.content)
+    except ValueError:
+        return "", ""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return "", ""
+    code = err.get("code")
+    msg = err.get("message")
+    return (str(code)[:80] if code else ""), (str(msg)[:200] if msg else "")
+
+
+def _permission_hint(permission: str) -> str:
+    hint = (
+        f"The Entra app lacks the Microsoft Graph application permission {permission}. In Entra "
+        "admin center > App registrations > your app > API permissions, add "
+        f"{permission} as an Application permission and click 'Grant admin consent'."
+    )
+    if permission == "User.Read.All":
+        hint += " User.ReadBasic.All is not enough: it has no phone numbers or account state."
+    return hint
+
+
+class UserPages:
+    """Users page by page (``async for page in pages``); at most one page of raw JSON is held.
+
+    Malformed records do not stop the read: their reasons collect in ``invalid``.
+    """
+
+    def __init__(self, pages: AsyncIterator[list[Any]]) -> None:
+        self._pages = pages
+        self.invalid: list[str] = []
+
+    def __aiter__(self) -> UserPages:
+        return self
+
+    async def __anext__(self) -> list[EntraUser]:
+        values = await self._pages.__anext__()
+        users: list[EntraUser] = []
+        for obj in values:
+            try:
+                users.append(parse_entra_user(obj))
+            except GraphDataError as e:
+                if len(self.invalid) < MAX_INVALID:
+                    self.invalid.append(e.message)
+        return users
+
+
+class GraphClient:
+    """Reads users from Microsoft Graph for one tenant.
+
+    ``graph_requests`` counts the HTTP requests sent (retries included).
+    """
+
+    def __init__(
+        self,
+        tokens: TokenProvider,
+        *,
+        base_url: str = DEFAULT_GRAPH_URL,
+        http: httpx.AsyncClient,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_retries: int = 6,
+        page_size: int = 999,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not 1 <= page_size <= 999:
+            raise ValueError("page_size must be between 1 and 999")
+        self._tokens = tokens
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self._origin = (parts.scheme, parts.netloc.lower())
+        self._http = http
+        self._sleep = sleep
+        self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
+        self.page_size = page_size
+        self.graph_requests = 0
+
+    # --- public API ------------------------------------------------------------------------
+
+    def iter_users(self, select: Sequence[str], *, enabled_only: bool = False) -> UserPages:
+        """Every user, page by page (``$top`` = page_size). ``$select`` is the given attributes
+        plus ``id`` and ``accountEnabled``. ``enabled_only`` adds ``$filter=accountEnabled eq
+        true``. Raises a GraphError when a page fails; ``.invalid`` lists unreadable records."""
+        url = f"{self.base_url}/users?$select={self.select_param(select)}&$top={self.page_size}"
+        if enabled_only:
+            url += "&$filter=" + quote("accountEnabled eq true", safe="")
+        return UserPages(self._values(url, what="users"))
+
+    async def read_users(
+        self, select: Sequence[str], *, groups: Sequence[str] = (), enabled_only: bool = False
+    ) -> EntraSnapshot:
+        """A full read. With ``groups``, ``group_members`` is the union of their transitive user
+        members. ``complete`` is False when a record was unreadable. Any failure raises: there is
+        never a partial snapshot."""
+        pages = self.iter_users(select, enabled_only=enabled_only)
+        users: list[EntraUser] = []
+        async for page in pages:
+            users.extend(page)
+        invalid = list(pages.invalid)
+        members: frozenset[str] | None = None
+        if groups:
+            ids: set[str] = set()
+            for gid in groups:
+                ids.update(await self._group_member_ids(gid, invalid))
+            members = frozenset(ids)
+        return EntraSnapshot(
+            users=tuple(users),
+            complete=not invalid,
+            group_members=members,
+            invalid=tuple(invalid),
+        )
+
+    async def group_member_ids(self, group_id: str) -> frozenset[str]:
+        """Ids of the users in a group, nested groups included. Raises GraphNotFound."""
+        return frozenset(await self._group_member_ids(group_id, []))
+
+    async def read_delta(self, select: Sequence[str], delta_link: str | None) -> DeltaResult:
+        """One delta round. ``delta_link`` None starts a new round (every user); otherwise the
+        link of the previous round. Raises DeltaExpired when the link is no longer valid (do a
+        full read and start again)."""
+        if delta_link is None:
+            url = f"{self.base_url}/users/delta?$select={self.select_param(select)}"
+        else:
+            self._check_origin(delta_link, "the stored delta link")
+            url = delta_link
+        changed: list[EntraUser] = []
+        removed: list[tuple[str, str]] = []
+        invalid: list[str] = []
+        final: dict[str, Any] = {}
+        async for values in self._values(url, what="delta", delta=True, final=final):
+            for obj in values:
+                if isinstance(obj, dict) and "@removed" in obj:
+                    uid = obj.get("id")
+                    info = obj.get("@removed")
+                    reason = info.get("reason") if isinstance(info, dict) else None
+                    if not isinstance(uid, str) or not uid:
+                        invalid.append("a removed entry has no valid 'id'")
+                        continue
+                    removed.append((uid, reason if isinstance(reason, str) else "deleted"))
+                    continue
+                try:
+                    changed.append(parse_entra_user(obj))
+                except GraphDataError as e:
+                    if len(invalid) < MAX_INVALID:
+                        invalid.append(e.message)
+        link = final.get("@odata.deltaLink")
+        if not isinstance(link, str):
+            raise GraphDataError("Microsoft Graph ended a delta round without a deltaLink")
+        self._check_origin(link, "the deltaLink")
+        return DeltaResult(changed=changed, removed=removed, delta_link=link, invalid=invalid)
+
+    @staticmethod
+    def select_param(select: Sequence[str]) -> str:
+        """``$select``: the attributes (nested ones by their parent), id, accountEnabled."""
+        names = [select_attribute(a) for a in select]
+        return ",".join(dict.fromkeys([*names, "id", "accountEnabled"]))
+
+    # --- internals -------------------------------------------------------------------------
+
+    async def _group_member_ids(self, group_id: str, invalid: list[str]) -> set[str]:
+        url = (
+            f"{self.base_url}/groups/{quote(group_id, safe='')}/transitiveMembers/"
+            f"microsoft.graph.user?$select=id&$top={self.page_size}"
+        )
+        ids: set[str] = set()
+        async for values in self._values(url, what="members", group=group_id):
+            for obj in values:
+                uid = obj.get("id") if isinstance(obj, dict) else None
+                if isinstance(uid, str) and uid:
+                    ids.add(uid)
+                elif len(invalid) < MAX_INVALID:
+                    invalid.append(f"group {group_id}: a member entry has no valid 'id'")
+        return ids
+
+    def _check_origin(self, url: str, what: str) -> None:
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc.lower()) != self._origin:
+            raise GraphDataError(
+                f"{what} points outside {self._origin[0]}://{self._origin[1]}; not followed"
+            )
+
+    async def _values(
+        self,
+        url: str,
+        *,
+        what: str,
+        group: str | None = None,
+        delta: bool = False,
+        final: dict[str, Any] | None = None,
+    ) -> AsyncIterator[list[Any]]:
+        """The ``value`` list of each page, following @odata.nextLink verbatim."""
+        next_url: str | None = url
+        while next_url is not None:
+            body = await self._get(next_url, what=what, group=group, delta=delta)
+            values = body.get("value")
+            if not isinstance(values, list):
+                raise GraphDataError(f"Microsoft Graph answered {what} without a 'value' list")
+            link = body.get("@odata.nextLink")
+            if link is not None:
+                if not isinstance(link, str):
+                    raise GraphDataError("Microsoft Graph sent a nextLink that is not a string")
+                self._check_origin(link, "the nextLink")
+            elif final is not None:
+                final.update({k: v for k, v in body.items() if k != "value"})
+            next_url = link
+            del body
+            yield values
+
+    async def _get(self, url: str, *, what: str, group: str | None, delta: bool) -> dict[str, Any]:
+        policy = self.retry
+        attempt = 0
+        refreshed = False
+        token = await self._tokens.token()
+        while True:
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "x-ms-throttle-priority": "Low",
+            }
+            if delta:
+                headers["Prefer"] = f"odata.maxpagesize={self.page_size}"
+            self.graph_requests += 1
+            try:
+                resp = await self._http.get(url, headers=headers)
+            except httpx.TransportError as e:
+                if attempt >= policy.max_retries:
+                    raise GraphUnavailable(
+                        f"Microsoft Graph is not reachable ({type(e).__name__}) after "
+                        f"{attempt + 1} attempts"
+                    ) from None
+                wait = policy.delay(attempt, None)
+                log.info("graph %s: %s, retrying in %.1fs", what, type(e).__name__, wait)
+                await self._sleep(wait)
+                attempt += 1
+                continue
+            status = resp.status_code
+            if status == 200:
+                return self._parse(resp, what)
+            if status == 401:
+                if refreshed:
+                    code, _ = _error_body(resp)
+                    raise AuthError(
+                        f"Microsoft Graph refused the app's access token (HTTP 401 {code})".strip(),
+                        hint=(
+                            "Microsoft Graph did not accept the app's token. Check that the app "
+                            "is registered in this tenant and its secret is current."
+                        ),
+                    )
+                refreshed = True
+                token = await self._refreshed_token()
+                continue
+            if status in RETRY_STATUSES:
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                if attempt >= policy.max_retries:
+                    if status == 429:
+                        raise GraphThrottled(
+                            f"Microsoft Graph kept throttling {what} (HTTP 429) after "
+                            f"{attempt + 1} attempts",
+                            retry_after=retry_after,
+                        )
+                    raise GraphUnavailable(
+                        f"Microsoft Graph kept failing {what} (HTTP {status}) after "
+                        f"{attempt + 1} attempts"
+                    )
+                wait = policy.delay(attempt, retry_after)
+                log.info("graph %s: HTTP %d, retrying in %.1fs", what, status, wait)
+                await self._sleep(wait)
+                attempt += 1
+                continue
+            raise self._error(resp, what=what, group=group)
+
+    async def _refreshed_token(self) -> str:
+        if isinstance(self._tokens, RefreshableTokenProvider):
+            return await self._tokens.refresh()
+        return await self._tokens.token()
+
+    @staticmethod
+    def _parse(resp: httpx.Response, what: str) -> dict[str, Any]:
+        try:
+            body = json.loads(resp.content)
+        except ValueError:
+            raise GraphDataError(
+                f"Microsoft Graph answered {what} with something not JSON"
+            ) from None
+        if not isinstance(body, dict):
+            raise GraphDataError(
+                f"Microsoft Graph answered {what} with a JSON {type(body).__name__}"
+            )
+        return body
+
+    @staticmethod
+    def _error(resp: httpx.Response, *, what: str, group: str | None) -> GraphError:
+        status = resp.status_code
+        code, message = _error_body(resp)
+        detail = (
+            f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+        )
+        if status == 410 or code.lower() in DELTA_GONE_CODES:
+            return DeltaExpired(
+                f"the delta link expired ({detail}); a full read is needed",
+                hint="Entra's change tracking expired; the next sync reads every user again.",
+            )
+        if status == 403:
+            permission = "GroupMember.Read.All" if group is not None else "User.Read.All"
+            return GraphPermissionDenied(
+                f"Microsoft Graph denied reading {what} ({detail})",
+                hint=_permission_hint(permission),
+            )
+        if status == 404 and group is not None:
+            return GraphNotFound(f"the scope group {group} does not exist in Entra ({detail})")
+        if status == 404:
+            return GraphNotFound(f"Microsoft Graph did not find {what} ({detail})", hint="")
+        if status >= 500:
+            return GraphUnavailable(f"Microsoft Graph failed reading {what} ({detail})")
+        return GraphError(f"Microsoft Graph refused the {what} request ({detail})")

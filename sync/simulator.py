@@ -1,0 +1,739 @@
+"""A simulated Entra tenant: Microsoft Graph (users, delta, group members) and the token
+endpoint, served over real HTTP by aiohttp.
+
+It behaves like the real thing where the client cares: ``$select``/``$top``/``$filter``,
+``@odata.nextLink`` paging with an opaque skiptoken, ``/users/delta`` rounds with
+``@removed`` entries, nested group expansion, bearer tokens issued by its own token endpoint,
+and switchable faults (429 storms, 5xx, AADSTS errors, 403, expired delta links, malformed
+users). Pages are served from caches of pre-serialised JSON so that 100,000 users cost little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import re
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from sync.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MAX_TOP = 999
+DEFAULT_TOP = 100
+DEFAULT_DELTA_PAGE = 200
+
+# What Graph returns for a user when no $select is given.
+DEFAULT_SELECT: tuple[str, ...] = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
+_LIST_ATTRS = frozenset({"businessPhones", "imAddresses", "otherMails", "proxyAddresses"})
+_ATTR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_ENABLED_FILTER = re.compile(r"^\s*accountEnabled\s+eq\s+(true|false)\s*$", re.IGNORECASE)
+
+MALFORMED_USER: dict[str, Any] = {
+    "id": "00000000-bad0-4bad-8bad-000000000000",
+    "displayName": "Malformed User",
+    "accountEnabled": "sometimes",  # not a boolean: the client must reject this record
+    "businessPhones": "+46 8 123 456",  # not a list
+}
+
+AADSTS_INVALID_SECRET = 7000215
+AADSTS_APP_NOT_FOUND = 700016
+
+
+@dataclass
+class Faults:
+    """Switches for the failures a real tenant produces. Mutable: tests flip them mid-run."""
+
+    throttle_every: int | None = None  # every Nth Graph request answers 429
+    retry_after: int = 1  # seconds, the Retry-After of a 429
+    fail_at_request: int | None = None  # the Graph request (1-based) that starts failing
+    fail_status: int = 503  # 500, 503 or 504
+    fail_times: int = 1  # how many consecutive requests fail from fail_at_request on
+    token_error_code: int | None = None  # 400/401: the token endpoint refuses (AADSTS7000215)
+    forbidden: bool = False  # Graph answers 403 Authorization_RequestDenied
+    delta_expired: bool = False  # delta/deltatoken requests answer 410 syncStateNotFound
+    malformed: bool = False  # the first page of users carries a malformed user
+
+
+def _b64(obj: Any) -> str:
+    raw = json.dumps(obj, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(token: str) -> Any:
+    pad = "=" * (-len(token) % 4)
+    try:
+        return json.loads(base64.urlsafe_b64decode(token + pad))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class TenantSim:
+    """A tenant's users and groups, mutable for tests, with fault switches and counters.
+
+    ``requests`` counts requests by kind: ``users``, ``delta``, ``members``, ``token``,
+    ``discovery``, and ``graph`` (every Graph request, whatever its answer).
+    """
+
+    def __init__(
+        self,
+        users: Iterable[Mapping[str, Any]] = (),
+        groups: Iterable[Mapping[str, Any]] = (),
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        faults: Faults | None = None,
+        delta_page_size: int = DEFAULT_DELTA_PAGE,
+    ) -> None:
+        self._users: dict[str, dict[str, Any]] = {}
+        self._user_version: dict[str, int] = {}
+        self._deleted: dict[str, int] = {}  # id -> version at which it was deleted
+        self._version = 0
+        self._groups: dict[str, dict[str, Any]] = {}
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.faults = faults if faults is not None else Faults()
+        self.delta_page_size = delta_page_size
+        self.requests: Counter[str] = Counter()
+        self._tokens: set[str] = set()
+        # caches (dropped on mutation)
+        self._order: list[str] | None = None
+        self._proj: dict[tuple[str, ...], dict[str, bytes]] = {}
+        self._listing: dict[tuple[tuple[str, ...], bool | None], list[bytes]] = {}
+        self._delta_listing: dict[tuple[tuple[str, ...], int, int], list[bytes]] = {}
+        self._members: dict[str, list[str]] = {}
+        for u in users:
+            self._put_user(u, version=0)
+        for g in groups:
+            gid = g.get("id")
+            if not isinstance(gid, str):
+                raise InputError("a group has no string 'id'")
+            self._groups[gid] = dict(g)
+
+    # --- data ----------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def user_ids(self) -> list[str]:
+        return list(self._users)
+
+    def user(self, uid: str) -> dict[str, Any] | None:
+        u = self._users.get(uid)
+        return dict(u) if u is not None else None
+
+    def _put_user(self, obj: Mapping[str, Any], *, version: int) -> None:
+        uid = obj.get("id")
+        if not isinstance(uid, str) or not uid:
+            raise InputError("a user has no string 'id'")
+        self._users[uid] = dict(obj)
+        self._user_version[uid] = version
+        self._deleted.pop(uid, None)
+
+    def _invalidate(self, uid: str | None) -> None:
+        self._order = None
+        self._listing.clear()
+        self._delta_listing.clear()
+        self._members.clear()
+        if uid is not None:
+            for per_user in self._proj.values():
+                per_user.pop(uid, None)
+
+    def upsert_user(self, obj: Mapping[str, Any]) -> None:
+        """Add or replace a user (Graph's JSON). A replaced user keeps its place in listings."""
+        self._version += 1
+        self._put_user(obj, version=self._version)
+        self._invalidate(str(obj["id"]))
+
+    def update_user(self, uid: str, **attrs: Any) -> None:
+        """Change some attributes of an existing user."""
+        cur = self._users.get(uid)
+        if cur is None:
+            raise KeyError(uid)
+        self.upsert_user({**cur, **attrs})
+
+    def delete_user(self, uid: str) -> None:
+        """Delete a user; the next delta round reports it as ``@removed: deleted``."""
+        if uid not in self._users:
+            raise KeyError(uid)
+        self._version += 1
+        del self._users[uid]
+        del self._user_version[uid]
+        self._deleted[uid] = self._version
+        self._invalidate(uid)
+
+    def set_group(self, gid: str, members: Iterable[str], display_name: str = "") -> None:
+        self._groups[gid] = {
+            "id": gid,
+            "displayName": display_name or gid,
+            "members": list(members),
+        }
+        self._members.clear()
+
+    # --- tokens --------------------------------------------------------------------------
+
+    def issue_token(self) -> str:
+        """A bearer token Graph accepts (what the token endpoint hands out)."""
+        tok = "sim." + secrets.token_urlsafe(24)
+        self._tokens.add(tok)
+        return tok
+
+    def revoke_tokens(self) -> None:
+        """Every issued token becomes invalid (Graph answers 401 until a new one is fetched)."""
+        self._tokens.clear()
+
+    def token_valid(self, token: str) -> bool:
+        return token in self._tokens
+
+    # --- projections (cached) ------------------------------------------------------------
+
+    def _user_bytes(self, uid: str, select: tuple[str, ...]) -> bytes:
+        per_user = self._proj.get(select)
+        if per_user is None:
+            per_user = self._proj[select] = {}
+        b = per_user.get(uid)
+        if b is None:
+            b = per_user[uid] = _dumps(project(self._users[uid], select))
+        return b
+
+    def _ordered_ids(self) -> list[str]:
+        if self._order is None:
+            self._order = list(self._users)
+        return self._order
+
+    def listing(self, select: tuple[str, ...], enabled: bool | None) -> list[bytes]:
+        """Projected JSON of every user (optionally filtered on accountEnabled), in order."""
+        key = (select, enabled)
+        got = self._listing.get(key)
+        if got is None:
+            ids = self._ordered_ids()
+            if enabled is not None:
+                ids = [i for i in ids if self._users[i].get("accountEnabled", True) is enabled]
+            got = self._listing[key] = [self._user_bytes(i, select) for i in ids]
+        return got
+
+    def delta_listing(self, select: tuple[str, ...], since: int, upto: int) -> list[bytes]:
+        """Users changed in (since, upto] and users deleted in that window (``since`` -1: the
+        initial round, every user and no deletions)."""
+        key = (select, since, upto)
+        got = self._delta_listing.get(key)
+        if got is None:
+            got = []
+            for uid in self._ordered_ids():
+                v = self._user_version[uid]
+                if v > since and v <= upto:
+                    got.append(self._user_bytes(uid, select))
+            if since >= 0:
+                for uid, v in self._deleted.items():
+                    if since < v <= upto:
+                        got.append(_dumps({"id": uid, "@removed": {"reason": "deleted"}}))
+            self._delta_listing[key] = got
+        return got
+
+    def group_member_ids(self, gid: str) -> list[str] | None:
+        """Transitive user members of a group (nested groups expanded), or None if unknown."""
+        if gid not in self._groups:
+            return None
+        got = self._members.get(gid)
+        if got is None:
+            seen_groups: set[str] = set()
+            out: dict[str, None] = {}
+            stack = [gid]
+            while stack:
+                g = stack.pop()
+                if g in seen_groups:
+                    continue
+                seen_groups.add(g)
+                for m in self._groups[g].get("members") or ():
+                    if m in self._groups:
+                        stack.append(m)
+                    elif m in self._users:
+                        out[m] = None
+            got = self._members[gid] = list(out)
+        return got
+
+    def group_listing(self, gid: str, select: tuple[str, ...]) -> list[bytes] | None:
+        ids = self.group_member_ids(gid)
+        if ids is None:
+            return None
+        return [self._user_bytes(i, select) for i in ids]
+
+
+def project(user: Mapping[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
+    """A Graph user as Graph returns it for ``$select``: the selected properties (null when
+    unset; an empty list for list properties), ``id`` always."""
+    out: dict[str, Any] = {}
+    for name in select:
+        if name in user:
+            out[name] = user[name]
+        else:
+            out[name] = [] if name in _LIST_ATTRS else None
+    out["id"] = user["id"]
+    return out
+
+
+def load_tenant_file(path: str | Path) -> TenantSim:
+    """Read a tenant file (DESIGN.md §5). Raises InputError naming the file and the problem."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"{p}: cannot read the tenant file ({e.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise InputError(f'{p}: expected an object with a "users" list')
+    users = data.get("users")
+    if not isinstance(users, list):
+        raise InputError(f'{p}: "users" must be a list of Graph user objects')
+    seen: set[str] = set()
+    for i, u in enumerate(users):
+        if not isinstance(u, dict):
+            raise InputError(f"{p}: users[{i}] is not an object")
+        uid = u.get("id")
+        if not isinstance(uid, str) or not uid:
+            raise InputError(f'{p}: users[{i}] has no string "id"')
+        if uid in seen:
+            raise InputError(f'{p}: users[{i}] repeats the id "{uid}"')
+        seen.add(uid)
+    groups = data.get("groups", [])
+    if not isinstance(groups, list):
+        raise InputError(f'{p}: "groups" must be a list')
+    for i, g in enumerate(groups):
+        if not isinstance(g, dict) or not isinstance(g.get("id"), str):
+            raise InputError(f'{p}: groups[{i}] needs a string "id"')
+        members = g.get("members", [])
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise InputError(f"{p}: groups[{i}].members must be a list of ids")
+    return TenantSim(users, groups)
+
+
+def synthetic_users(count: int, *, start: int = 0, disabled_every: int = 0) -> list[dict[str, Any]]:
+    """Deterministic Graph user objects for tests and benchmarks."""
+    out = []
+    for n in range(start, start + count):
+        out.append(
+            {
+                "id": f"{n:08x}-0000-4000-8000-{n:012x}",
+                "displayName": f"User {n}",
+                "givenName": "User",
+                "surname": f"N{n}",
+                "mail": f"user{n}@contoso.example",
+                "userPrincipalName": f"user{n}@contoso.example",
+                "mobilePhone": f"+4670{n:07d}",
+                "businessPhones": [f"+468{n:07d}"],
+                "department": ("Sales", "Support", "R&D")[n % 3],
+                "jobTitle": "Agent",
+                "accountEnabled": not (disabled_every and n % disabled_every == 0),
+            }
+        )
+    return out
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+SIM_KEY: web.AppKey[TenantSim] = web.AppKey("tenant_sim", TenantSim)
+
+
+def _graph_error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {"request-id": secrets.token_hex(8), "date": "2026-01-01T00:00:00"},
+        }
+    }
+    return web.Response(
+        status=status, body=_dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def _parse_select(raw: str | None) -> tuple[str, ...] | web.Response:
+    if raw is None:
+        return DEFAULT_SELECT
+    names: list[str] = []
+    for part in raw.split(","):
+        name = part.strip()
+        if not _ATTR_NAME.match(name):
+            return _graph_error(
+                400, "BadRequest", f"Parsing OData Select and Expand failed: '{name}' is invalid."
+            )
+        if name != "id" and name not in names:
+            names.append(name)
+    return (*names, "id")
+
+
+def _parse_top(raw: str | None, default: int) -> int | web.Response:
+    if raw is None:
+        return default
+    try:
+        top = int(raw)
+    except ValueError:
+        return _graph_error(400, "BadRequest", f"Invalid page size specified: '{raw}'.")
+    if not 1 <= top <= MAX_TOP:
+        return _graph_error(
+            400, "Request_UnsupportedQuery", f"Invalid page size specified: '{raw}'. Must be 1-999."
+        )
+    return top
+
+
+def _origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _page_body(context: str, items: list[bytes], extra: Mapping[str, str]) -> bytes:
+    tail = b"".join(b',"' + k.encode() + b'":' + _dumps(v) for k, v in extra.items())
+    return (
+        b'{"@odata.context":'
+        + _dumps(context)
+        + b',"value":['
+        + b",".join(items)
+        + b"]"
+        + tail
+        + b"}"
+    )
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def _graph_gate(request: web.Request, kind: str) -> web.Response | None:
+    """Counting, authentication and injected faults shared by every Graph endpoint."""
+    sim = request.app[SIM_KEY]
+    sim.requests["graph"] += 1
+    sim.requests[kind] += 1
+    n = sim.requests["graph"]
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or not sim.token_valid(auth[7:].strip()):
+        return _graph_error(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token is empty." if not auth else "Access token validation failure.",
+            **{"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
+        )
+    f = sim.faults
+    if f.fail_at_request is not None and f.fail_at_request <= n < f.fail_at_request + f.fail_times:
+        status = f.fail_status
+        code = {500: "generalException", 504: "GatewayTimeout"}.get(status, "serviceNotAvailable")
+        return _graph_error(status, code, "The service is temporarily unavailable.")
+    if f.throttle_every and n % f.throttle_every == 0:
+        return _graph_error(
+            429,
+            "TooManyRequests",
+            "Too many requests.",
+            **{"Retry-After": str(f.retry_after)},
+        )
+    if f.forbidden:
+        return _graph_error(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
+    return None
+
+
+async def _users(request: web.Request) -> web.Response:
+    denied = _graph_gate(request, "users")
+    if denied is not None:
+        return denied
+    sim = request.app[SIM_KEY]
+    q = request.query
+    select = _parse_select(q.get("$select"))
+    if isinstance(select, web.Response):
+        return select
+    top = _parse_top(q.get("$top"), DEFAULT_TOP)
+    if isinstance(top, web.Response):
+        return top
+    enabled: bool | None = None
+    flt = q.get("$filter")
+    if flt is not None:
+        m = _ENABLED_FILTER.match(flt)
+        if m is None:
+            return _graph_error(400, "Request_UnsupportedQuery", "Unsupported Query.")
+        enabled = m.group(1).lower() == "true"
+    offset = 0
+    if "$skiptoken" in q:
+        state = _unb64(q["$skiptoken"])
+        if not isinstance(state, dict) or not isinstance(state.get("o"), int):
+            return _graph_error(400, "Directory_ExpiredPageToken", "The page token is invalid.")
+        offset = state["o"]
+    items = sim.listing(select, enabled)
+    page = items[offset : offset + top]
+    if offset == 0 and sim.faults.malformed:
+        page = [_dumps(MALFORMED_USER), *page]
+    origin = _origin(request)
+    extra: dict[str, str] = {}
+    if offset + top < len(items):
+        params = [f"$top={top}"]
+        if q.get("$select") is not None:
+            params.append(f"$select={','.join(select)}")
+        if flt is not None:
+            params.append("$filter=" + quote(flt, safe=""))
+        params.append(f"$skiptoken={_b64({'o': offset + top})}")
+        extra["@odata.nextLink"] = f"{origin}/v1.0/users?" + "&".join(params)
+    context = f"{origin}/v1.0/$metadata#users({','.join(select)})"
+    return _json(_page_body(context, page, extra))
+
+
+async def _delta(request: web.Request) -> web.Response:
+    denied = _graph_gate(request, "delta")
+    if denied is not None:
+        return denied
+    sim = request.app[SIM_KEY]
+    q = request.query
+    origin = _origin(request)
+    page_size = sim.delta_page_size
+    prefer = request.headers.get("Prefer", "")
+    m = re.search(r"odata\.maxpagesize=(\d+)", prefer)
+    if m:
+        page_size = max(1, min(MAX_TOP, int(m.group(1))))
+    if "$deltatoken" in q or "$skiptoken" in q:
+        if sim.faults.delta_expired:
+            return _graph_error(
+                410,
+                "syncStateNotFound",
+                "The sync state is not found or has expired. Start a new delta round.",
+            )
+        token = q.get("$deltatoken") or q.get("$skiptoken") or ""
+        state = _unb64(token)
+        if not isinstance(state, dict) or not {"s", "f", "t", "o"} <= set(state):
+            return _graph_error(410, "syncStateNotFound", "The delta token is not valid.")
+        select = tuple(state["s"])
+        if "$deltatoken" in q:
+            since, upto, offset = int(state["t"]), sim.version, 0
+        else:
+            since, upto, offset = int(state["f"]), int(state["t"]), int(state["o"])
+    else:
+        parsed = _parse_select(q.get("$select"))
+        if isinstance(parsed, web.Response):
+            return parsed
+        select, since, upto, offset = parsed, -1, sim.version, 0
+    items = sim.delta_listing(select, since, upto)
+    page = items[offset : offset + page_size]
+    if offset == 0 and since < 0 and sim.faults.malformed:
+        page = [_dumps(MALFORMED_USER), *page]
+    extra: dict[str, str] = {}
+    if offset + page_size < len(items):
+        tok = _b64({"s": list(select), "f": since, "t": upto, "o": offset + page_size})
+        extra["@odata.nextLink"] = f"{origin}/v1.0/users/delta?$skiptoken={tok}"
+    else:
+        tok = _b64({"s": list(select), "f": since, "t": upto, "o": 0})
+        extra["@odata.deltaLink"] = f"{origin}/v1.0/users/delta?$deltatoken={tok}"
+    context = f"{origin}/v1.0/$metadata#users({','.join(select)})"
+    return _json(_page_body(context, page, extra))
+
+
+async def _members(request: web.Request) -> web.Response:
+    denied = _graph_gate(request, "members")
+    if denied is not None:
+        return denied
+    sim = request.app[SIM_KEY]
+    gid = request.match_info["gid"]
+    q = request.query
+    select = _parse_select(q.get("$select"))
+    if isinstance(select, web.Response):
+        return select
+    top = _parse_top(q.get("$top"), DEFAULT_TOP)
+    if isinstance(top, web.Response):
+        return top
+    items = sim.group_listing(gid, select)
+    if items is None:
+        return _graph_error(
+            404,
+            "Request_ResourceNotFound",
+            f"Resource '{gid}' does not exist or one of its queried reference-property objects "
+            "are not present.",
+        )
+    offset = 0
+    if "$skiptoken" in q:
+        state = _unb64(q["$skiptoken"])
+        if not isinstance(state, dict) or not isinstance(state.get("o"), int):
+            return _graph_error(400, "Directory_ExpiredPageToken", "The page token is invalid.")
+        offset = state["o"]
+    page = items[offset : offset + top]
+    origin = _origin(request)
+    extra: dict[str, str] = {}
+    if offset + top < len(items):
+        params = [f"$top={top}"]
+        if q.get("$select") is not None:
+            params.append(f"$select={','.join(select)}")
+        params.append(f"$skiptoken={_b64({'o': offset + top})}")
+        extra["@odata.nextLink"] = (
+            f"{origin}/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user?" + "&".join(params)
+        )
+    context = f"{origin}/v1.0/$metadata#users({','.join(select)})"
+    return _json(_page_body(context, page, extra))
+
+
+def _token_error(status: int, error: str, code: int, text: str) -> web.Response:
+    trace = secrets.token_hex(8)
+    body = {
+        "error": error,
+        "error_description": f"AADSTS{code}: {text} Trace ID: {trace} Timestamp: 2026-01-01",
+        "error_codes": [code],
+        "timestamp": "2026-01-01 00:00:00Z",
+        "trace_id": trace,
+        "correlation_id": secrets.token_hex(8),
+        "error_uri": "https://login.microsoftonline.com/error?code=" + str(code),
+    }
+    return web.Response(status=status, body=_dumps(body), content_type="application/json")
+
+
+async def _token(request: web.Request) -> web.Response:
+    sim = request.app[SIM_KEY]
+    sim.requests["token"] += 1
+    form = await request.post()
+    f = sim.faults
+    if f.token_error_code is not None:
+        return _token_error(
+            f.token_error_code,
+            "invalid_client",
+            AADSTS_INVALID_SECRET,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the "
+            "client secret value, not the client secret ID, for a secret added to app "
+            f"'{form.get('client_id', '')}'.",
+        )
+    if form.get("grant_type") != "client_credentials":
+        return _token_error(
+            400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
+        )
+    client_id = str(form.get("client_id", ""))
+    if sim.client_id is not None and client_id != sim.client_id:
+        return _token_error(
+            400,
+            "unauthorized_client",
+            AADSTS_APP_NOT_FOUND,
+            f"Application with identifier '{client_id}' was not found in the directory.",
+        )
+    if sim.client_secret is not None and form.get("client_secret") != sim.client_secret:
+        return _token_error(
+            401,
+            "invalid_client",
+            AADSTS_INVALID_SECRET,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the "
+            "client secret value, not the client secret ID, for a secret added to app "
+            f"'{client_id}'.",
+        )
+    scope = str(form.get("scope", ""))
+    if not any(s.endswith("/.default") for s in scope.split()):
+        return _token_error(
+            400, "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid."
+        )
+    body = {
+        "token_type": "Bearer",
+        "expires_in": 3599,
+        "ext_expires_in": 3599,
+        "access_token": sim.issue_token(),
+    }
+    return _json(_dumps(body))
+
+
+async def _openid_configuration(request: web.Request) -> web.Response:
+    """Tenant discovery for MSAL. Entra's endpoints are always https, so the URLs say https with
+    the host the request came to (a client reaching the simulator over http maps them back)."""
+    sim = request.app[SIM_KEY]
+    sim.requests["discovery"] += 1
+    tenant = request.match_info["tenant"]
+    base = f"https://{request.host}/{tenant}"
+    body = {
+        "token_endpoint": f"{base}/oauth2/v2.0/token",
+        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+        "issuer": f"https://{request.host}/{tenant}/v2.0",
+        "jwks_uri": f"{base}/discovery/v2.0/keys",
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+        "tenant_region_scope": "EU",
+    }
+    return _json(_dumps(body))
+
+
+def make_app(sim: TenantSim) -> web.Application:
+    """The simulator as an aiohttp application (Graph under /v1.0, Entra login under /{tenant})."""
+    app = web.Application()
+    app[SIM_KEY] = sim
+    app.router.add_get("/v1.0/users", _users)
+    app.router.add_get("/v1.0/users/delta", _delta)
+    app.router.add_get("/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user", _members)
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", _token)
+    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", _openid_configuration)
+    return app
+
+
+@asynccontextmanager
+async def serve_simulator(
+    sim: TenantSim, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve the simulator on ``host:port`` (0: an ephemeral port); yields its base URL."""
+    runner = web.AppRunner(make_app(sim), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port
+        shown = f"[{host}]" if ":" in host else host
+        yield f"http://{shown}:{bound}"
+    finally:
+        await runner.cleanup()
+
+
+def main_simulate(
+    tenant_path: str,
+    port: int,
+    host: str = "127.0.0.1",
+    throttle_every: int | None = None,
+    fail_at: int | None = None,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Blocking entry of ``entra-sync simulate``: serve FILE until interrupted.
+
+    ``on_ready`` gets the base URL once listening (Graph at ``URL/v1.0``, login at ``URL``).
+    Raises InputError for a bad tenant file.
+    """
+    sim = load_tenant_file(tenant_path)
+    sim.faults.throttle_every = throttle_every
+    sim.faults.fail_at_request = fail_at
+
+    async def run() -> None:
+        async with serve_simulator(sim, host=host, port=port) as url:
+            log.info("tenant simulator for %s on %s (Graph at %s/v1.0)", tenant_path, url, url)
+            if on_ready is not None:
+                on_ready(url)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        log.info("tenant simulator stopped")
