@@ -39,6 +39,9 @@ class Keys:
     def snapshot(self, tenant: str) -> str:  # hash: Entra id -> user JSON (for delta merge)
         return f"{self.prefix}snap:{tenant}"
 
+    def snapshot_staging(self, tenant: str) -> str:  # save_snapshot writes here, then RENAME
+        return f"{self.prefix}snapnew:{tenant}"
+
     def last_sync(self, tenant: str) -> str:  # hash: at, status, error, counters
         return f"{self.prefix}lastsync:{tenant}"
 

@@ -1,0 +1,913 @@
+"""The sync state in Redis: proposals and their state machine, ignored users, number owners,
+delta links, snapshots, last-sync records, the per-tenant run lock, the audit stream, card and
+conversation references, credentials (encrypted) and settings overrides.
+
+Every key comes from ``sync.keys.Keys``. Times come from the injected clock (aware UTC) and are
+stored as ISO strings. Values are compact JSON.
+
+Atomicity: every state change that reads before it writes runs as an optimistic transaction
+(``WATCH`` / ``MULTI`` / ``EXEC``, retried on ``WatchError``). We use WATCH rather than Lua
+because the embedded store (fakeredis, when ``REDIS_URL`` is unset) has no Lua engine; the same
+code path then runs on both, and the integration tests exercise it on the real server.
+
+Bulk operations (``record_plan``, snapshots, per-user times) are pipelined in batches of at most
+``BATCH`` commands, so 100,000 proposals cost a few hundred round trips, not 100,000.
+
+Proposal hash fields (``Keys.proposal``):
+    state       ProposalState value
+    rec         JSON {"p": Proposal.to_dict(), "t": tenant, "d": directory, "c": created_at}
+    by, by_id   who decided (display name, id); "system" for superseded
+    at          when decided (ISO)
+    verb        the card verb that decided it (accept, ignore, link, create, ...)
+    applied_at  when ACCEPTED became APPLIED (ISO)
+    result      JSON of what the apply step reported
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+from redis.exceptions import WatchError
+
+from sync.errors import LockBusy, ProposalNotFound, ProposalNotPending, StateError
+from sync.keys import Keys
+from sync.models import TRANSITIONS, EntraUser, Kind, Proposal, ProposalState, StateView
+from sync.secrets import SecretBox
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # commands per pipeline
+MAX_WATCH_RETRIES = 100
+AUDIT_MAXLEN = 100_000
+GUARD_TTL = timedelta(hours=24)  # an unused guard confirmation expires
+SYSTEM_ID = "system"
+SYSTEM_NAME = "system"
+
+_T = TypeVar("_T")
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """What ``record_plan`` did. ``new``: proposals to post cards for. ``kept``: ids already
+    pending for this tenant+directory. ``superseded``: ids that were pending here, are not in
+    this plan, and were moved to SUPERSEDED. ``already_decided``: ids in the plan that were
+    decided before (applied/ignored/superseded/accepted) and are not re-opened.
+    ``elsewhere``: ids in the plan already pending for another tenant/directory (proposal ids
+    are global; see the module notes)."""
+
+    new: list[Proposal] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    already_decided: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProposal:
+    proposal: Proposal
+    state: ProposalState
+    tenant: str
+    directory: str
+    created_at: datetime
+    decided_by: str | None = None
+    decided_by_id: str | None = None
+    decided_at: datetime | None = None
+    verb: str | None = None
+    result: dict[str, Any] | None = None
+    applied_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return self.proposal.id
+
+
+@dataclass(frozen=True, slots=True)
+class LastSync:
+    at: datetime
+    status: Literal["ok", "failed"]
+    error: dict[str, Any] | None
+    counters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit trail. ``id`` is the Redis stream id (time-ordered)."""
+
+    id: str
+    at: datetime
+    actor_id: str
+    actor_name: str
+    action: str
+    tenant: str
+    proposal_id: str | None = None
+    entra_id: str | None = None
+    app_user_id: str | None = None
+    before: Any = None
+    after: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor_id": self.actor_id,
+            "actor_name": self.actor_name,
+            "action": self.action,
+            "tenant": self.tenant,
+            "proposal_id": self.proposal_id,
+            "entra_id": self.entra_id,
+            "app_user_id": self.app_user_id,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def _s(v: bytes | str | None) -> str | None:
+    if v is None:
+        return None
+    return v.decode("utf-8") if isinstance(v, bytes) else v
+
+
+def _chunks(items: Sequence[_T], n: int) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _glob_escape(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in "*?[]\\":
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+def _str(v: bytes | str) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else v
+
+
+def _smap(h: Any) -> dict[str, str]:
+    """A Redis hash reply (bytes or str keys/values) as str -> str."""
+    return {_str(k): _str(v) for k, v in (h or {}).items()}
+
+
+def _sset(m: Any) -> set[str]:
+    return {_str(x) for x in (m or ())}
+
+
+def _dt(v: bytes | str | None) -> datetime | None:
+    s = _s(v)
+    return datetime.fromisoformat(s) if s else None
+
+
+def user_to_json(u: EntraUser) -> str:
+    """Compact JSON of an Entra user: Graph's shape, ``{"id", "accountEnabled", ...attrs}``.
+    Attributes whose value is null are left out (``attrs.get`` gives None either way)."""
+    d: dict[str, Any] = {k: v for k, v in u.attrs.items() if v is not None}
+    d["id"] = u.id
+    d["accountEnabled"] = u.enabled
+    return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+
+
+def user_from_json(raw: bytes | str) -> EntraUser:
+    d = json.loads(raw)
+    uid = str(d.pop("id"))
+    return EntraUser(id=uid, enabled=bool(d.get("accountEnabled", True)), attrs=d)
+
+
+class StateStore:
+    """The sync state. One instance per process; safe for concurrent use by many tasks.
+
+    ``redis`` must be created with ``decode_responses=False``. ``clock`` returns an aware
+    datetime (UTC is used for storage).
+    """
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, *, clock: Callable[[], datetime]) -> None:
+        self._r = redis
+        self._k = keys
+        self._clock = clock
+
+    # --- time --------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return an aware datetime")
+        return now.astimezone(UTC)
+
+    @staticmethod
+    def _iso(dt: datetime) -> str:
+        if dt.tzinfo is None:
+            raise ValueError("datetimes must be aware")
+        return dt.astimezone(UTC).isoformat()
+
+    # --- proposals ---------------------------------------------------------------------------
+
+    def _rec(self, p: Proposal, tenant: str, directory: str, created: str) -> str:
+        return _dumps({"p": p.to_dict(), "t": tenant, "d": directory, "c": created})
+
+    @staticmethod
+    def _parse(raw: Any) -> StoredProposal | None:
+        h = _smap(raw)
+        if "rec" not in h or "state" not in h:
+            return None
+        rec = json.loads(h["rec"])
+        result = h.get("result")
+        return StoredProposal(
+            proposal=Proposal.from_dict(rec["p"]),
+            state=ProposalState(h["state"]),
+            tenant=rec["t"],
+            directory=rec["d"],
+            created_at=datetime.fromisoformat(rec["c"]),
+            decided_by=_s(h.get("by")),
+            decided_by_id=_s(h.get("by_id")),
+            decided_at=_dt(h.get("at")),
+            verb=_s(h.get("verb")),
+            result=json.loads(result) if result else None,
+            applied_at=_dt(h.get("applied_at")),
+        )
+
+    async def record_plan(
+        self, tenant: str, directory: str, proposals: Sequence[Proposal]
+    ) -> RecordResult:
+        """Record a plan's proposals as pending, idempotently by proposal id.
+
+        Round trips: 1 (pending set) + ~2 per 1,000 new proposals + ~3 per 500 superseded
+        ones; a repeat of the same plan costs one round trip.
+        """
+        now = self._iso(self._now())
+        pkey = self._k.pending(tenant, directory)
+        pending_now = await self._members(pkey)
+
+        unique: dict[str, Proposal] = {}
+        for p in proposals:
+            unique.setdefault(p.id, p)
+        kept = [pid for pid in unique if pid in pending_now]
+        candidates = [p for pid, p in unique.items() if pid not in pending_now]
+
+        created: list[Proposal] = []
+        existing: list[Proposal] = []
+        for chunk in _chunks(candidates, BATCH // 2):
+            pipe = self._r.pipeline(transaction=True)
+            for p in chunk:
+                k = self._k.proposal(p.id)
+                pipe.hsetnx(k, "state", ProposalState.PENDING.value)
+                pipe.hsetnx(k, "rec", self._rec(p, tenant, directory, now))
+            res = await pipe.execute()
+            for i, p in enumerate(chunk):
+                (created if res[2 * i] else existing).append(p)
+
+        already: list[str] = []
+        elsewhere: list[str] = []
+        repaired: list[Proposal] = []
+        for ex_chunk in _chunks(existing, BATCH):
+            pipe = self._r.pipeline(transaction=False)
+            for p in ex_chunk:
+                pipe.hmget(self._k.proposal(p.id), "state", "rec")
+            for p, (state, rec) in zip(ex_chunk, await pipe.execute(), strict=True):
+                if state != ProposalState.PENDING.value.encode():
+                    already.append(p.id)
+                    continue
+                r = json.loads(rec) if rec else {}
+                if r.get("t") == tenant and r.get("d") == directory:
+                    repaired.append(p)  # pending but missing from the set (earlier crash)
+                else:
+                    elsewhere.append(p.id)
+
+        new = created + repaired
+        if new:
+            ids = [p.id for p in new]
+            pipe = self._r.pipeline(transaction=False)
+            for n, ids_chunk in enumerate(_chunks(ids, BATCH)):
+                pipe.sadd(pkey, *ids_chunk)
+                if (n + 1) % BATCH == 0:
+                    await pipe.execute()
+                    pipe = self._r.pipeline(transaction=False)
+            await pipe.execute()
+
+        plan_ids = set(unique)
+        stale = sorted(pending_now - plan_ids)
+        superseded = await self._supersede(stale, verb="superseded")
+        return RecordResult(
+            new=new, kept=kept, superseded=superseded, already_decided=already, elsewhere=elsewhere
+        )
+
+    async def _supersede(self, ids: Sequence[str], *, verb: str) -> list[str]:
+        """Move the given ids from PENDING to SUPERSEDED atomically, in batches: WATCH the batch,
+        read the states (pipelined), then MULTI/EXEC the changes; retry the batch on conflict.
+        Ids no longer pending are skipped. Returns the ids that were moved."""
+        done: list[str] = []
+        pend = ProposalState.PENDING.value.encode()
+        for chunk in _chunks(ids, BATCH // 2):
+            keys = [self._k.proposal(pid) for pid in chunk]
+            for _attempt in range(MAX_WATCH_RETRIES):
+                async with self._r.pipeline(transaction=True) as tx:
+                    try:
+                        await tx.watch(*keys)
+                        # Reads after WATCH (on another connection, pipelined): any change
+                        # after the WATCH makes EXEC fail, so what we read is what we change.
+                        rd = self._r.pipeline(transaction=False)
+                        for k in keys:
+                            rd.hmget(k, "state", "rec")
+                        states = await rd.execute()
+                        moved: list[str] = []
+                        tx.multi()  # type: ignore[no-untyped-call]
+                        now = self._iso(self._now())
+                        for pid, k, (state, rec) in zip(chunk, keys, states, strict=True):
+                            if rec is None:
+                                continue  # unknown id
+                            r = json.loads(rec)
+                            if state != pend:  # decided meanwhile: only drop it from the set
+                                tx.srem(self._k.pending(r["t"], r["d"]), pid)
+                                continue
+                            tx.hset(
+                                k,
+                                mapping={
+                                    "state": ProposalState.SUPERSEDED.value,
+                                    "by": SYSTEM_NAME,
+                                    "by_id": SYSTEM_ID,
+                                    "at": now,
+                                    "verb": verb,
+                                },
+                            )
+                            tx.srem(self._k.pending(r["t"], r["d"]), pid)
+                            moved.append(pid)
+                        if len(tx) == 0:
+                            break
+                        await tx.execute()
+                        done.extend(moved)
+                        break
+                    except WatchError:
+                        continue
+            else:
+                raise StateError(
+                    "too much contention while superseding proposals",
+                    code="state_contention",
+                    hint="Many changes happened at once. Run 'sync now' again.",
+                )
+        return done
+
+    async def _members(self, key: str) -> set[str]:
+        return _sset(await self._r.smembers(key))  # type: ignore[misc]
+
+    async def get(self, proposal_id: str) -> StoredProposal | None:
+        h = await self._r.hgetall(self._k.proposal(proposal_id))  # type: ignore[misc]
+        return self._parse(h)
+
+    async def _load_many(self, ids: Sequence[str]) -> list[StoredProposal]:
+        out: list[StoredProposal] = []
+        for chunk in _chunks(ids, BATCH):
+            pipe = self._r.pipeline(transaction=False)
+            for pid in chunk:
+                pipe.hgetall(self._k.proposal(pid))
+            for h in await pipe.execute():
+                sp = self._parse(h)
+                if sp is not None:
+                    out.append(sp)
+        return out
+
+    async def _pending_ids(self, tenant: str | None, directory: str | None) -> list[str]:
+        if tenant is not None and directory is not None:
+            sets = [self._k.pending(tenant, directory)]
+        else:
+            base = self._k.pending("\0", "\0").split("\0")[0]  # "<prefix>pending:"
+            pat = _glob_escape(base)
+            pat += (_glob_escape(tenant) + ":" if tenant is not None else "") + "*"
+            sets = []
+            async for k in self._r.scan_iter(match=pat, count=1000):
+                key = _s(k) or ""
+                if directory is None or key.endswith(":" + directory):
+                    sets.append(key)
+        ids: set[str] = set()
+        for s in sets:
+            ids.update(await self._members(s))
+        return sorted(ids)
+
+    async def pending(
+        self, tenant: str | None = None, directory: str | None = None, kind: Kind | None = None
+    ) -> list[StoredProposal]:
+        """Pending proposals, oldest first (then by id)."""
+        items = await self._load_many(await self._pending_ids(tenant, directory))
+        out = [
+            sp
+            for sp in items
+            if sp.state is ProposalState.PENDING
+            and (kind is None or sp.proposal.kind is kind)
+            and (tenant is None or sp.tenant == tenant)
+            and (directory is None or sp.directory == directory)
+        ]
+        out.sort(key=lambda sp: (sp.created_at, sp.id))
+        return out
+
+    async def pending_counts(
+        self, tenant: str | None = None, directory: str | None = None, kind: Kind | None = None
+    ) -> dict[str, int]:
+        """Pending proposals counted by kind; every kind is present (0 when none)."""
+        counts = {k.value: 0 for k in Kind}
+        for sp in await self.pending(tenant, directory, kind):
+            counts[sp.proposal.kind.value] += 1
+        return counts
+
+    async def transition(
+        self,
+        proposal_id: str,
+        to: ProposalState,
+        *,
+        actor_id: str,
+        actor_name: str,
+        verb: str,
+        expect: ProposalState = ProposalState.PENDING,
+        result: dict[str, Any] | None = None,
+    ) -> StoredProposal:
+        """Move one proposal from ``expect`` to ``to``, atomically (WATCH/MULTI/EXEC).
+
+        Raises ProposalNotFound, or ProposalNotPending (carrying the current state, who decided
+        and when) when the state is not ``expect`` or the move is not in TRANSITIONS.
+        Entering ACCEPTED adds the id to the intents set; ACCEPTED -> APPLIED removes it.
+        ACCEPTED -> APPLIED keeps who decided (the admin) and records ``applied_at``.
+        """
+        key = self._k.proposal(proposal_id)
+        for _attempt in range(MAX_WATCH_RETRIES):
+            async with self._r.pipeline(transaction=True) as tx:
+                try:
+                    await tx.watch(key)
+                    h = await tx.hgetall(key)  # type: ignore[misc]
+                    sp = self._parse(h)
+                    if sp is None:
+                        raise ProposalNotFound(f"proposal {proposal_id} is not known")
+                    if sp.state is not expect or to not in TRANSITIONS[sp.state]:
+                        at = sp.decided_at.isoformat() if sp.decided_at else None
+                        who = f" by {sp.decided_by}" if sp.decided_by else ""
+                        raise ProposalNotPending(
+                            f"proposal {proposal_id} is already {sp.state.value}{who}"
+                            + (f" at {at}" if at else ""),
+                            state=sp.state.value,
+                            actor=sp.decided_by,
+                            at=at,
+                        )
+                    now = self._iso(self._now())
+                    fields: dict[str, str] = {"state": to.value}
+                    if sp.state is ProposalState.PENDING or sp.decided_by is None:
+                        fields |= {"by": actor_name, "by_id": actor_id, "at": now, "verb": verb}
+                    if to is ProposalState.APPLIED:
+                        fields["applied_at"] = now
+                    if result is not None:
+                        fields["result"] = _dumps(result)
+                    tx.multi()  # type: ignore[no-untyped-call]
+                    tx.hset(key, mapping=fields)  # type: ignore[arg-type]
+                    if sp.state is ProposalState.PENDING:
+                        tx.srem(self._k.pending(sp.tenant, sp.directory), proposal_id)
+                    if to is ProposalState.ACCEPTED:
+                        tx.sadd(self._k.intents(), proposal_id)
+                    if sp.state is ProposalState.ACCEPTED:
+                        tx.srem(self._k.intents(), proposal_id)
+                    await tx.execute()
+                except WatchError:
+                    continue
+            got = await self.get(proposal_id)
+            if got is None:  # pragma: no cover - deleted right after the write
+                raise ProposalNotFound(f"proposal {proposal_id} is not known")
+            return got
+        raise StateError(
+            f"too much contention on proposal {proposal_id}",
+            code="state_contention",
+            hint="Many people acted at once. Try again.",
+        )
+
+    async def intents(self) -> list[StoredProposal]:
+        """Accepted but not yet applied proposals (to finish after a crash), oldest first."""
+        ids = sorted(await self._members(self._k.intents()))
+        items = [sp for sp in await self._load_many(ids) if sp.state is ProposalState.ACCEPTED]
+        items.sort(key=lambda sp: (sp.decided_at or sp.created_at, sp.id))
+        return items
+
+    # --- card references ---------------------------------------------------------------------
+
+    async def set_card_ref(self, proposal_id: str, ref: dict[str, Any]) -> None:
+        await self._r.set(self._k.card_ref(proposal_id), _dumps(ref))
+
+    async def card_ref(self, proposal_id: str) -> dict[str, Any] | None:
+        raw = await self._r.get(self._k.card_ref(proposal_id))
+        return json.loads(raw) if raw else None
+
+    # --- ignored users, number owners, guard ---------------------------------------------------
+
+    async def ignored(self, tenant: str) -> frozenset[str]:
+        return frozenset(await self._members(self._k.ignored(tenant)))
+
+    async def ignore(self, tenant: str, entra_id: str, *, actor_id: str, actor_name: str) -> bool:
+        """Ignore an Entra user (kept out of every list). Audited. True if it changed."""
+        added = int(await self._r.sadd(self._k.ignored(tenant), entra_id))  # type: ignore[misc]
+        if added:
+            await self.audit(actor_id, actor_name, "ignore_user", tenant=tenant, entra_id=entra_id)
+        return added > 0
+
+    async def unignore(self, tenant: str, entra_id: str, *, actor_id: str, actor_name: str) -> bool:
+        removed = int(await self._r.srem(self._k.ignored(tenant), entra_id))  # type: ignore[misc]
+        if removed:
+            await self.audit(
+                actor_id, actor_name, "unignore_user", tenant=tenant, entra_id=entra_id
+            )
+        return removed > 0
+
+    async def number_owners(self, tenant: str) -> dict[str, str]:
+        return _smap(await self._r.hgetall(self._k.number_owners(tenant)))  # type: ignore[misc]
+
+    async def set_number_owner(
+        self,
+        tenant: str,
+        e164: str,
+        entra_id: str,
+        *,
+        actor_id: str | None = None,
+        actor_name: str | None = None,
+    ) -> None:
+        """Record who owns a shared number. Audited when an actor is given."""
+        key = self._k.number_owners(tenant)
+        before = _s(await self._r.hget(key, e164))  # type: ignore[misc]
+        await self._r.hset(key, e164, entra_id)  # type: ignore[misc]
+        if actor_id is not None:
+            await self.audit(
+                actor_id,
+                actor_name or actor_id,
+                "set_number_owner",
+                tenant=tenant,
+                entra_id=entra_id,
+                before={"number": e164, "owner": before},
+                after={"number": e164, "owner": entra_id},
+            )
+
+    async def confirm_guard(self, tenant: str, directory: str) -> None:
+        """Let the next run's removals through (one shot; expires after 24 h unused)."""
+        await self._r.set(
+            self._k.guard_confirmed(tenant, directory),
+            self._iso(self._now()),
+            px=int(GUARD_TTL.total_seconds() * 1000),
+        )
+
+    async def consume_guard(self, tenant: str, directory: str) -> bool:
+        return await self._r.getdel(self._k.guard_confirmed(tenant, directory)) is not None
+
+    async def state_view(self, tenant: str, directory: str) -> StateView:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.smembers(self._k.ignored(tenant))
+        pipe.hgetall(self._k.number_owners(tenant))
+        pipe.exists(self._k.guard_confirmed(tenant, directory))
+        ign, owners, guard = await pipe.execute()
+        return StateView(
+            ignored=frozenset(_sset(ign)),
+            number_owners=_smap(owners),
+            removals_confirmed=bool(guard),
+        )
+
+    # --- delta links and snapshots -----------------------------------------------------------
+
+    async def get_delta_link(self, tenant: str, directory: str) -> str | None:
+        return _s(await self._r.get(self._k.delta_link(tenant, directory)))
+
+    async def set_delta_link(self, tenant: str, directory: str, link: str) -> None:
+        await self._r.set(self._k.delta_link(tenant, directory), link)
+
+    async def clear_delta_link(self, tenant: str, directory: str) -> None:
+        await self._r.delete(self._k.delta_link(tenant, directory))
+
+    async def save_snapshot(self, tenant: str, users: Iterable[EntraUser]) -> int:
+        """Replace the tenant's snapshot with ``users`` (written to a staging key in pipelined
+        batches, then RENAMEd over the live one: readers never see a half snapshot).
+        Returns the number of users saved."""
+        staging = self._k.snapshot_staging(tenant)
+        live = self._k.snapshot(tenant)
+        await self._r.delete(staging)
+        n = 0
+        batch: dict[str, str] = {}
+        pipe = self._r.pipeline(transaction=False)
+        queued = 0
+        for u in users:
+            batch[u.id] = user_to_json(u)
+            n += 1
+            if len(batch) >= BATCH:
+                pipe.hset(staging, mapping=batch)  # type: ignore[arg-type]
+                batch = {}
+                queued += 1
+                if queued >= 50:  # ~50,000 users per round trip
+                    await pipe.execute()
+                    queued = 0
+        if batch:
+            pipe.hset(staging, mapping=batch)  # type: ignore[arg-type]
+        if n:
+            pipe.rename(staging, live)
+        else:
+            pipe.delete(live)
+        await pipe.execute()
+        return n
+
+    async def update_snapshot(
+        self, tenant: str, changed: Iterable[EntraUser], removed_ids: Iterable[str]
+    ) -> None:
+        """Merge a delta into the snapshot: upsert ``changed``, drop ``removed_ids``."""
+        key = self._k.snapshot(tenant)
+        pipe = self._r.pipeline(transaction=False)
+        batch: dict[str, str] = {}
+        for u in changed:
+            batch[u.id] = user_to_json(u)
+            if len(batch) >= BATCH:
+                pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
+                batch = {}
+        if batch:
+            pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
+        removed = list(removed_ids)
+        for chunk in _chunks(removed, BATCH):
+            pipe.hdel(key, *chunk)
+        if len(pipe):
+            await pipe.execute()
+
+    async def load_snapshot(self, tenant: str) -> list[EntraUser]:
+        """All users of the snapshot, sorted by id."""
+        out: list[EntraUser] = []
+        async for _k, v in self._r.hscan_iter(self._k.snapshot(tenant), count=BATCH):
+            out.append(user_from_json(v))
+        out.sort(key=lambda u: u.id)
+        return out
+
+    # --- last sync ---------------------------------------------------------------------------
+
+    async def set_last_sync(
+        self,
+        tenant: str,
+        *,
+        status: Literal["ok", "failed"],
+        error: dict[str, Any] | None,
+        counters: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        await self._r.hset(  # type: ignore[misc]
+            self._k.last_sync(tenant),
+            mapping={
+                "at": self._iso(at),
+                "status": status,
+                "error": _dumps(error),
+                "counters": _dumps(counters),
+            },
+        )
+
+    async def last_sync(self, tenant: str) -> LastSync | None:
+        h = _smap(await self._r.hgetall(self._k.last_sync(tenant)))  # type: ignore[misc]
+        if "at" not in h:
+            return None
+        status = h.get("status")
+        return LastSync(
+            at=datetime.fromisoformat(h["at"]),
+            status="ok" if status == "ok" else "failed",
+            error=json.loads(h.get("error", "null")),
+            counters=json.loads(h.get("counters", "{}")),
+        )
+
+    async def set_user_last_sync(self, tenant: str, ids: Iterable[str], at: datetime) -> None:
+        key = self._k.user_last_sync(tenant)
+        iso = self._iso(at)
+        pipe = self._r.pipeline(transaction=False)
+        batch: dict[str, str] = {}
+        for uid in ids:
+            batch[uid] = iso
+            if len(batch) >= BATCH:
+                pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
+                batch = {}
+        if batch:
+            pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
+        if len(pipe):
+            await pipe.execute()
+
+    async def user_last_sync(self, tenant: str, entra_id: str) -> datetime | None:
+        return _dt(await self._r.hget(self._k.user_last_sync(tenant), entra_id))  # type: ignore[misc]
+
+    # --- lock --------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lock(self, tenant: str, ttl_s: float = 600) -> AsyncIterator[str]:
+        """One run per tenant: ``SET NX PX`` with a random token; raises LockBusy when held.
+        Released on exit only if we still own it (compare-and-delete under WATCH). The TTL is
+        the safety net for a crashed holder; pick it above the longest run."""
+        key = self._k.lock(tenant)
+        token = os.urandom(16).hex()
+        ok = await self._r.set(key, token, nx=True, px=max(1, int(ttl_s * 1000)))
+        if not ok:
+            raise LockBusy(f"a sync for tenant {tenant} is already running")
+        try:
+            yield token
+        finally:
+            await self._release(key, token)
+
+    async def _release(self, key: str, token: str) -> bool:
+        for _attempt in range(MAX_WATCH_RETRIES):
+            async with self._r.pipeline(transaction=True) as tx:
+                try:
+                    await tx.watch(key)
+                    cur = await tx.get(key)
+                    if cur is None or _str(cur) != token:
+                        log.warning("lock %s was lost before release (expired?)", key)
+                        return False
+                    tx.multi()  # type: ignore[no-untyped-call]
+                    tx.delete(key)
+                    await tx.execute()
+                    return True
+                except WatchError:
+                    continue
+        return False  # pragma: no cover
+
+    # --- audit -------------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        actor_id: str,
+        actor_name: str,
+        action: str,
+        *,
+        tenant: str,
+        proposal_id: str | None = None,
+        entra_id: str | None = None,
+        app_user_id: str | None = None,
+        before: Any = None,
+        after: Any = None,
+    ) -> str:
+        """Append one entry to the audit stream (capped near 100,000 entries). Returns its id.
+
+        NEVER pass secrets (client secrets, tokens, keys) in ``before``/``after``: the audit
+        trail is stored in clear and exported as is.
+        """
+        fields: dict[str, str] = {
+            "at": self._iso(self._now()),
+            "actor_id": actor_id,
+            "actor_name": actor_name,
+            "action": action,
+            "tenant": tenant,
+        }
+        for name, val in (
+            ("proposal_id", proposal_id),
+            ("entra_id", entra_id),
+            ("app_user_id", app_user_id),
+        ):
+            if val is not None:
+                fields[name] = val
+        if before is not None:
+            fields["before"] = _dumps(before)
+        if after is not None:
+            fields["after"] = _dumps(after)
+        sid = await self._r.xadd(
+            self._k.audit(),
+            fields,  # type: ignore[arg-type]
+            maxlen=AUDIT_MAXLEN,
+            approximate=True,
+        )
+        return _s(sid) or ""
+
+    @staticmethod
+    def _entry(sid: Any, raw: Any) -> AuditEntry:
+        f = _smap(raw)
+
+        def g(name: str) -> str | None:
+            return f.get(name)
+
+        def j(name: str) -> Any:
+            v = f.get(name)
+            return json.loads(v) if v is not None else None
+
+        return AuditEntry(
+            id=_str(sid),
+            at=datetime.fromisoformat(g("at") or ""),
+            actor_id=g("actor_id") or "",
+            actor_name=g("actor_name") or "",
+            action=g("action") or "",
+            tenant=g("tenant") or "",
+            proposal_id=g("proposal_id"),
+            entra_id=g("entra_id"),
+            app_user_id=g("app_user_id"),
+            before=j("before"),
+            after=j("after"),
+        )
+
+    async def recent_audit(self, limit: int = 20) -> list[AuditEntry]:
+        """The newest ``limit`` entries, newest first."""
+        rows: Any = await self._r.xrevrange(self._k.audit(), count=limit)
+        return [self._entry(sid, f) for sid, f in rows]
+
+    async def export_audit(self) -> list[AuditEntry]:
+        """Every entry, oldest first (read in pages of 1,000)."""
+        out: list[AuditEntry] = []
+        start = "-"
+        while True:
+            rows: Any = await self._r.xrange(self._k.audit(), min=start, count=BATCH)
+            for sid, f in rows:
+                out.append(self._entry(sid, f))
+            if len(rows) < BATCH:
+                return out
+            start = "(" + _str(rows[-1][0])
+
+    # --- credentials -------------------------------------------------------------------------
+
+    async def set_credentials(
+        self, tenant: str, tenant_id: str, client_id: str, secret: SecretStr, box: SecretBox
+    ) -> None:
+        """Store a tenant's app credentials; the secret is encrypted with ``box`` (Fernet)."""
+        await self._r.hset(  # type: ignore[misc]
+            self._k.credentials(tenant),
+            mapping={
+                "tenant_id": tenant_id,
+                "client_id": client_id,
+                "secret": box.encrypt(secret),
+                "at": self._iso(self._now()),
+            },
+        )
+
+    async def credentials(self, tenant: str, box: SecretBox) -> tuple[str, str, SecretStr] | None:
+        """(tenant_id, client_id, secret) or None. Raises StateError code ``secret_unreadable``
+        when the key changed since the secret was stored."""
+        h = _smap(await self._r.hgetall(self._k.credentials(tenant)))  # type: ignore[misc]
+        if "secret" not in h:
+            return None
+        return (h["tenant_id"], h["client_id"], box.decrypt(h["secret"].encode("ascii")))
+
+    async def delete_credentials(self, tenant: str) -> None:
+        await self._r.delete(self._k.credentials(tenant))
+
+    # --- settings overrides ------------------------------------------------------------------
+
+    async def get_settings_overrides(self) -> dict[str, Any] | None:
+        raw = await self._r.get(self._k.settings())
+        return json.loads(raw) if raw else None
+
+    async def set_settings_overrides(self, d: dict[str, Any]) -> None:
+        await self._r.set(self._k.settings(), _dumps(d))
+
+    # --- Teams conversations -----------------------------------------------------------------
+
+    async def save_conversation(self, conv_id: str, ref: dict[str, Any]) -> None:
+        await self._r.hset(self._k.conversations(), conv_id, _dumps(ref))  # type: ignore[misc]
+
+    async def conversation(self, conv_id: str) -> dict[str, Any] | None:
+        raw = await self._r.hget(self._k.conversations(), conv_id)  # type: ignore[misc]
+        return json.loads(raw) if raw else None
+
+    async def set_notify_channel(self, conv_id: str) -> None:
+        await self._r.set(self._k.notify_channel(), conv_id)
+
+    async def notify_channel(self) -> str | None:
+        return _s(await self._r.get(self._k.notify_channel()))
+
+    # --- disconnect --------------------------------------------------------------------------
+
+    async def disconnect(
+        self, tenant: str, *, actor_id: str = SYSTEM_ID, actor_name: str = SYSTEM_NAME
+    ) -> list[str]:
+        """Remove the sync of one tenant: credentials, delta links, snapshot, number owners,
+        ignored users, guard confirmations, last-sync records; its pending proposals become
+        SUPERSEDED. Directory users (and their data) are NEVER touched here. Audited.
+        Returns the ids of the superseded proposals."""
+        prefix = self._k.pending(tenant, "\0").split("\0")[0]  # "<prefix>pending:<tenant>:"
+        per_dir: list[str] = []
+        dirs: list[str] = []
+        async for k in self._r.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+            key = _s(k) or ""
+            dirs.append(key[len(prefix) :])
+            per_dir.extend(await self._members(key))
+        superseded = await self._supersede(sorted(set(per_dir)), verb="disconnected")
+
+        doomed = [
+            self._k.credentials(tenant),
+            self._k.snapshot(tenant),
+            self._k.snapshot_staging(tenant),
+            self._k.number_owners(tenant),
+            self._k.ignored(tenant),
+            self._k.last_sync(tenant),
+            self._k.user_last_sync(tenant),
+        ]
+        for pat_key in (self._k.delta_link(tenant, "\0"), self._k.guard_confirmed(tenant, "\0")):
+            pat = _glob_escape(pat_key.split("\0")[0]) + "*"
+            async for k in self._r.scan_iter(match=pat, count=1000):
+                doomed.append(_s(k) or "")
+        await self._r.delete(*doomed)
+        await self.audit(
+            actor_id,
+            actor_name,
+            "disconnect",
+            tenant=tenant,
+            before={"pending_superseded": len(superseded), "directories": sorted(dirs)},
+        )
+        return superseded
