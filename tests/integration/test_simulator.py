@@ -1,0 +1,263 @@
+"""The tenant simulator as a Graph/Entra look-alike, spoken to over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sync.errors import InputError
+from sync.simulator import (
+    DEFAULT_SELECT,
+    TenantSim,
+    load_tenant_file,
+    serve_simulator,
+    synthetic_users,
+)
+
+
+@pytest.fixture
+def sim() -> TenantSim:
+    users = synthetic_users(250, disabled_every=5)
+    users[0] = {k: v for k, v in users[0].items() if k != "mobilePhone"}
+    return TenantSim(users, [{"id": "g1", "displayName": "G1", "members": [users[1]["id"]]}])
+
+
+@pytest.fixture
+async def http(sim: TenantSim) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve_simulator(sim) as url:
+        token = sim.issue_token()
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            yield client
+
+
+async def test_serve_simulator_yields_a_loopback_url_with_a_real_port(sim: TenantSim) -> None:
+    async with serve_simulator(sim) as url:
+        assert url.startswith("http://127.0.0.1:")
+        assert int(url.rsplit(":", 1)[1]) > 0
+
+
+async def test_graph_without_bearer_token_answers_401(sim: TenantSim) -> None:
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as client:
+        resp = await client.get(f"{url}/v1.0/users")
+        forged = await client.get(f"{url}/v1.0/users", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert forged.status_code == 401
+
+
+async def test_users_default_page_is_100_with_graph_shape(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/v1.0/users")).json()
+    assert len(body["value"]) == 100
+    assert body["@odata.context"].endswith(f"/v1.0/$metadata#users({','.join(DEFAULT_SELECT)})")
+    assert "$skiptoken=" in body["@odata.nextLink"]
+    assert set(body["value"][0]) == set(DEFAULT_SELECT)
+
+
+async def test_select_projects_the_named_properties_and_always_id(
+    http: httpx.AsyncClient,
+) -> None:
+    body = (await http.get("/v1.0/users", params={"$select": "mobilePhone,department"})).json()
+    first = body["value"][0]
+    assert set(first) == {"mobilePhone", "department", "id"}
+    assert first["mobilePhone"] is None  # selected but unset: null, like Graph
+
+
+async def test_paging_visits_every_user_once(http: httpx.AsyncClient) -> None:
+    seen: list[str] = []
+    url: str | None = "/v1.0/users?$select=id&$top=99"
+    while url:
+        body = (await http.get(url)).json()
+        seen += [u["id"] for u in body["value"]]
+        url = body.get("@odata.nextLink")
+    assert len(seen) == 250 and len(set(seen)) == 250
+
+
+async def test_top_above_999_is_refused(http: httpx.AsyncClient) -> None:
+    resp = await http.get("/v1.0/users", params={"$top": "1000"})
+    assert resp.status_code == 400
+
+
+async def test_filter_account_enabled_is_supported_and_others_are_refused(
+    http: httpx.AsyncClient,
+) -> None:
+    enabled = await http.get(
+        "/v1.0/users",
+        params={"$filter": "accountEnabled eq true", "$select": "accountEnabled", "$top": "999"},
+    )
+    other = await http.get("/v1.0/users", params={"$filter": "startswith(mail,'a')"})
+    assert enabled.status_code == 200
+    values = enabled.json()["value"]
+    assert len(values) == 200 and all(u["accountEnabled"] for u in values)
+    assert other.status_code == 400
+    assert other.json()["error"]["code"] == "Request_UnsupportedQuery"
+
+
+async def test_filtered_next_link_keeps_the_filter(http: httpx.AsyncClient) -> None:
+    first = (
+        await http.get("/v1.0/users", params={"$filter": "accountEnabled eq false", "$top": "10"})
+    ).json()
+    second = (await http.get(first["@odata.nextLink"])).json()
+    assert len(first["value"]) == 10 and len(second["value"]) == 10
+    assert {u["id"] for u in first["value"]}.isdisjoint(u["id"] for u in second["value"])
+
+
+async def test_update_is_visible_in_the_next_listing(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    uid = sim.user_ids[3]
+    before = (await http.get("/v1.0/users", params={"$select": "displayName"})).json()
+    sim.update_user(uid, displayName="Renamed")
+    after = (await http.get("/v1.0/users", params={"$select": "displayName"})).json()
+    assert before["value"][3]["displayName"] == "User 3"
+    assert after["value"][3] == {"displayName": "Renamed", "id": uid}
+
+
+async def test_group_members_expand_nested_groups(sim: TenantSim, http: httpx.AsyncClient) -> None:
+    ids = sim.user_ids
+    sim.set_group("outer", [ids[7], "g1", "inner"])
+    sim.set_group("inner", [ids[8], "outer", "not-an-object"])
+    resp = await http.get("/v1.0/groups/outer/transitiveMembers/microsoft.graph.user")
+    got = {u["id"] for u in resp.json()["value"]}
+    assert got == {ids[1], ids[7], ids[8]}
+
+
+async def test_unknown_group_answers_404(http: httpx.AsyncClient) -> None:
+    resp = await http.get("/v1.0/groups/nope/transitiveMembers/microsoft.graph.user")
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "Request_ResourceNotFound"
+
+
+async def test_delta_reports_deleted_users_with_removed_marker(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    url: str | None = "/v1.0/users/delta?$select=displayName"
+    link = ""
+    while url:
+        body = (await http.get(url)).json()
+        url = body.get("@odata.nextLink")
+        link = body.get("@odata.deltaLink", link)
+    gone = sim.user_ids[0]
+    sim.delete_user(gone)
+    body = (await http.get(link)).json()
+    assert body["value"] == [{"id": gone, "@removed": {"reason": "deleted"}}]
+    assert "@odata.deltaLink" in body
+
+
+async def test_request_counters_count_by_kind(sim: TenantSim, http: httpx.AsyncClient) -> None:
+    await http.get("/v1.0/users")
+    await http.get("/v1.0/users/delta")
+    await http.get("/v1.0/groups/g1/transitiveMembers/microsoft.graph.user")
+    assert sim.requests["users"] == 1
+    assert sim.requests["delta"] == 1
+    assert sim.requests["members"] == 1
+    assert sim.requests["graph"] == 3
+
+
+async def test_fail_at_request_fails_that_many_requests_then_recovers(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    sim.faults.fail_at_request = 2
+    sim.faults.fail_times = 2
+    sim.faults.fail_status = 504
+    codes = [(await http.get("/v1.0/users")).status_code for _ in range(4)]
+    assert codes == [200, 504, 504, 200]
+
+
+async def test_throttle_every_answers_429_with_retry_after(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    sim.faults.throttle_every = 3
+    sim.faults.retry_after = 9
+    resps = [await http.get("/v1.0/users") for _ in range(3)]
+    assert [r.status_code for r in resps] == [200, 200, 429]
+    assert resps[2].headers["Retry-After"] == "9"
+
+
+async def test_token_endpoint_issues_a_bearer_token_graph_accepts(sim: TenantSim) -> None:
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as client:
+        resp = await client.post(
+            f"{url}/contoso/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "a",
+                "client_secret": "b",
+                "scope": "https://graph.microsoft.com/.default",
+            },
+        )
+        body = resp.json()
+        users = await client.get(
+            f"{url}/v1.0/users", headers={"Authorization": f"Bearer {body['access_token']}"}
+        )
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3599
+    assert users.status_code == 200
+
+
+async def test_token_error_fault_answers_an_aadsts_body(sim: TenantSim) -> None:
+    sim.faults.token_error_code = 400
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as client:
+        resp = await client.post(
+            f"{url}/contoso/oauth2/v2.0/token",
+            data={"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"},
+        )
+    body = resp.json()
+    assert resp.status_code == 400
+    assert body["error"] == "invalid_client"
+    assert body["error_codes"] == [7000215]
+    assert body["error_description"].startswith("AADSTS7000215: Invalid client secret provided")
+
+
+async def test_openid_configuration_names_an_https_token_endpoint(sim: TenantSim) -> None:
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as client:
+        body = (await client.get(f"{url}/contoso/v2.0/.well-known/openid-configuration")).json()
+    host = url.removeprefix("http://")
+    assert body["token_endpoint"] == f"https://{host}/contoso/oauth2/v2.0/token"
+
+
+def _write(tmp_path: Path, content: str) -> Path:
+    p = tmp_path / "tenant.json"
+    p.write_text(content)
+    return p
+
+
+def test_load_tenant_file_reads_users_and_groups(tmp_path: Path) -> None:
+    data: dict[str, Any] = {
+        "users": synthetic_users(3),
+        "groups": [{"id": "g", "displayName": "G", "members": [synthetic_users(1)[0]["id"]]}],
+    }
+    sim = load_tenant_file(_write(tmp_path, json.dumps(data)))
+    assert len(sim.user_ids) == 3
+    assert sim.group_member_ids("g") == [data["users"][0]["id"]]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", '"users" list'),
+        ('{"users": {}}', '"users" must be a list'),
+        ('{"users": [{"displayName": "x"}]}', 'users[0] has no string "id"'),
+        ('{"users": [{"id": "a"}, {"id": "a"}]}', 'repeats the id "a"'),
+        ('{"users": [], "groups": [{"id": "g", "members": [1]}]}', "members must be a list"),
+    ],
+)
+def test_load_tenant_file_names_the_file_and_the_problem(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    path = _write(tmp_path, content)
+    with pytest.raises(InputError) as info:
+        load_tenant_file(path)
+    assert str(path) in info.value.message
+    assert problem in info.value.message
+
+
+def test_load_tenant_file_reports_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        load_tenant_file(tmp_path / "missing.json")
+    assert "missing.json" in info.value.message and "cannot read" in info.value.message
