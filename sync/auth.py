@@ -196,7 +196,11 @@ class MsalTokenProvider:
         try:
             app = self._build()
             if refresh:
-                app.remove_tokens_for_client()
+                # Drop the cached app token(s) without MSAL's instance-metadata round trip.
+                cache = app.token_cache
+                kind = msal.TokenCache.CredentialType.ACCESS_TOKEN
+                for item in list(cache.search(kind, query={"client_id": self.client_id})):
+                    cache.remove_at(item)
             result = app.acquire_token_for_client(scopes=self._scopes)
         except AuthError:
             raise
@@ -206,14 +210,18 @@ class MsalTokenProvider:
                 f"({type(e).__name__})",
                 hint="Entra sign-in did not answer. The sync will retry; nothing was changed.",
             ) from None
-        except msal.exceptions.MsalServiceError as e:
+        except msal.exceptions.MsalServiceError:
             raise AuthUnavailable(
-                f"tenant {self.tenant_id}: the Entra token endpoint failed ({e.error or 'HTTP'})",
+                f"tenant {self.tenant_id}: the Entra token endpoint failed (HTTP 5xx)",
                 hint="Entra sign-in did not answer. The sync will retry; nothing was changed.",
             ) from None
         except ValueError as e:
             # MSAL raises ValueError when tenant discovery fails (unknown or malformed tenant).
-            code = _aadsts_from_text(str(e))
+            # ... MSAL re-raises the discovery error; the Entra answer is in its context.
+            text = f"{e} {e.__context__ or ''}"
+            code = _aadsts_from_text(text)
+            if code is None and "authority configuration" in text:
+                code = 90002  # the tenant's OIDC discovery document does not exist
             shown = f" (AADSTS{code})" if code is not None else ""
             raise AuthError(
                 f"tenant {self.tenant_id}: Entra tenant discovery failed{shown}", aadsts=code
