@@ -703,6 +703,13 @@ class Bot:
     ) -> InvokeReply:
         if pid == SETTINGS_PID:
             return card_reply(await self._settings_card())
+        if pid.startswith("digest:") or pid == "pending":
+            items = await self.service.pending()
+            if not items:
+                return card_reply(render.message_card("Nothing waits for a decision."))
+            return card_reply(build.digest_card(render.digest_view(items, pid=pid)))
+        if pid.startswith("guard:"):
+            return card_reply(await self._guard_card(pid, digest))
         item = await self.service.item(pid)
         if item is None:
             return card_reply(build.refusal_card(v.RefusalView(reason=v.RefusalReason.NOT_FOUND)))
@@ -712,6 +719,17 @@ class Bot:
                 build.proposal_card(view) if item.digest == digest else build.stale_card(view)
             )
         return card_reply(build.decided_card(render.decided_view(item)))
+
+    async def _guard_card(self, pid: str, digest: str) -> dict[str, Any]:
+        _, tenant, directory = [*pid.split(":", 2), "", ""][:3]
+        linked = 0
+        for s in await self.service.status():
+            if s.tenant == tenant and s.directory == directory:
+                linked = s.syncable
+        removals = int(digest) if digest.isdigit() else 0
+        ref = v.CardRef(pid=pid, digest=digest)
+        view = v.GuardView(ref=ref, removals=removals, linked=linked, tenant=tenant)
+        return build.guard_card(view)
 
     async def _decide_all(self, activity: dict[str, Any], kind: Kind, what: str) -> InvokeReply:
         actor = self._actor(activity)
