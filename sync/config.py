@@ -166,7 +166,7 @@ class TenantConfig(_Strict):
         if self.simulate is None and not (self.tenant_id and self.client_id):
             raise ValueError(
                 f"tenant '{self.name}': give tenant_id, client_id and client_secret_env, "
-                "or simulate = \"tenant.json\""
+                'or simulate = "tenant.json"'
             )
         return self
 
@@ -229,7 +229,9 @@ def _format_validation(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def config_from_dict(data: dict[str, Any], *, source: str = "config", base_dir: Path = Path()) -> Config:
+def config_from_dict(
+    data: dict[str, Any], *, source: str = "config", base_dir: Path = Path()
+) -> Config:
     data = dict(data)
     try:
         if "mapping" in data:

@@ -235,7 +235,9 @@ class DirectoryPreconditionFailed(DirectoryError):
 
 class DirectoryAuthError(DirectoryError):
     code = "directory_auth"
-    default_hint = "The phone system refused the token. Check the SCIM token's environment variable."
+    default_hint = (
+        "The phone system refused the token. Check the SCIM token's environment variable."
+    )
 
 
 class DirectoryUnavailable(DirectoryError):

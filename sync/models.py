@@ -37,7 +37,8 @@ TRANSITIONS: Mapping[ProposalState, frozenset[ProposalState]] = {
     ProposalState.PENDING: frozenset(
         {ProposalState.ACCEPTED, ProposalState.IGNORED, ProposalState.SUPERSEDED}
     ),
-    ProposalState.ACCEPTED: frozenset({ProposalState.APPLIED}),
+    # back to PENDING only when the directory refused the write (the admin sees it again)
+    ProposalState.ACCEPTED: frozenset({ProposalState.APPLIED, ProposalState.PENDING}),
     ProposalState.APPLIED: frozenset(),
     ProposalState.IGNORED: frozenset(),
     ProposalState.SUPERSEDED: frozenset(),

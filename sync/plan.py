@@ -120,8 +120,8 @@ def plan(
         if not d.sync_enabled:
             continue
         linked_count += 1
-        u = in_scope.get(d.entra_id)
-        if u is None or d.entra_id in state.ignored:
+        cur = in_scope.get(d.entra_id)
+        if cur is None or d.entra_id in state.ignored:
             if d.entra_id in state.ignored:
                 continue
             cause = causes.get(d.entra_id, "deleted")
@@ -138,16 +138,17 @@ def plan(
             )
             continue
         syncable += 1
-        changes = field_changes(u.user, d, mapping)
+        changes = field_changes(cur.user, d, mapping)
         if changes:
+            label = entra_label(cur.user)
             proposals.append(
                 Proposal(
                     kind=Kind.UPDATE,
-                    entra_id=u.user.id,
+                    entra_id=cur.user.id,
                     app_user_id=d.id,
-                    reason=f"{entra_label(u.user)}: {', '.join(sorted(changes))} changed in Entra",
+                    reason=f"{label}: {', '.join(sorted(changes))} changed in Entra",
                     changes=changes,
-                    label=entra_label(u.user),
+                    label=label,
                 )
             )
         else:
@@ -155,7 +156,9 @@ def plan(
 
     # --- unlinked Entra users: conflicts, matches, new -----------------------------------
     candidates = [
-        u for uid, u in sorted(in_scope.items()) if uid not in linked_ids and uid not in state.ignored
+        u
+        for uid, u in sorted(in_scope.items())
+        if uid not in linked_ids and uid not in state.ignored
     ]
     free_dir = [d for d in directory if d.entra_id is None and d.active]
     by_phone: dict[str, list[DirectoryUser]] = defaultdict(list)
@@ -190,7 +193,9 @@ def plan(
                 kind=Kind.CONFLICT,
                 entra_id=None,
                 app_user_id=holder.id if len(by_phone[number]) == 1 else None,
-                reason=f"{len(ids)} Entra users have the number {number}: {names}; choose the owner",
+                reason=(
+                    f"{len(ids)} Entra users have the number {number}: {names}; choose the owner"
+                ),
                 entra_ids=tuple(ids),
                 number=number,
                 label=number,
@@ -227,7 +232,10 @@ def plan(
                 kind=Kind.NEW,
                 entra_id=u.user.id,
                 app_user_id=None,
-                reason=f"{entra_label(u.user)} has no matching directory user (no shared number or e-mail)",
+                reason=(
+                    f"{entra_label(u.user)} has no matching directory user "
+                    "(no shared number or e-mail)"
+                ),
                 changes=changes,
                 label=entra_label(u.user),
             )

@@ -137,6 +137,8 @@ def test_a_read_that_fails_part_way_gives_no_removal(
     world: tuple[EntraSnapshot, list[DirectoryUser]],
 ) -> None:
     snapshot, directory = world
-    partial = replace(snapshot, users=list(snapshot.users)[: len(snapshot.users) // 2], complete=False)
+    partial = replace(
+        snapshot, users=list(snapshot.users)[: len(snapshot.users) // 2], complete=False
+    )
     p = plan(partial, directory, StateView(), CFG)
     assert p.by_kind(Kind.REMOVAL) == [] and p.blocked == ()

@@ -28,7 +28,9 @@ def entra(uid: str, **attrs: Any) -> dict[str, Any]:
     return base
 
 
-def snap(*users: dict[str, Any], members: set[str] | None = None, complete: bool = True) -> EntraSnapshot:
+def snap(
+    *users: dict[str, Any], members: set[str] | None = None, complete: bool = True
+) -> EntraSnapshot:
     return EntraSnapshot(
         users=[parse_entra_user(u) for u in users],
         complete=complete,
@@ -106,7 +108,9 @@ def test_matching_by_phone_normalised_to_e164_with_default_region() -> None:
         "+46701234567",
     )
     # in another default region the same digits are another number: no match
-    p2 = plan(s, [du("1", phones=("+46701234567",))], StateView(), cfg(matching={"default_region": "NO"}))
+    p2 = plan(
+        s, [du("1", phones=("+46701234567",))], StateView(), cfg(matching={"default_region": "NO"})
+    )
     assert "match" not in kinds(p2)
 
 
@@ -171,7 +175,10 @@ def test_matching_ignored_users_stay_out_of_every_list() -> None:
 
 
 def test_matching_same_number_on_two_entra_users_is_a_conflict_never_a_silent_pick() -> None:
-    s = snap(entra("anna", businessPhones=["08-555 000 99"]), entra("bo", businessPhones=["+4685550009 9"]))
+    s = snap(
+        entra("anna", businessPhones=["08-555 000 99"]),
+        entra("bo", businessPhones=["+4685550009 9"]),
+    )
     p = plan(s, [du("1", phones=("+46855500099",))], StateView(), cfg())
     assert kinds(p) == ["conflict"]
     c = p.proposals[0]
@@ -180,7 +187,10 @@ def test_matching_same_number_on_two_entra_users_is_a_conflict_never_a_silent_pi
 
 
 def test_matching_conflict_resolved_by_choosing_the_owner() -> None:
-    s = snap(entra("anna", businessPhones=["08-555 000 99"]), entra("bo", businessPhones=["08-555 000 99"]))
+    s = snap(
+        entra("anna", businessPhones=["08-555 000 99"]),
+        entra("bo", businessPhones=["08-555 000 99"]),
+    )
     state = StateView(number_owners={"+46855500099": "bo"})
     p = plan(s, [du("1", phones=("+46855500099",))], state, cfg())
     assert {(x.kind.value, x.entra_id) for x in p.proposals} == {("match", "bo"), ("new", "anna")}
@@ -278,7 +288,11 @@ def test_changes_in_scheduled_mode_only_updates_of_linked_users_apply_automatica
 
 @pytest.mark.parametrize(
     ("attrs", "cause"),
-    [(None, "deleted"), ({"accountEnabled": False}, "disabled"), ({"mobilePhone": None}, "no_phone")],
+    [
+        (None, "deleted"),
+        ({"accountEnabled": False}, "disabled"),
+        ({"mobilePhone": None}, "no_phone"),
+    ],
 )
 def test_changes_deleted_disabled_or_out_of_scope_linked_user_becomes_removal(
     attrs: dict[str, Any] | None, cause: str
@@ -295,7 +309,9 @@ def test_changes_out_of_selected_groups_becomes_removal() -> None:
     users = [entra(f"u{i}", mobilePhone=f"07012300{i:02d}") for i in range(10)]
     d = [linked(str(i), f"u{i}") for i in range(10)]
     p = plan(snap(*users, members={f"u{i}" for i in range(1, 10)}), d, StateView(), cfg())
-    assert [(r.entra_id, r.removal_cause) for r in p.by_kind(Kind.REMOVAL)] == [("u0", "out_of_scope")]
+    assert [(r.entra_id, r.removal_cause) for r in p.by_kind(Kind.REMOVAL)] == [
+        ("u0", "out_of_scope")
+    ]
 
 
 def test_changes_a_partial_read_never_gives_a_removal() -> None:

@@ -1,0 +1,137 @@
+"""Applying decisions to a directory, and checking a proposal against current Entra data.
+
+Pure helpers plus the directory writes; the service orchestrates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sync.config import Config
+from sync.directory import Directory, NewDirectoryUser, UserPatch
+from sync.errors import DirectoryConflict, DirectoryNotFound, InputError
+from sync.mapping import field_changes
+from sync.models import Change, DirectoryUser, EntraSnapshot, EntraUser, Kind, Proposal
+from sync.plan import _Entra, entra_phones, scope_cause
+
+# verb -> the proposal kinds it applies to
+VERBS: Mapping[str, frozenset[Kind]] = {
+    "accept": frozenset({Kind.MATCH}),
+    "apply": frozenset({Kind.UPDATE}),
+    "link": frozenset({Kind.NEW}),
+    "create": frozenset({Kind.NEW}),
+    "remove_sync": frozenset({Kind.REMOVAL}),
+    "delete_user": frozenset({Kind.REMOVAL}),
+    "delete_user_confirm": frozenset({Kind.REMOVAL}),
+    "pick_owner": frozenset({Kind.CONFLICT}),
+    "ignore": frozenset({Kind.MATCH, Kind.NEW, Kind.UPDATE, Kind.CONFLICT, Kind.REMOVAL}),
+}
+
+
+def still_valid(
+    p: Proposal,
+    current: Mapping[str, EntraUser | None],
+    snapshot: EntraSnapshot,
+    directory_user: DirectoryUser | None,
+    config: Config,
+) -> bool:
+    """Does the proposal still describe current Entra data? (``current``: the Entra users the
+    proposal is about, as they are now; None = gone.)"""
+    region = config.matching.default_region
+    if p.kind is Kind.CONFLICT:
+        for eid in p.entra_ids:
+            u = current.get(eid)
+            if u is None or p.number not in {e for e, _ in entra_phones(u, region)}:
+                return False
+        return True
+    u = current.get(p.entra_id or "")
+    if p.kind is Kind.REMOVAL:
+        if u is None:
+            return True
+        cause = scope_cause(_Entra(u, entra_phones(u, region)), snapshot, config)
+        return cause is not None
+    if u is None:
+        return False
+    if scope_cause(_Entra(u, entra_phones(u, region)), snapshot, config) is not None:
+        return False
+    if p.kind is Kind.NEW:
+        want = field_changes(u, None, config.mapping)
+        phones = tuple(e for e, _ in entra_phones(u, region))
+        if phones:
+            want["phones"] = Change(None, phones)
+        return dict(want) == dict(p.changes)
+    if directory_user is None:
+        return False
+    return dict(field_changes(u, directory_user, config.mapping)) == dict(p.changes)
+
+
+async def apply_proposal(
+    p: Proposal,
+    verb: str,
+    inputs: Mapping[str, str],
+    directory: Directory,
+    entra_user: EntraUser | None,
+    config: Config,
+) -> dict[str, Any]:
+    """Carry out an accepted proposal on the directory. Idempotent: replaying it after a crash
+    (the intent was recorded before the write) neither loses nor doubles the change.
+    Returns {"before": ..., "after": ...} for the audit trail."""
+    if verb in ("accept", "apply"):
+        uid = p.app_user_id or ""
+        before = await directory.get(uid)
+        if before is None:
+            raise DirectoryNotFound(f"directory user {uid} no longer exists")
+        fields: dict[str, Any] = {k: c.new for k, c in p.changes.items()}
+        if verb == "accept":
+            fields |= {"entra_id": p.entra_id, "sync_enabled": True}
+        after = await directory.update(uid, UserPatch(fields))
+        return {"before": before.to_dict(), "after": after.to_dict()}
+    if verb == "link":
+        target = inputs.get("target", "")
+        before = await directory.get(target)
+        if before is None:
+            raise InputError(f"there is no directory user with id {target!r}")
+        if before.entra_id not in (None, p.entra_id):
+            raise DirectoryConflict(
+                f"{before.display_name or target} is already linked to another Entra user"
+            )
+        fields = {}
+        if entra_user is not None:
+            fields = {
+                k: c.new for k, c in field_changes(entra_user, before, config.mapping).items()
+            }
+        fields |= {"entra_id": p.entra_id, "sync_enabled": True}
+        after = await directory.update(target, UserPatch(fields))
+        return {"before": before.to_dict(), "after": after.to_dict()}
+    if verb == "create":
+        existing = await directory.find_by_external_id(p.entra_id or "")
+        if existing is not None:  # replay after a crash: already created
+            return {"before": None, "after": existing.to_dict()}
+        ch = {k: c.new for k, c in p.changes.items()}
+        created = await directory.create(
+            NewDirectoryUser(
+                first_name=ch.get("first_name"),
+                last_name=ch.get("last_name"),
+                display_name=ch.get("display_name"),
+                email=ch.get("email"),
+                phones=tuple(ch.get("phones") or ()),
+                tags=tuple(ch.get("tags") or ()),
+                entra_id=p.entra_id,
+            )
+        )
+        return {"before": None, "after": created.to_dict()}
+    if verb == "remove_sync":
+        uid = p.app_user_id or ""
+        before = await directory.get(uid)
+        if before is None:
+            return {"before": None, "after": None}
+        after = await directory.update(uid, UserPatch({"entra_id": None}))
+        return {"before": before.to_dict(), "after": after.to_dict()}
+    if verb == "delete_user_confirm":
+        uid = p.app_user_id or ""
+        before = await directory.get(uid)
+        if before is not None:
+            await directory.delete(uid)
+        return {"before": before.to_dict() if before else None, "after": None}
+    raise InputError(f"'{verb}' does not apply to a {p.kind.value} proposal")
