@@ -1,0 +1,51 @@
+"""`entra-sync serve`: build the service from config and environment, and run the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from bot.app import AppParts, check_bind, create_app
+from sync.config import Config, EnvSettings, load_config
+from sync.keys import Keys
+from sync.service import SyncService
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_redis(env: EnvSettings) -> aioredis.Redis:
+    """REDIS_URL, or the embedded in-process store (fakeredis) so `make run` needs no server."""
+    if env.REDIS_URL:
+        return aioredis.Redis.from_url(env.REDIS_URL)
+    import fakeredis
+
+    log.info("REDIS_URL is not set: using the embedded in-process store (data is not kept)")
+    return fakeredis.FakeAsyncRedis()
+
+
+def build_service(config: Config, env: EnvSettings) -> SyncService:
+    return SyncService(config=config, env=env, redis=make_redis(env), keys=Keys(), clock=utc_now)
+
+
+def build_app(config: Config, env: EnvSettings) -> web.Application:
+    service = build_service(config, env)
+    return create_app(env=env, service=service, parts=AppParts(clock=utc_now, sleep=asyncio.sleep))
+
+
+def serve(*, config_path: str | None, host: str, port: int) -> int:
+    env = EnvSettings()
+    config = load_config(config_path)
+    check_bind(host, env.local_mode)
+    app = build_app(config, env)
+    mode = "local mode (Bot Framework auth off)" if env.local_mode else "Teams mode"
+    log.info("Entra Sync bot on http://%s:%d/api/messages, %s", host, port, mode)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return 0
