@@ -19,6 +19,7 @@ Also here: :func:`load_directory_file`, the parser of the directory file (DESIGN
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -260,6 +261,10 @@ class BuiltinDirectory:
         self.name = name
         self._users_key = keys.dir_users(name)
         self._ix = {kind: keys.dir_index(name, kind) for kind in ("phone", "email", "entra")}
+        # Writers in this process take turns (the watched hashes are shared by all users, so
+        # many concurrent optimistic transactions would keep aborting each other); WATCH/MULTI
+        # still keeps writes from other processes atomic.
+        self._write_lock = asyncio.Lock()
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -361,7 +366,7 @@ class BuiltinDirectory:
         the user and its index entries in one MULTI, retried while a watched key changes."""
         watched = (self._users_key, *self._ix.values())
         with _redis_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._write_lock, self._redis.pipeline(transaction=True) as pipe:
                 for _ in range(MAX_TRANSACTION_TRIES):
                     try:
                         await pipe.watch(*watched)

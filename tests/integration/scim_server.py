@@ -77,7 +77,9 @@ def running_scim_server(
     server = make_server(
         "127.0.0.1", 0, app, server_class=ThreadingWSGIServer, handler_class=_QuietHandler
     )
-    thread = threading.Thread(target=server.serve_forever, name="scim-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="scim-server", daemon=True
+    )
     thread.start()
     try:
         yield ScimServer(f"http://127.0.0.1:{server.server_port}/v2", token, storage)
