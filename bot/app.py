@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -62,7 +62,7 @@ class AppParts:
     clock: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float] = time.monotonic
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 def create_app(
@@ -100,10 +100,6 @@ def create_app(
         clock=parts.clock,
         local_mode=adapter.local_mode,
     )
-    add_run_listener = getattr(service, "add_run_listener", None)
-    if callable(add_run_listener):
-        add_run_listener(bot.on_run)
-
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICE_KEY] = service
     app[ADAPTER_KEY] = adapter

@@ -126,6 +126,28 @@ class BotService(Protocol):
 
     def add_listener(self, listener: ItemListener) -> None: ...
 
+    async def guard_id(self, tenant: str, directory: str) -> tuple[str, str]: ...
+
+    async def unignore_digest(self, entra_id: str) -> str: ...
+
+
+# Settings card input id (flat, cards.build.SETTINGS_INPUTS) -> service form field (dotted).
+SETTINGS_FIELDS: Mapping[str, str] = {
+    "groups": "scope.groups",
+    "enabled_only": "scope.enabled_only",
+    "require_phone": "scope.require_phone",
+    "first_name": "mapping.first_name",
+    "last_name": "mapping.last_name",
+    "display_name": "mapping.display_name",
+    "email": "mapping.email",
+    "tags": "mapping.tags",
+    "mode": "schedule.mode",
+    "at": "schedule.at",
+    "every_hours": "schedule.every_hours",
+    "max_removals": "guard.max_removals",
+    "max_removal_share": "guard.max_removal_share",
+}
+SETTINGS_INPUT_OF = {dotted: flat for flat, dotted in SETTINGS_FIELDS.items()}
 
 # --- parsing ----------------------------------------------------------------------------------
 
@@ -191,6 +213,7 @@ class Bot:
     _commands: dict[str, Callable[[dict[str, Any], str], Awaitable[None]]] = field(
         init=False, repr=False
     )
+    _announces_runs: bool = field(init=False, default=False)
     _verbs: dict[
         str, Callable[[dict[str, Any], str, str, Mapping[str, Any]], Awaitable[InvokeReply]]
     ] = field(init=False, repr=False)
@@ -227,6 +250,11 @@ class Bot:
             }
         )
         self.service.add_listener(self.on_item_decided)
+        add_run_listener = getattr(self.service, "add_run_listener", None)
+        self._announces_runs = callable(add_run_listener)
+        if callable(add_run_listener):
+            # every run (manual, scheduled, one user) reports here; cards are posted once
+            add_run_listener(self.on_run)
 
     @property
     def store(self) -> Store:
@@ -371,7 +399,12 @@ class Bot:
     async def cmd_sync_now(self, activity: dict[str, Any], _arg: str) -> None:
         results = await self.service.run_sync(actor=self._actor(activity), trigger="manual")
         await self._reply_text(activity, summarise(results))
-        await self.announce(results, fallback=activity)
+        if not self._announces_runs:
+            await self.announce(results, fallback=activity)
+        elif not await self.store.notify_channel():
+            await self._reply_text(
+                activity, "No notification channel yet: type 'notify here' where cards should go."
+            )
 
     async def cmd_sync_user(self, activity: dict[str, Any], arg: str) -> None:
         results, items = await self.service.sync_user(arg, actor=self._actor(activity))
@@ -402,13 +435,11 @@ class Bot:
 
     async def _ignored_card(self) -> dict[str, Any]:
         rows = await self.service.ignored()
-        return build.ignored_list_card(
-            v.IgnoredListView(
-                items=tuple(
-                    v.IgnoredItem(entra_id=e, name=label or e, digest=t) for t, e, label in rows
-                )
-            )
-        )
+        items = [
+            v.IgnoredItem(entra_id=e, name=label or e, digest=await self.service.unignore_digest(e))
+            for _t, e, label in rows
+        ]
+        return build.ignored_list_card(v.IgnoredListView(items=tuple(items)))
 
     async def cmd_ignored(self, activity: dict[str, Any], _arg: str) -> None:
         await self._reply_card(activity, await self._ignored_card())
@@ -433,12 +464,13 @@ class Bot:
         self, errors: Mapping[str, str] | None = None, form: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
         table = await self.service.settings_table()
-        values = settings_values(table)
+        values = settings_values(flatten_settings(table))
         if form:
             values.update(settings_values(form))
+        card_errors = {SETTINGS_INPUT_OF.get(k, k): msg for k, msg in (errors or {}).items()}
         view = v.SettingsView(
             ref=v.CardRef(pid=SETTINGS_PID, digest=_digest(table)),
-            errors=dict(errors or {}),
+            errors=card_errors,
             **values,
         )
         return build.settings_card(view)
@@ -542,7 +574,8 @@ class Bot:
             cards += [(pid, card) for card, pid in await self._item_cards(new)]
         for r in results:
             for b in r.blocked:
-                ref = v.CardRef(pid=f"guard:{r.tenant}:{r.directory}", digest=str(b.count))
+                gpid, gdigest = await self.service.guard_id(r.tenant, r.directory)
+                ref = v.CardRef(pid=gpid, digest=gdigest)
                 linked = int(r.counters.get("linked", r.counters.get("syncable", 0)))
                 cards.append(
                     (
@@ -579,9 +612,12 @@ class Bot:
             return len(cards)
         return await self.poster.post_cards(cards, personal=personal)
 
-    async def on_run(self, results: Sequence[RunResult]) -> None:
-        """For the scheduler: announce a scheduled run's results."""
-        await self.announce(results)
+    async def on_run(self, result: RunResult) -> None:
+        """The service's run listener: announce one run's results (any trigger)."""
+        try:
+            await self.announce([result])
+        except SyncError as e:
+            log.error("announcing a run failed: %s", e.code)
 
     async def on_item_decided(self, item: Item) -> None:
         """The service decided an item somewhere: update its posted card(s) in place."""
@@ -660,6 +696,8 @@ class Bot:
 
     async def _decision_card(self, d: Decision, actor: Actor) -> dict[str, Any]:
         item = d.item
+        if d.outcome == "done" and item is None:  # guard decisions: no item
+            return render.message_card(d.message or "Done", [f"{actor.name}, {self._now()}"])
         if d.outcome == "done" and item is not None:
             return build.decided_card(
                 render.decided_view(
@@ -721,15 +759,15 @@ class Bot:
         return card_reply(build.decided_card(render.decided_view(item)))
 
     async def _guard_card(self, pid: str, digest: str) -> dict[str, Any]:
-        _, tenant, directory = [*pid.split(":", 2), "", ""][:3]
-        linked = 0
-        for s in await self.service.status():
-            if s.tenant == tenant and s.directory == directory:
-                linked = s.syncable
-        removals = int(digest) if digest.isdigit() else 0
-        ref = v.CardRef(pid=pid, digest=digest)
-        view = v.GuardView(ref=ref, removals=removals, linked=linked, tenant=tenant)
-        return build.guard_card(view)
+        data = {"pid": pid, "d": digest}
+        return render.message_card(
+            "Removals held back by the guard",
+            ["Nothing was removed. Type 'sync now' to see the current count."],
+            actions=[
+                {**render.execute("Confirm", "guard_confirm", data), "style": "destructive"},
+                render.execute("Dismiss", "guard_dismiss", data),
+            ],
+        )
 
     async def _decide_all(self, activity: dict[str, Any], kind: Kind, what: str) -> InvokeReply:
         actor = self._actor(activity)
@@ -768,7 +806,8 @@ class Bot:
     ) -> InvokeReply:
         form = {k: val for k in SETTINGS_INPUTS if (val := _str_input(data, k)) is not None}
         actor = self._actor(activity)
-        errors = await self.service.update_settings(form, actor=actor)
+        dotted = {SETTINGS_FIELDS[k]: val for k, val in form.items() if k in SETTINGS_FIELDS}
+        errors = await self.service.update_settings(dotted, actor=actor)
         if errors:
             return card_reply(await self._settings_card(errors, form))
         return card_reply(
@@ -844,6 +883,20 @@ class Bot:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def flatten_settings(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's settings table ({section: {field: value}}) as card input ids."""
+    out: dict[str, Any] = {}
+    for section, fields in table.items():
+        if isinstance(fields, Mapping):
+            for name, val in fields.items():
+                flat = SETTINGS_INPUT_OF.get(f"{section}.{name}")
+                if flat:
+                    out[flat] = val
+        elif section in SETTINGS_FIELDS:
+            out[section] = fields
+    return out
 
 
 def settings_values(table: Mapping[str, Any]) -> dict[str, Any]:

@@ -106,7 +106,7 @@ class Poster:
     store: ConversationStore
     limiter: SlidingWindowLimiter
     sleep: Sleep
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     async def _attempt(self, conv: str, op: Callable[[], Awaitable[Any]]) -> Any:
         for attempt in range(self.retry.attempts):

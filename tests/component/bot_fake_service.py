@@ -52,13 +52,14 @@ class FakeSyncService:
     applied: list[tuple[str, str, str]] = field(default_factory=list)  # (pid, verb, actor)
     listeners: list[ItemListener] = field(default_factory=list)
     settings: dict[str, Any] = field(
-        default_factory=lambda: {"mode": "manual", "at": "02:00", "every_hours": 12}
+        default_factory=lambda: {"schedule": {"mode": "manual", "at": "02:00", "every_hours": 12}}
     )
     ignored_users: list[tuple[str, str, str]] = field(default_factory=list)
     synced: int = 0
     started: bool = False
     connected_with: list[tuple[str, str, str]] = field(default_factory=list)
     disconnected: int = 0
+    last_form: dict[str, str] = field(default_factory=dict)
 
     async def start(self) -> None:
         self.started = True
@@ -147,6 +148,12 @@ class FakeSyncService:
             for i in await self.pending(kind)
         ]
 
+    async def guard_id(self, tenant: str, directory: str) -> tuple[str, str]:
+        return f"guard:{tenant}:{directory}", "g-digest"
+
+    async def unignore_digest(self, entra_id: str) -> str:
+        return f"u-{entra_id}"
+
     async def ignored(self) -> list[tuple[str, str, str]]:
         return list(self.ignored_users)
 
@@ -176,9 +183,10 @@ class FakeSyncService:
         return dict(self.settings)
 
     async def update_settings(self, form: Mapping[str, str], *, actor: Actor) -> dict[str, str]:
-        if form.get("mode") not in (None, "manual", "daily", "interval"):
-            return {"mode": "choose manual, daily or interval"}
+        if form.get("schedule.mode") not in (None, "manual", "daily", "interval"):
+            return {"schedule.mode": "choose manual, daily or interval"}
         self.settings.update(form)
+        self.last_form = dict(form)
         return {}
 
     async def connect(
