@@ -14,7 +14,7 @@ Bulk operations (``record_plan``, snapshots, per-user times) are pipelined in ba
 ``BATCH`` commands, so 100,000 proposals cost a few hundred round trips, not 100,000.
 
 Proposal hash fields (``Keys.proposal``):
-    state       ProposalState value
+    state       ProposalState value; ABSENT means pending (creation is one HSETNX of "rec")
     rec         JSON {"p": Proposal.to_dict(), "t": tenant, "d": directory, "c": created_at}
     by, by_id   who decided (display name, id); "system" for superseded
     at          when decided (ISO)
@@ -227,13 +227,13 @@ class StateStore:
     @staticmethod
     def _parse(raw: Any) -> StoredProposal | None:
         h = _smap(raw)
-        if "rec" not in h or "state" not in h:
+        if "rec" not in h:
             return None
         rec = json.loads(h["rec"])
         result = h.get("result")
         return StoredProposal(
             proposal=Proposal.from_dict(rec["p"]),
-            state=ProposalState(h["state"]),
+            state=ProposalState(h.get("state", ProposalState.PENDING.value)),
             tenant=rec["t"],
             directory=rec["d"],
             created_at=datetime.fromisoformat(rec["c"]),
@@ -250,8 +250,8 @@ class StateStore:
     ) -> RecordResult:
         """Record a plan's proposals as pending, idempotently by proposal id.
 
-        Round trips: 1 (pending set) + ~2 per 1,000 new proposals + ~3 per 500 superseded
-        ones; a repeat of the same plan costs one round trip.
+        Round trips: 1 (the pending set) + ~1 per 1,000 new proposals (+1 to add them to the
+        pending set) + 3 per 1,000 superseded ones; a repeat of the same plan costs one.
         """
         now = self._iso(self._now())
         pkey = self._k.pending(tenant, directory)
@@ -265,15 +265,15 @@ class StateStore:
 
         created: list[Proposal] = []
         existing: list[Proposal] = []
-        for chunk in _chunks(candidates, BATCH // 2):
-            pipe = self._r.pipeline(transaction=True)
+        for chunk in _chunks(candidates, BATCH):
+            # One HSETNX per proposal creates it atomically (a hash without "state" is
+            # pending), and tells us whether the id existed: no read before the write.
+            pipe = self._r.pipeline(transaction=False)
             for p in chunk:
-                k = self._k.proposal(p.id)
-                pipe.hsetnx(k, "state", ProposalState.PENDING.value)
-                pipe.hsetnx(k, "rec", self._rec(p, tenant, directory, now))
+                pipe.hsetnx(self._k.proposal(p.id), "rec", self._rec(p, tenant, directory, now))
             res = await pipe.execute()
-            for i, p in enumerate(chunk):
-                (created if res[2 * i] else existing).append(p)
+            for p, was_created in zip(chunk, res, strict=True):
+                (created if was_created else existing).append(p)
 
         already: list[str] = []
         elsewhere: list[str] = []
@@ -283,7 +283,7 @@ class StateStore:
             for p in ex_chunk:
                 pipe.hmget(self._k.proposal(p.id), "state", "rec")
             for p, (state, rec) in zip(ex_chunk, await pipe.execute(), strict=True):
-                if state != ProposalState.PENDING.value.encode():
+                if state is not None and state != ProposalState.PENDING.value.encode():
                     already.append(p.id)
                     continue
                 r = json.loads(rec) if rec else {}
@@ -305,18 +305,19 @@ class StateStore:
 
         plan_ids = set(unique)
         stale = sorted(pending_now - plan_ids)
-        superseded = await self._supersede(stale, verb="superseded")
+        superseded = await self._supersede(pkey, stale, verb="superseded")
         return RecordResult(
             new=new, kept=kept, superseded=superseded, already_decided=already, elsewhere=elsewhere
         )
 
-    async def _supersede(self, ids: Sequence[str], *, verb: str) -> list[str]:
-        """Move the given ids from PENDING to SUPERSEDED atomically, in batches: WATCH the batch,
-        read the states (pipelined), then MULTI/EXEC the changes; retry the batch on conflict.
-        Ids no longer pending are skipped. Returns the ids that were moved."""
+    async def _supersede(self, pkey: str, ids: Sequence[str], *, verb: str) -> list[str]:
+        """Move ids of the pending set ``pkey`` from PENDING to SUPERSEDED atomically, in
+        batches: WATCH the batch, read the states (pipelined), then MULTI/EXEC the changes;
+        retry the batch on conflict. Every id leaves ``pkey``; ids no longer pending keep their
+        state. Returns the ids that were moved."""
         done: list[str] = []
         pend = ProposalState.PENDING.value.encode()
-        for chunk in _chunks(ids, BATCH // 2):
+        for chunk in _chunks(ids, BATCH):
             keys = [self._k.proposal(pid) for pid in chunk]
             for _attempt in range(MAX_WATCH_RETRIES):
                 async with self._r.pipeline(transaction=True) as tx:
@@ -332,12 +333,8 @@ class StateStore:
                         tx.multi()  # type: ignore[no-untyped-call]
                         now = self._iso(self._now())
                         for pid, k, (state, rec) in zip(chunk, keys, states, strict=True):
-                            if rec is None:
-                                continue  # unknown id
-                            r = json.loads(rec)
-                            if state != pend:  # decided meanwhile: only drop it from the set
-                                tx.srem(self._k.pending(r["t"], r["d"]), pid)
-                                continue
+                            if rec is None or state not in (None, pend):
+                                continue  # unknown id, or decided meanwhile
                             tx.hset(
                                 k,
                                 mapping={
@@ -348,10 +345,8 @@ class StateStore:
                                     "verb": verb,
                                 },
                             )
-                            tx.srem(self._k.pending(r["t"], r["d"]), pid)
                             moved.append(pid)
-                        if len(tx) == 0:
-                            break
+                        tx.srem(pkey, *chunk)
                         await tx.execute()
                         done.extend(moved)
                         break
@@ -881,13 +876,13 @@ class StateStore:
         SUPERSEDED. Directory users (and their data) are NEVER touched here. Audited.
         Returns the ids of the superseded proposals."""
         prefix = self._k.pending(tenant, "\0").split("\0")[0]  # "<prefix>pending:<tenant>:"
-        per_dir: list[str] = []
         dirs: list[str] = []
-        async for k in self._r.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
-            key = _s(k) or ""
+        superseded: list[str] = []
+        sets = [_s(k) or "" async for k in self._r.scan_iter(match=_glob_escape(prefix) + "*")]
+        for key in sets:
             dirs.append(key[len(prefix) :])
-            per_dir.extend(await self._members(key))
-        superseded = await self._supersede(sorted(set(per_dir)), verb="disconnected")
+            ids = sorted(await self._members(key))
+            superseded += await self._supersede(key, ids, verb="disconnected")
 
         doomed = [
             self._k.credentials(tenant),

@@ -1,0 +1,338 @@
+"""StateStore on fakeredis: ignored users, number owners, guard, delta links, snapshots,
+last sync, lock, audit, credentials, settings, conversations, disconnect."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from sync.errors import ConfigError, LockBusy, StateError
+from sync.keys import Keys
+from sync.models import EntraUser, Kind, Proposal, ProposalState, parse_entra_user
+from sync.secrets import SecretBox
+from sync.state import StateStore
+
+T0 = datetime(2026, 3, 1, 14, 2, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(fake_redis: aioredis.Redis, keys: Keys, clock: Clock) -> StateStore:
+    return StateStore(fake_redis, keys, clock=clock)
+
+
+def user(uid: str, **attrs: object) -> EntraUser:
+    return parse_entra_user({"id": uid, "accountEnabled": True, **attrs})
+
+
+# --- ignored, owners, guard, state view ----------------------------------------------------
+
+
+async def test_ignore_and_unignore_change_the_set_and_are_audited(store: StateStore) -> None:
+    assert await store.ignore("contoso", "e1", actor_id="a1", actor_name="Ann") is True
+    assert await store.ignore("contoso", "e1", actor_id="a1", actor_name="Ann") is False
+    assert await store.ignored("contoso") == frozenset({"e1"})
+    assert await store.ignored("fabrikam") == frozenset()
+    assert await store.unignore("contoso", "e1", actor_id="a2", actor_name="Bob") is True
+    assert await store.ignored("contoso") == frozenset()
+    actions = [(e.action, e.actor_name, e.entra_id) for e in await store.recent_audit()]
+    assert actions == [("unignore_user", "Bob", "e1"), ("ignore_user", "Ann", "e1")]
+
+
+async def test_number_owner_is_stored_per_tenant(store: StateStore) -> None:
+    await store.set_number_owner("contoso", "+46701234567", "e1")
+    await store.set_number_owner("contoso", "+46701234567", "e2", actor_id="a1", actor_name="Ann")
+    assert await store.number_owners("contoso") == {"+46701234567": "e2"}
+    assert await store.number_owners("fabrikam") == {}
+    (entry,) = await store.recent_audit()
+    assert entry.before == {"number": "+46701234567", "owner": "e1"}
+    assert entry.after == {"number": "+46701234567", "owner": "e2"}
+
+
+async def test_guard_confirmation_is_consumed_once(store: StateStore) -> None:
+    assert await store.consume_guard("contoso", "main") is False
+    await store.confirm_guard("contoso", "main")
+    assert (await store.state_view("contoso", "main")).removals_confirmed is True
+    assert (await store.state_view("contoso", "other")).removals_confirmed is False
+    assert await store.consume_guard("contoso", "main") is True
+    assert await store.consume_guard("contoso", "main") is False
+    assert (await store.state_view("contoso", "main")).removals_confirmed is False
+
+
+async def test_state_view_carries_ignored_and_number_owners(store: StateStore) -> None:
+    await store.ignore("contoso", "e9", actor_id="a1", actor_name="Ann")
+    await store.set_number_owner("contoso", "+4611", "e1")
+    view = await store.state_view("contoso", "main")
+    assert view.ignored == frozenset({"e9"})
+    assert dict(view.number_owners) == {"+4611": "e1"}
+    assert view.removals_confirmed is False
+
+
+# --- delta links and snapshots --------------------------------------------------------------
+
+
+async def test_delta_link_set_get_clear(store: StateStore) -> None:
+    assert await store.get_delta_link("contoso", "main") is None
+    await store.set_delta_link("contoso", "main", "https://graph/delta?token=abc")
+    assert await store.get_delta_link("contoso", "main") == "https://graph/delta?token=abc"
+    assert await store.get_delta_link("contoso", "other") is None
+    await store.clear_delta_link("contoso", "main")
+    assert await store.get_delta_link("contoso", "main") is None
+
+
+async def test_snapshot_round_trips_users(store: StateStore) -> None:
+    users = [
+        user("b", displayName="Björn", businessPhones=["+46 8 123"], mobilePhone=None),
+        user("a", displayName="Anna", accountEnabled=False),
+    ]
+    assert await store.save_snapshot("contoso", users) == 2
+    loaded = await store.load_snapshot("contoso")
+    assert [u.id for u in loaded] == ["a", "b"]
+    assert loaded[0].enabled is False
+    assert loaded[1].attrs["displayName"] == "Björn"
+    assert loaded[1].attrs["businessPhones"] == ["+46 8 123"]
+    assert "mobilePhone" not in loaded[1].attrs  # nulls are left out (compact)
+
+
+async def test_save_snapshot_replaces_the_previous_one(store: StateStore) -> None:
+    await store.save_snapshot("contoso", [user("a"), user("b")])
+    await store.save_snapshot("contoso", [user("c")])
+    assert [u.id for u in await store.load_snapshot("contoso")] == ["c"]
+    await store.save_snapshot("contoso", [])
+    assert await store.load_snapshot("contoso") == []
+
+
+async def test_save_snapshot_handles_many_users_in_batches(store: StateStore) -> None:
+    n = await store.save_snapshot("contoso", (user(f"u{i:05d}") for i in range(2500)))
+    assert n == 2500
+    assert len(await store.load_snapshot("contoso")) == 2500
+
+
+async def test_update_snapshot_upserts_and_removes(store: StateStore) -> None:
+    await store.save_snapshot("contoso", [user("a", displayName="A"), user("b")])
+    await store.update_snapshot("contoso", [user("a", displayName="A2"), user("c")], ["b"])
+    loaded = {u.id: u for u in await store.load_snapshot("contoso")}
+    assert sorted(loaded) == ["a", "c"]
+    assert loaded["a"].attrs["displayName"] == "A2"
+
+
+# --- last sync ---------------------------------------------------------------------------
+
+
+async def test_last_sync_round_trips(store: StateStore) -> None:
+    assert await store.last_sync("contoso") is None
+    err = {"code": "AADSTS7000215", "hint": "wrong secret"}
+    await store.set_last_sync("contoso", status="failed", error=err, counters={"synced": 3}, at=T0)
+    ls = await store.last_sync("contoso")
+    assert ls is not None
+    assert (ls.at, ls.status, ls.error, ls.counters) == (T0, "failed", err, {"synced": 3})
+
+
+async def test_user_last_sync_is_set_for_many_ids(store: StateStore) -> None:
+    ids = [f"e{i}" for i in range(1500)]
+    await store.set_user_last_sync("contoso", ids, T0)
+    assert await store.user_last_sync("contoso", "e1499") == T0
+    assert await store.user_last_sync("contoso", "nobody") is None
+
+
+# --- lock -----------------------------------------------------------------------------------
+
+
+async def test_lock_is_exclusive_per_tenant_and_released_on_exit(store: StateStore) -> None:
+    async with store.lock("contoso"):
+        with pytest.raises(LockBusy):
+            async with store.lock("contoso"):
+                pass
+        async with store.lock("fabrikam"):
+            pass
+    async with store.lock("contoso"):
+        pass  # free again
+
+
+async def test_lock_is_not_released_by_someone_who_no_longer_owns_it(
+    store: StateStore, fake_redis: aioredis.Redis, keys: Keys
+) -> None:
+    async with store.lock("contoso"):
+        # our lock expired and another run took it
+        await fake_redis.set(keys.lock("contoso"), b"someone-else")
+    assert await fake_redis.get(keys.lock("contoso")) == b"someone-else"
+
+
+async def test_lock_released_when_the_body_raises(store: StateStore) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.lock("contoso"):
+            raise RuntimeError("boom")
+    async with store.lock("contoso"):
+        pass
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+
+async def test_audit_recent_is_newest_first_and_export_oldest_first(
+    store: StateStore, clock: Clock
+) -> None:
+    for i in range(3):
+        clock.now = T0 + timedelta(minutes=i)
+        await store.audit(
+            "a1",
+            "Ann",
+            f"act{i}",
+            tenant="contoso",
+            proposal_id=f"p{i}",
+            before={"first_name": "Old"},
+            after={"first_name": "New"},
+        )
+    recent = await store.recent_audit(limit=2)
+    assert [e.action for e in recent] == ["act2", "act1"]
+    assert recent[0].at == T0 + timedelta(minutes=2)
+    exported = await store.export_audit()
+    assert [e.action for e in exported] == ["act0", "act1", "act2"]
+    d = exported[0].to_dict()
+    assert d["actor_name"] == "Ann" and d["proposal_id"] == "p0"
+    assert d["before"] == {"first_name": "Old"} and d["entra_id"] is None
+    assert d["at"] == T0.isoformat()
+
+
+async def test_export_audit_pages_through_more_than_one_page(store: StateStore) -> None:
+    for i in range(1205):
+        await store.audit("a1", "Ann", "x", tenant="t", entra_id=str(i))
+    exported = await store.export_audit()
+    assert [e.entra_id for e in exported] == [str(i) for i in range(1205)]
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+async def test_credentials_round_trip_through_the_box(store: StateStore) -> None:
+    box = SecretBox(SecretBox.generate_key())
+    await store.set_credentials("contoso", "tid", "cid", SecretStr("s3cr3t-Value~x"), box)
+    got = await store.credentials("contoso", box)
+    assert got is not None
+    tid, cid, secret = got
+    assert (tid, cid, secret.get_secret_value()) == ("tid", "cid", "s3cr3t-Value~x")
+    await store.delete_credentials("contoso")
+    assert await store.credentials("contoso", box) is None
+
+
+async def test_plaintext_secret_never_appears_in_redis(
+    store: StateStore, fake_redis: aioredis.Redis, keys: Keys
+) -> None:
+    plain = "Zq8~very-secret-value-0123456789"
+    box = SecretBox(SecretBox.generate_key())
+    await store.set_credentials("contoso", "tid", "cid", SecretStr(plain), box)
+    await store.audit("a1", "Ann", "connect", tenant="contoso", after={"client_id": "cid"})
+    seen = 0
+    async for k in fake_redis.scan_iter(match=f"{keys.prefix}*"):
+        t = await fake_redis.type(k)
+        if t == b"hash":
+            values = list((await fake_redis.hgetall(k)).values())
+        elif t == b"string":
+            values = [await fake_redis.get(k)]
+        elif t == b"stream":
+            values = [v for _, f in await fake_redis.xrange(k) for v in f.values()]
+        else:
+            values = []
+        for v in values:
+            seen += 1
+            assert plain.encode() not in v
+    assert seen >= 3
+
+
+async def test_credentials_stored_with_another_key_are_refused_with_a_hint(
+    store: StateStore,
+) -> None:
+    await store.set_credentials(
+        "contoso", "tid", "cid", SecretStr("x"), SecretBox(SecretBox.generate_key())
+    )
+    with pytest.raises(StateError) as ei:
+        await store.credentials("contoso", SecretBox(SecretBox.generate_key()))
+    assert ei.value.code == "secret_unreadable"
+    assert "Connect the tenant again" in ei.value.hint
+
+
+def test_secret_box_without_a_key_warns_and_is_ephemeral(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sync.secrets"):
+        box = SecretBox(None)
+    assert box.ephemeral is True
+    assert "will not survive a restart" in caplog.text
+    assert box.decrypt(box.encrypt(SecretStr("abc"))).get_secret_value() == "abc"
+
+
+def test_secret_box_with_a_bad_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as ei:
+        SecretBox(SecretStr("not-a-fernet-key"))
+    assert "ENTRA_SYNC_SECRET_KEY" in ei.value.message
+
+
+def test_secret_box_repr_shows_no_key() -> None:
+    key = SecretBox.generate_key()
+    assert key.get_secret_value() not in repr(SecretBox(key))
+
+
+# --- settings and conversations -------------------------------------------------------------
+
+
+async def test_settings_overrides_round_trip(store: StateStore) -> None:
+    assert await store.get_settings_overrides() is None
+    await store.set_settings_overrides({"schedule": {"mode": "daily", "at": "03:00"}})
+    assert await store.get_settings_overrides() == {"schedule": {"mode": "daily", "at": "03:00"}}
+
+
+async def test_conversations_and_notify_channel_round_trip(store: StateStore) -> None:
+    ref = {"conversation": {"id": "19:x"}, "serviceUrl": "https://smba.example/"}
+    assert await store.conversation("19:x") is None
+    await store.save_conversation("19:x", ref)
+    assert await store.conversation("19:x") == ref
+    assert await store.notify_channel() is None
+    await store.set_notify_channel("19:x")
+    assert await store.notify_channel() == "19:x"
+
+
+# --- disconnect -----------------------------------------------------------------------------
+
+
+async def test_disconnect_removes_tenant_state_but_not_directory_users(
+    store: StateStore, fake_redis: aioredis.Redis, keys: Keys
+) -> None:
+    box = SecretBox(SecretBox.generate_key())
+    p = Proposal(kind=Kind.NEW, entra_id="e1", app_user_id=None, reason="no match")
+    await store.record_plan("contoso", "main", [p])
+    await store.set_credentials("contoso", "tid", "cid", SecretStr("s"), box)
+    await store.set_delta_link("contoso", "main", "link")
+    await store.save_snapshot("contoso", [user("e1")])
+    await store.set_number_owner("contoso", "+4611", "e1")
+    await store.ignore("contoso", "e2", actor_id="a1", actor_name="Ann")
+    await store.set_delta_link("fabrikam", "main", "keep-me")
+    await fake_redis.hset(keys.dir_users("main"), "u1", b'{"id":"u1","entra_id":"e1"}')
+
+    superseded = await store.disconnect("contoso", actor_id="a1", actor_name="Ann")
+
+    assert superseded == [p.id]
+    sp = await store.get(p.id)
+    assert sp is not None and sp.state is ProposalState.SUPERSEDED
+    assert await store.credentials("contoso", box) is None
+    assert await store.get_delta_link("contoso", "main") is None
+    assert await store.load_snapshot("contoso") == []
+    assert await store.number_owners("contoso") == {}
+    assert await store.ignored("contoso") == frozenset()
+    assert await store.get_delta_link("fabrikam", "main") == "keep-me"
+    assert await fake_redis.hget(keys.dir_users("main"), "u1") is not None
+    latest = (await store.recent_audit(limit=1))[0]
+    assert (latest.action, latest.actor_name, latest.tenant) == ("disconnect", "Ann", "contoso")
