@@ -1,0 +1,96 @@
+"""One-shot operations for cron and operators: `entra-sync sync --once` and
+`entra-sync audit export`. They build the same SyncService the bot runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from sync.config import EnvSettings, load_config
+from sync.keys import Keys
+from sync.service import RunResult, SyncService
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _redis(env: EnvSettings) -> aioredis.Redis:
+    if env.REDIS_URL:
+        return aioredis.Redis.from_url(env.REDIS_URL)
+    import fakeredis
+
+    return fakeredis.FakeAsyncRedis()
+
+
+def summarize(r: RunResult) -> dict[str, Any]:
+    return {
+        "tenant": r.tenant,
+        "directory": r.directory,
+        "status": r.status,
+        "mode": r.mode,
+        "error": r.error.to_dict() if r.error else None,
+        "new": dict(Counter(i.kind.value for i in r.new_items)),
+        "auto_applied": len(r.auto_applied),
+        "superseded": len(r.superseded),
+        "blocked": [{"reason": b.reason, "count": b.count} for b in r.blocked],
+        "counters": dict(r.counters),
+    }
+
+
+async def sync_once(config_path: str | None, *, env: EnvSettings | None = None) -> dict[str, Any]:
+    """One sync cycle as the bot's scheduler runs it: proposals recorded, only what the
+    schedule policy allows applied (scheduled mode: updates of linked users)."""
+    env = env or EnvSettings()
+    config = load_config(config_path)
+    service = SyncService(config=config, env=env, redis=_redis(env), keys=Keys(), clock=_now)
+    await service.start(scheduler=False)
+    try:
+        results = await service.run_sync(trigger="scheduled")
+    finally:
+        await service.stop()
+    return {
+        "runs": [summarize(r) for r in results],
+        "embedded_store": not env.REDIS_URL,
+    }
+
+
+async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | None = None) -> str:
+    env = env or EnvSettings()
+    load_config(config_path)  # validates the file; the audit lives in Redis
+    from sync.state import StateStore
+
+    store = StateStore(_redis(env), Keys(), clock=_now)
+    entries = [e.to_dict() for e in await store.export_audit()]
+    if fmt == "json":
+        return json.dumps(entries, indent=1, ensure_ascii=False, default=str) + "\n"
+    out = io.StringIO()
+    fields = [
+        "id",
+        "at",
+        "actor_id",
+        "actor_name",
+        "action",
+        "tenant",
+        "proposal_id",
+        "entra_id",
+        "app_user_id",
+        "before",
+        "after",
+    ]
+    w = csv.DictWriter(out, fieldnames=fields)
+    w.writeheader()
+    for e in entries:
+        row = {k: e.get(k) for k in fields}
+        for k in ("before", "after"):
+            row[k] = (
+                json.dumps(row[k], ensure_ascii=False, default=str) if row[k] is not None else ""
+            )
+        w.writerow(row)
+    return out.getvalue()
