@@ -19,7 +19,8 @@ import httpx
 import msal
 from pydantic import SecretStr
 
-from sync.errors import AuthError, AuthUnavailable
+from sync.config import TenantConfig
+from sync.errors import AuthError, AuthUnavailable, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,23 @@ class MsalTokenProvider:
         self._http = HttpxMsalClient(http or httpx.Client(timeout=timeout), rewrite=rewrite)
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_tenant(
+        cls, tenant: TenantConfig, secret: SecretStr, *, http: httpx.Client | None = None
+    ) -> MsalTokenProvider:
+        """The provider for a configured tenant (``authority_host`` may name a simulator)."""
+        if not tenant.tenant_id or not tenant.client_id:
+            raise ConfigError(
+                f"tenant '{tenant.name}': tenant_id and client_id are needed to sign in"
+            )
+        return cls(
+            tenant.tenant_id,
+            tenant.client_id,
+            secret,
+            authority_host=tenant.authority_host or DEFAULT_AUTHORITY_HOST,
+            http=http,
+        )
 
     def __repr__(self) -> str:
         return f"MsalTokenProvider(tenant_id={self.tenant_id!r}, client_id={self.client_id!r})"

@@ -11,7 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from sync.auth import HttpxMsalClient, MsalTokenProvider, _aadsts_from_text, _authority_base
-from sync.errors import AuthError, AuthUnavailable
+from sync.config import TenantConfig
+from sync.errors import AuthError, AuthUnavailable, ConfigError
 from sync.graph import GraphClient, RetryPolicy
 
 SECRET = "super-secret-value-123"
@@ -212,3 +213,18 @@ def test_select_param_adds_id_and_account_enabled_once() -> None:
     assert GraphClient.select_param(["mail", "id", "mail", "employeeOrgData.division"]) == (
         "mail,id,employeeOrgData,accountEnabled"
     )
+
+
+def test_for_tenant_uses_the_configured_ids_and_authority_host() -> None:
+    tenant = TenantConfig(
+        name="contoso", tenant_id="tid", client_id="cid", authority_host="http://127.0.0.1:9"
+    )
+    provider = MsalTokenProvider.for_tenant(tenant, SecretStr(SECRET))
+    provider.close()
+    assert provider.authority == "https://127.0.0.1:9/tid"
+    assert provider.client_id == "cid"
+
+
+def test_for_tenant_refuses_a_tenant_without_ids() -> None:
+    with pytest.raises(ConfigError):
+        MsalTokenProvider.for_tenant(TenantConfig(name="sim", simulate="t.json"), SecretStr("x"))
