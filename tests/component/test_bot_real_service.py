@@ -146,5 +146,6 @@ async def test_real_service_forged_digest_is_refused(real: tuple[Rig, SyncServic
     ]
     status, body = await rig.post(invoke(rig.fc, "accept", {**data, "d": "forged"}))
     assert status == 200
+    assert "not known" in card_texts(body["value"])
     item = await service.item(data["pid"])
     assert item is not None and item.state.value == "pending"
