@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# End-to-end test (`make e2e`): the bot with the demo tenant, the Agents Playground (a Teams-like
+# web client) pointed at it, and tests/e2e/e2e.mjs driving the Playground in headless Chromium.
+# Installs Debian chromium and the npm tools when they are missing. Screenshots go to
+# tests/e2e/artifacts/. On failure it prints the Playground's and the bot's logs. See docs/e2e.md.
+#
+# Environment: E2E_BOT_PORT (3978), E2E_PLAYGROUND_PORT (56150), E2E_CONFIG (the demo config),
+# CHROMIUM (/usr/bin/chromium).
+set -euo pipefail
+
+started=$(date +%s)
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BOT_PORT="${E2E_BOT_PORT:-3978}"
+PG_PORT="${E2E_PLAYGROUND_PORT:-56150}"
+CONFIG="${E2E_CONFIG:-$ROOT/examples/demo/config.toml}"
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+RUN="$HERE/.run"
+ARTIFACTS="$HERE/artifacts"
+PG_LOG="$HERE/devTools/m365agentsplayground.log"
+
+say() { echo "[e2e] $*"; }
+elapsed() { echo $(($(date +%s) - started)); }
+
+# --- tools -----------------------------------------------------------------------------------
+if [ ! -x "$CHROMIUM" ]; then
+  say "installing Debian chromium (apt-get)"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+"$HERE/install-tools.sh"
+ENTRA_SYNC="$ROOT/.venv/bin/entra-sync"
+[ -x "$ENTRA_SYNC" ] || { say "no $ENTRA_SYNC: run 'make venv' first (make e2e does)"; exit 1; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$BOT_PORT" "$PG_PORT"; do
+  port_free "$p" || { say "port $p is in use (is 'make run' running?); set E2E_BOT_PORT / E2E_PLAYGROUND_PORT"; exit 1; }
+done
+
+wait_http() { # url seconds
+  local deadline=$(($(date +%s) + $2))
+  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.3
+  done
+}
+
+# --- processes -------------------------------------------------------------------------------
+rm -rf "$RUN" "$ARTIFACTS" "$HERE/devTools"
+mkdir -p "$RUN" "$ARTIFACTS"
+BOT_PID="" PG_PID=""
+cleanup() {
+  for pid in $PG_PID $BOT_PID; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in $PG_PID $BOT_PID; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+show_logs() {
+  say "---- Agents Playground log ($PG_LOG) ----"
+  if [ -f "$PG_LOG" ]; then tail -n 200 "$PG_LOG"; else echo "(none)"; fi
+  say "---- Playground stdout ----"
+  tail -n 50 "$RUN/playground.out" 2>/dev/null || true
+  say "---- bot log ($RUN/bot.log) ----"
+  tail -n 120 "$RUN/bot.log" 2>/dev/null || true
+}
+
+fail() {
+  say "FAILED: $*"
+  show_logs
+  say "elapsed: $(elapsed) s"
+  exit 1
+}
+
+say "starting the bot on 127.0.0.1:$BOT_PORT with $CONFIG"
+(
+  cd "$ROOT"
+  exec env -u MICROSOFT_APP_ID -u MICROSOFT_APP_PASSWORD -u MICROSOFT_APP_TENANT_ID -u REDIS_URL \
+    "$ENTRA_SYNC" serve --config "$CONFIG" --host 127.0.0.1 --port "$BOT_PORT"
+) >"$RUN/bot.log" 2>&1 &
+BOT_PID=$!
+wait_http "http://127.0.0.1:$BOT_PORT/healthz" 60 || fail "the bot did not answer /healthz within 60 s"
+
+say "starting the Agents Playground on 127.0.0.1:$PG_PORT"
+(
+  # The Playground reads .m365agentsplayground.yml and writes devTools/ in its working directory.
+  cd "$HERE"
+  exec env TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
+    start -e "http://127.0.0.1:$BOT_PORT/api/messages" -c msteams --dt -p "$PG_PORT"
+) >"$RUN/playground.out" 2>&1 &
+PG_PID=$!
+wait_http "http://127.0.0.1:$PG_PORT/" 60 || fail "the Playground did not answer within 60 s"
+
+say "driving the Playground in headless Chromium ($("$CHROMIUM" --version 2>/dev/null | head -1))"
+set +e
+(cd "$HERE" && PLAYGROUND_URL="http://127.0.0.1:$PG_PORT/" E2E_ARTIFACTS="$ARTIFACTS" \
+  timeout 240 node e2e.mjs)
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || fail "the browser flow (exit $rc); screenshots in $ARTIFACTS"
+say "screenshots: $(ls "$ARTIFACTS" | tr '\n' ' ')"
+say "passed; elapsed: $(elapsed) s"
