@@ -116,7 +116,7 @@ def test_plan_bad_config_exits_2_naming_the_attribute(
 
 
 def test_plan_changes_nothing(tmp_path: Path) -> None:
-    before = {p: p.read_bytes() for p in EX.iterdir()}
+    before = {p: p.read_bytes() for p in EX.rglob("*") if p.is_file()}
     r = run(
         "plan",
         "--tenant",
@@ -126,4 +126,4 @@ def test_plan_changes_nothing(tmp_path: Path) -> None:
         "--json",
     )
     assert r.returncode == 0
-    assert {p: p.read_bytes() for p in EX.iterdir()} == before
+    assert {p: p.read_bytes() for p in EX.rglob("*") if p.is_file()} == before
