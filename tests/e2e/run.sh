@@ -23,12 +23,13 @@ say() { echo "[e2e] $*"; }
 elapsed() { echo $(($(date +%s) - started)); }
 
 # --- tools -----------------------------------------------------------------------------------
-if [ ! -x "$CHROMIUM" ]; then
-  say "installing Debian chromium (apt-get)"
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf # the cards' status icons
+if [ ! -x "$CHROMIUM" ] || [ ! -f "$EMOJI_FONT" ]; then
+  say "installing Debian chromium and fonts-noto-color-emoji (apt-get)"
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
 fi
 "$HERE/install-tools.sh"
 ENTRA_SYNC="$ROOT/.venv/bin/entra-sync"
