@@ -71,10 +71,16 @@ show_logs() {
   tail -n 120 "$RUN/bot.log" 2>/dev/null || true
 }
 
+summary() { # the driver's "e2e: N passed, M failed", repeated as the very last line
+  grep -E '^e2e: [0-9]+ passed, [0-9]+ failed$' "$RUN/driver.out" 2>/dev/null | tail -n 1 ||
+    echo "e2e: 0 passed, 1 failed"
+}
+
 fail() {
   say "FAILED: $*"
   show_logs
   say "elapsed: $(elapsed) s"
+  summary
   exit 1
 }
 
@@ -100,9 +106,10 @@ wait_http "http://127.0.0.1:$PG_PORT/" 60 || fail "the Playground did not answer
 say "driving the Playground in headless Chromium ($("$CHROMIUM" --version 2>/dev/null | head -1))"
 set +e
 (cd "$HERE" && PLAYGROUND_URL="http://127.0.0.1:$PG_PORT/" E2E_ARTIFACTS="$ARTIFACTS" \
-  timeout 240 node e2e.mjs)
-rc=$?
+  timeout 240 node e2e.mjs) 2>&1 | tee "$RUN/driver.out"
+rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || fail "the browser flow (exit $rc); screenshots in $ARTIFACTS"
 say "screenshots: $(ls "$ARTIFACTS" | tr '\n' ' ')"
 say "passed; elapsed: $(elapsed) s"
+summary
