@@ -44,12 +44,16 @@ def summarize(r: RunResult) -> dict[str, Any]:
     }
 
 
-async def sync_once(config_path: str | None, *, env: EnvSettings | None = None) -> dict[str, Any]:
+async def sync_once(
+    config_path: str | None, *, env: EnvSettings | None = None, keys: Keys | None = None
+) -> dict[str, Any]:
     """One sync cycle as the bot's scheduler runs it: proposals recorded, only what the
     schedule policy allows applied (scheduled mode: updates of linked users)."""
     env = env or EnvSettings()
     config = load_config(config_path)
-    service = SyncService(config=config, env=env, redis=_redis(env), keys=Keys(), clock=_now)
+    service = SyncService(
+        config=config, env=env, redis=_redis(env), keys=keys or Keys(), clock=_now
+    )
     await service.start(scheduler=False)
     try:
         results = await service.run_sync(trigger="scheduled")
