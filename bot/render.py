@@ -42,7 +42,7 @@ def _entra(item: Item) -> v.EntraPerson:
 
 def _app_user(item: Item, names: Mapping[str, str]) -> v.AppUser:
     uid = item.proposal.app_user_id or ""
-    return v.AppUser(id=uid, name=names.get(uid, uid))
+    return v.AppUser(id=uid, name=names.get(uid) or item.proposal.app_label or uid)
 
 
 def proposal_view(
@@ -89,10 +89,13 @@ def proposal_view(
             ref=ref, entra=_entra(item), app_user=_app_user(item, names), cause=cause
         )
     labels = labels or {}
+    own = dict(zip(p.entra_ids, p.entra_labels, strict=False))
     return v.ConflictView(
         ref=ref,
         number=p.number or "",
-        claimants=tuple(v.EntraPerson(id=e, name=labels.get(e, e)) for e in p.entra_ids),
+        claimants=tuple(
+            v.EntraPerson(id=e, name=labels.get(e) or own.get(e) or e) for e in p.entra_ids
+        ),
         holder=_app_user(item, names) if p.app_user_id else None,
     )
 

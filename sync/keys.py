@@ -45,6 +45,9 @@ class Keys:
     def last_sync(self, tenant: str) -> str:  # hash: at, status, error, counters
         return f"{self.prefix}lastsync:{tenant}"
 
+    def counter_bumps(self, tenant: str) -> str:  # hash: synced/syncable changes since last run
+        return f"{self.prefix}bumps:{tenant}"
+
     def user_last_sync(self, tenant: str) -> str:  # hash: Entra id -> ISO time
         return f"{self.prefix}usersync:{tenant}"
 

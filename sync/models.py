@@ -211,6 +211,8 @@ class Proposal:
     number: str | None = None  # conflicts: the shared E.164 number
     removal_cause: str | None = None  # "deleted" | "disabled" | "out_of_scope"
     label: str = ""  # a display name for cards and logs (from Entra, untrusted)
+    app_label: str = ""  # the directory user's name (not part of the id)
+    entra_labels: tuple[str, ...] = ()  # conflicts: names of entra_ids, same order
     id: str = ""
 
     def __post_init__(self) -> None:
@@ -242,9 +244,11 @@ class Proposal:
             "reason": self.reason,
             "changes": {k: v.to_dict() for k, v in self.changes.items()},
             "label": self.label,
+            "app_label": self.app_label,
         }
         if self.kind is Kind.CONFLICT:
             out["entra_ids"] = list(self.entra_ids)
+            out["entra_labels"] = list(self.entra_labels)
             out["number"] = self.number
         if self.match_key is not None:
             out["match"] = {"key": self.match_key, "value": self.match_value}
@@ -272,6 +276,8 @@ class Proposal:
             number=d.get("number"),
             removal_cause=d.get("removal_cause"),
             label=d.get("label", ""),
+            app_label=d.get("app_label", ""),
+            entra_labels=tuple(d.get("entra_labels") or ()),
             id=d.get("id", ""),
         )
 

@@ -134,6 +134,7 @@ def plan(
                     reason=f"{label}: {_REMOVAL_REASON[cause]}",
                     removal_cause=cause,
                     label=label,
+                    app_label=_dir_label(d),
                 )
             )
             continue
@@ -149,6 +150,7 @@ def plan(
                     reason=f"{label}: {', '.join(sorted(changes))} changed in Entra",
                     changes=changes,
                     label=label,
+                    app_label=_dir_label(d),
                 )
             )
         else:
@@ -197,8 +199,10 @@ def plan(
                     f"{len(ids)} Entra users have the number {number}: {names}; choose the owner"
                 ),
                 entra_ids=tuple(ids),
+                entra_labels=tuple(entra_label(entra[i].user) for i in ids),
                 number=number,
                 label=number,
+                app_label=_dir_label(holder) if len(by_phone[number]) == 1 else "",
             )
         )
 
@@ -221,6 +225,7 @@ def plan(
                     match_key=key,
                     match_value=value,
                     label=entra_label(u.user),
+                    app_label=_dir_label(d),
                 )
             )
             continue

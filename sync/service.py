@@ -487,6 +487,7 @@ class SyncService:
         counters = {"synced": p.synced + len(auto), "syncable": p.syncable, **pending}
         now = self.clock()
         await self.store.set_last_sync(tenant, status="ok", error=None, counters=counters, at=now)
+        await self.redis.delete(self.keys.counter_bumps(tenant))
         linked_in_scope = [d.entra_id for d in dir_users if d.entra_id and d.sync_enabled]
         await self.store.set_user_last_sync(tenant, linked_in_scope, now)
         blocked = list(p.blocked)
@@ -827,10 +828,20 @@ class SyncService:
             before=change.get("before"),
             after=after,
         )
+        await self._bump_counters(sp.tenant, verb)
         item = await self._item(done)
         if notify:
             await self._notify(item)
         return Decision("done", item, f"{_PAST.get(verb, 'Done')} by {actor.name}.")
+
+    async def _bump_counters(self, tenant: str, verb: str) -> None:
+        """Keep "70/70 synced" live between runs: an accepted match or applied update makes
+        one more user synced; a linked or created user is one more that could be."""
+        key = self.keys.counter_bumps(tenant)
+        if verb in ("accept", "apply", "link", "create"):
+            await self.redis.hincrby(key, "synced", 1)  # type: ignore[misc]
+        if verb in ("link", "create"):
+            await self.redis.hincrby(key, "syncable", 1)  # type: ignore[misc]
 
     async def recover_intents(self) -> int:
         """Finish decisions whose intent was recorded but whose directory write did not
@@ -925,7 +936,11 @@ class SyncService:
             err = self._tenant_errors.get(name)
             error = err.to_dict() if err else (last.error if last else None)
             connected = error is None or not _is_connection_error(error)
-            counters = last.counters if last else {}
+            counters = dict(last.counters) if last else {}
+            bumps = await self.redis.hgetall(self.keys.counter_bumps(name))  # type: ignore[misc]
+            for k, v in bumps.items():
+                field = k.decode() if isinstance(k, bytes) else str(k)
+                counters[field] = int(counters.get(field, 0)) + int(v)
             for d in self._tenant_dirs(name):
                 pending = await self.store.pending_counts(name, d)
                 out.append(
