@@ -327,11 +327,15 @@ class Bot:
         installer = actor_id(activity)
         if installer:
             ref["installedBy"] = installer
+        greeted = bool(ref.get("greeted"))  # Teams sends installationUpdate and conversationUpdate
+        ref["greeted"] = True
         await self.store.save_conversation(conv_id, ref)
         conv_type = (activity.get("conversation") or {}).get("conversationType")
         if conv_type != "personal" and not await self.store.notify_channel():
             await self.store.set_notify_channel(conv_id)
             log.info("notification channel set on installation")
+        if greeted:
+            return
         await self._send(
             activity,
             text_activity(
