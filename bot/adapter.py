@@ -166,7 +166,17 @@ class TeamsAdapter:
             holder.append(await logic(activity))
 
         try:
-            await self._cloud.process_activity(auth_header or "", act, on_turn)
+            # Authenticate first, on its own: whatever the SDK's validator raises (PermissionError,
+            # PyJWT errors, but also IndexError for an unknown key id or an unsigned token, or a
+            # metadata fetch failure) means the request is not proven to come from the Bot
+            # Framework: 401, never 500.
+            authenticated = await self._cloud.bot_framework_authentication.authenticate_request(
+                act, auth_header or ""
+            )
+        except Exception as e:
+            raise BotAuthError(f"request refused: {type(e).__name__}") from None
+        try:
+            await self._cloud.process_activity(authenticated, act, on_turn)
         except (PermissionError, jwt.PyJWTError) as e:
             raise BotAuthError(f"request refused: {type(e).__name__}") from None
         except Exception as e:
