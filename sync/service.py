@@ -53,7 +53,7 @@ from sync.plan import plan as make_plan
 from sync.runtime import TenantRuntime, open_directory, open_tenant
 from sync.scheduler import next_run
 from sync.secrets import SecretBox
-from sync.state import AuditEntry, StateStore, StoredProposal
+from sync.state import AuditEntry, RecordResult, StateStore, StoredProposal
 
 Trigger = Literal["manual", "scheduled", "user"]
 
@@ -454,6 +454,8 @@ class SyncService:
             await self.store.consume_guard(tenant, directory_name)
         proposals = [_scoped(x, tenant, directory_name) for x in p.proposals]
         rec = await self.store.record_plan(tenant, directory_name, proposals)
+        if rec.already_decided:
+            proposals, rec = await self._reopen(tenant, directory_name, proposals, rec)
         for pid in rec.superseded:
             sp = await self.store.get(pid)
             if sp is not None:
@@ -505,6 +507,48 @@ class SyncService:
             counters=counters,
             mode="delta" if mode == "delta" else "full",
         )
+
+    async def _reopen(
+        self, tenant: str, directory: str, proposals: list[Proposal], rec: RecordResult
+    ) -> tuple[list[Proposal], RecordResult]:
+        """A proposal id is a content hash. When the same change is needed again after it was
+        applied (someone reverted it in the phone system) or superseded (Entra changed and
+        changed back), it gets a new generation of its id so it is proposed again. An ignored
+        proposal stays ignored: the admin said no to exactly these values."""
+        by_id = {x.id: x for x in proposals}
+        swaps: dict[str, Proposal] = {}
+
+        def reopenable(sp: StoredProposal) -> bool:
+            # ignoring a match or a new user ignores the *user*: when the planner proposes
+            # them again, they were un-ignored
+            return sp.state in (ProposalState.APPLIED, ProposalState.SUPERSEDED) or (
+                sp.state is ProposalState.IGNORED and sp.proposal.kind in (Kind.MATCH, Kind.NEW)
+            )
+
+        for pid in rec.already_decided:
+            sp = await self.store.get(pid)
+            if sp is None or not reopenable(sp):
+                continue
+            for generation in range(1, 1000):
+                gid = hashlib.sha256(f"{pid}~{generation}".encode()).hexdigest()[:20]
+                other = await self.store.get(gid)
+                if other is None or other.state is ProposalState.PENDING:
+                    swaps[pid] = replace(by_id[pid], id=gid)
+                    break
+                if not reopenable(other):
+                    break  # ignored (or being applied) at this generation: leave it
+        if not swaps:
+            return proposals, rec
+        again = [swaps.get(x.id, x) for x in proposals]
+        second = await self.store.record_plan(tenant, directory, again)
+        merged = RecordResult(
+            new=[*rec.new, *second.new],
+            kept=[k for k in second.kept if k not in {x.id for x in rec.new}],
+            superseded=[*rec.superseded, *second.superseded],
+            already_decided=second.already_decided,
+            elsewhere=[*rec.elsewhere, *second.elsewhere],
+        )
+        return again, merged
 
     async def _replan(self, tenant: str, directory_name: str, actor: Actor) -> RunResult | None:
         """Plan again from the snapshot we hold (no Graph read): after an owner was chosen,

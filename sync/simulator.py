@@ -73,7 +73,7 @@ class Faults:
     fail_at_request: int | None = None  # the Graph request (1-based) that starts failing
     fail_status: int = 503  # 500, 503 or 504
     fail_times: int = 1  # how many consecutive requests fail from fail_at_request on
-    token_error_code: int | None = None  # 400/401: the token endpoint refuses (AADSTS7000215)
+    token_error_code: int | None = None  # HTTP 400/401 (AADSTS7000215), or an AADSTS number
     forbidden: bool = False  # Graph answers 403 Authorization_RequestDenied
     delta_expired: bool = False  # delta/deltatoken requests answer 410 syncStateNotFound
     malformed: bool = False  # the first page of users carries a malformed user
@@ -616,8 +616,13 @@ async def _token(request: web.Request) -> web.Response:
     form = await request.post()
     f = sim.faults
     if f.token_error_code is not None:
+        # an HTTP status (400/401: invalid secret), or an AADSTS number (>= 1000)
+        code = f.token_error_code
+        status, aadsts = (code, AADSTS_INVALID_SECRET) if code < 1000 else (401, code)
+        if aadsts != AADSTS_INVALID_SECRET:
+            return _token_error(status, "invalid_request", aadsts, "Simulated sign-in failure.")
         return _token_error(
-            f.token_error_code,
+            status,
             "invalid_client",
             AADSTS_INVALID_SECRET,
             "Invalid client secret provided. Ensure the secret being sent in the request is the "

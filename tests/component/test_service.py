@@ -1,0 +1,402 @@
+"""The SyncService end to end over fakes that behave like the real thing: a simulated tenant
+over loopback HTTP (Graph + token endpoint), the built-in directory, fakeredis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+
+from sync.config import EnvSettings, config_from_dict
+from sync.directory import UserPatch
+from sync.keys import Keys
+from sync.models import Kind, ProposalState
+from sync.service import Actor, SyncService
+
+ADA = Actor("admin-ada", "Ada")
+BOB = Actor("admin-bob", "Bob")
+
+
+def entra(uid: str, first: str, last: str, phone: str | None, **kw: Any) -> dict[str, Any]:
+    mail = f"{first.lower()}.{last.lower()}@contoso.example"
+    u = {
+        "id": uid,
+        "accountEnabled": True,
+        "givenName": first,
+        "surname": last,
+        "displayName": f"{first} {last}",
+        "mail": mail,
+        "userPrincipalName": mail,
+        "mobilePhone": phone,
+        "businessPhones": [],
+    }
+    u.update(kw)
+    return u
+
+
+def dir_user(
+    uid: str, first: str, last: str, phone: str, entra_id: str | None = None
+) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": uid,
+        "first_name": first,
+        "last_name": last,
+        "display_name": f"{first} {last}",
+        "email": f"{first.lower()}.{last.lower()}@contoso.example",
+        "phones": [phone],
+        "tags": [],
+    }
+    if entra_id:
+        d["entra_id"] = entra_id
+    return d
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def no_sleep(_s: float) -> None:
+    return None
+
+
+def write_world(
+    tmp: Path, users: list[dict[str, Any]], directory: list[dict[str, Any]], **cfg: Any
+) -> Path:
+    (tmp / "tenant.json").write_text(json.dumps({"users": users, "groups": []}))
+    (tmp / "directory.json").write_text(json.dumps({"users": directory, "ignored": []}))
+    return tmp
+
+
+async def make_service(tmp: Path, clock: Clock, redis: Any = None, **sections: Any) -> SyncService:
+    cfg = config_from_dict(
+        {
+            "tenants": [{"name": "contoso", "simulate": "tenant.json"}],
+            "directories": [{"name": "main", "seed_file": "directory.json"}],
+            **sections,
+        },
+        base_dir=tmp,
+    )
+    svc = SyncService(
+        config=cfg,
+        env=EnvSettings(),
+        redis=redis or fakeredis.FakeAsyncRedis(),
+        keys=Keys("svc:"),
+        clock=clock,
+        sleep=no_sleep,
+    )
+    await svc.start(scheduler=False)
+    return svc
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def svc(tmp_path: Path, clock: Clock) -> AsyncIterator[SyncService]:
+    write_world(
+        tmp_path,
+        [
+            entra("e-anna", "Anna", "Lind", "070-111 11 11"),
+            entra("e-bo", "Bo", "Ek", "+46 70 222 22 22"),
+            entra("e-cia", "Cia", "Berg", "0703333333"),
+        ],
+        [
+            dir_user("1", "Anna", "Lind", "+46701111111", entra_id="e-anna"),
+            dir_user("2", "Bo", "Ek", "+46702222222"),
+        ],
+    )
+    s = await make_service(tmp_path, clock)
+    yield s
+    await s.stop()
+
+
+def sim(s: SyncService) -> Any:
+    rt = s.tenants["contoso"]
+    assert rt.sim is not None
+    return rt.sim
+
+
+async def test_sync_now_records_one_item_per_proposal_and_nothing_changes(svc: SyncService) -> None:
+    (run,) = await svc.run_sync(actor=ADA)
+    assert run.status == "ok"
+    assert sorted(i.kind.value for i in run.new_items) == ["match", "new"]
+    users = {u.id: u for u in await svc.directories["main"].list_users()}
+    assert users["2"].entra_id is None and len(users) == 2  # nothing applied, nothing created
+    again = (await svc.run_sync(actor=ADA))[0]
+    assert again.new_items == [] and again.superseded == []  # idempotent
+
+
+async def test_accept_links_the_user_and_a_second_click_applies_nothing(svc: SyncService) -> None:
+    await svc.run_sync(actor=ADA)
+    (match,) = await svc.pending(Kind.MATCH)
+    d1 = await svc.decide(match.id, "accept", actor=ADA, digest=match.digest, inputs={})
+    d2 = await svc.decide(match.id, "accept", actor=BOB, digest=match.digest, inputs={})
+    assert (d1.outcome, d2.outcome) == ("done", "already")
+    assert "Ada" in d2.message
+    bo = await svc.directories["main"].get("2")
+    assert bo is not None and bo.entra_id == "e-bo"
+    audit = await svc.audit()
+    assert [e.action for e in audit].count("accept match") == 1
+    (st,) = await svc.status()
+    assert (st.synced, st.syncable) == (2, 2)
+
+
+async def test_a_forged_digest_or_unknown_id_is_refused_and_changes_nothing(
+    svc: SyncService,
+) -> None:
+    await svc.run_sync(actor=ADA)
+    (match,) = await svc.pending(Kind.MATCH)
+    bad = await svc.decide(match.id, "accept", actor=ADA, digest="0" * 24, inputs={})
+    unknown = await svc.decide("f" * 20, "accept", actor=ADA, digest=match.digest, inputs={})
+    wrong_verb = await svc.decide(
+        match.id, "delete_user_confirm", actor=ADA, digest=match.digest, inputs={}
+    )
+    assert (bad.outcome, unknown.outcome, wrong_verb.outcome) == (
+        "not_found",
+        "not_found",
+        "refused",
+    )
+    assert (await svc.item(match.id)).state is ProposalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_stale_card_applies_nothing_and_offers_the_current_values(svc: SyncService) -> None:
+    await svc.run_sync(actor=ADA)
+    (new,) = await svc.pending(Kind.NEW)
+    sim(svc).update_user("e-cia", givenName="Cecilia", displayName="Cecilia Berg")
+    d = await svc.decide(new.id, "create", actor=ADA, digest=new.digest, inputs={})
+    assert d.outcome == "stale"
+    assert d.item is not None and d.item.id != new.id
+    assert d.item.proposal.changes["first_name"].new == "Cecilia"
+    assert len(await svc.directories["main"].list_users()) == 2  # nothing created
+    old = await svc.item(new.id)
+    assert old is not None and old.state is ProposalState.SUPERSEDED
+
+
+async def test_create_from_entra_then_the_user_is_linked_and_in_step(svc: SyncService) -> None:
+    await svc.run_sync(actor=ADA)
+    (new,) = await svc.pending(Kind.NEW)
+    d = await svc.decide(new.id, "create", actor=ADA, digest=new.digest, inputs={})
+    assert d.outcome == "done"
+    created = await svc.directories["main"].find_by_external_id("e-cia")
+    assert created is not None and created.phones == ("+46703333333",)
+    (run,) = await svc.run_sync(actor=ADA)
+    assert [i.kind for i in run.new_items] == []
+
+
+async def test_a_reverted_change_is_proposed_again(svc: SyncService) -> None:
+    sim(svc).update_user("e-anna", surname="Berg", displayName="Anna Berg")
+    await svc.run_sync(actor=ADA)
+    (upd,) = await svc.pending(Kind.UPDATE)
+    assert (
+        await svc.decide(upd.id, "apply", actor=ADA, digest=upd.digest, inputs={})
+    ).outcome == "done"
+    # someone puts the old surname back by hand in the phone system
+    await svc.directories["main"].update(
+        "1", UserPatch({"last_name": "Lind", "display_name": "Anna Lind"})
+    )
+    (run,) = await svc.run_sync(actor=ADA)
+    assert [i.kind for i in run.new_items] == [Kind.UPDATE]
+    assert run.new_items[0].id != upd.id
+
+
+async def test_ignored_update_stays_ignored_until_the_values_change(svc: SyncService) -> None:
+    sim(svc).update_user("e-anna", surname="Berg")
+    await svc.run_sync(actor=ADA)
+    (upd,) = await svc.pending(Kind.UPDATE)
+    await svc.decide(upd.id, "ignore", actor=ADA, digest=upd.digest, inputs={})
+    assert (await svc.run_sync(actor=ADA))[0].new_items == []
+    sim(svc).update_user("e-anna", surname="Holm")
+    assert [i.kind for i in (await svc.run_sync(actor=ADA))[0].new_items] == [Kind.UPDATE]
+
+
+async def test_ignoring_a_new_user_keeps_them_out_until_unignored(svc: SyncService) -> None:
+    await svc.run_sync(actor=ADA)
+    (new,) = await svc.pending(Kind.NEW)
+    await svc.decide(new.id, "ignore", actor=ADA, digest=new.digest, inputs={})
+    assert [x[1] for x in await svc.ignored()] == ["e-cia"]
+    assert (await svc.run_sync(actor=ADA))[0].new_items == []
+    d = await svc.decide(
+        "e-cia", "unignore", actor=ADA, digest=await svc.unignore_digest("e-cia"), inputs={}
+    )
+    assert d.outcome == "done"
+    assert [i.proposal.entra_id for i in await svc.pending(Kind.NEW)] == ["e-cia"]
+
+
+async def test_scheduled_mode_applies_updates_of_linked_users_only(
+    tmp_path: Path, clock: Clock
+) -> None:
+    write_world(
+        tmp_path,
+        [
+            entra("e-anna", "Anna", "Berg", "070-111 11 11"),
+            entra("e-bo", "Bo", "Ek", "070-222 22 22"),
+        ],
+        [
+            dir_user("1", "Anna", "Lind", "+46701111111", entra_id="e-anna"),
+            dir_user("2", "Bo", "Ek", "+46702222222"),
+        ],
+    )
+    s = await make_service(tmp_path, clock, schedule={"mode": "interval", "every_hours": 12})
+    try:
+        assert [r.trigger for r in await s.run_due()] == ["scheduled"]  # never ran: due now
+        anna = await s.directories["main"].get("1")
+        bo = await s.directories["main"].get("2")
+        assert anna is not None and anna.last_name == "Berg"  # applied automatically
+        assert bo is not None and bo.entra_id is None  # the match waits for an admin
+        assert [e.actor_name for e in await s.audit()] == ["Entra Sync"]
+        clock.now += timedelta(hours=11)
+        assert await s.run_due() == []
+        clock.now += timedelta(hours=1)
+        assert len(await s.run_due()) == 1
+    finally:
+        await s.stop()
+
+
+async def test_conflict_owner_choice_produces_the_owners_match(
+    tmp_path: Path, clock: Clock
+) -> None:
+    write_world(
+        tmp_path,
+        [
+            entra("e-a", "Ann", "One", None, businessPhones=["08-555 000 99"]),
+            entra("e-b", "Ben", "Two", None, businessPhones=["+46 8 555 000 99"]),
+        ],
+        [dir_user("9", "Reception", "Desk", "+46855500099")],
+    )
+    s = await make_service(tmp_path, clock)
+    try:
+        (run,) = await s.run_sync(actor=ADA)
+        (conflict,) = [i for i in run.new_items if i.kind is Kind.CONFLICT]
+        refused = await s.decide(
+            conflict.id, "pick_owner", actor=ADA, digest=conflict.digest, inputs={"owner": "e-zzz"}
+        )
+        assert refused.outcome == "refused"
+        d = await s.decide(
+            conflict.id, "pick_owner", actor=ADA, digest=conflict.digest, inputs={"owner": "e-b"}
+        )
+        assert d.outcome == "done"
+        (match,) = await s.pending(Kind.MATCH)
+        assert (match.proposal.entra_id, match.proposal.app_user_id) == ("e-b", "9")
+    finally:
+        await s.stop()
+
+
+async def test_mass_removal_is_held_back_until_confirmed(tmp_path: Path, clock: Clock) -> None:
+    users = [entra(f"e-{i}", f"U{i}", "X", f"0701000{i:03d}") for i in range(12)]
+    directory = [
+        dir_user(str(i), f"U{i}", "X", f"+46701000{i:03d}", entra_id=f"e-{i}") for i in range(12)
+    ]
+    write_world(tmp_path, users, directory)
+    s = await make_service(tmp_path, clock)
+    try:
+        await s.run_sync(actor=ADA)
+        for i in range(11):
+            sim(s).delete_user(f"e-{i}")
+        (run,) = await s.run_sync(actor=ADA)
+        assert run.new_items == [] and run.blocked[0].count == 11
+        pid, digest = await s.guard_id("contoso", "main")
+        assert (
+            await s.decide(pid, "guard_confirm", actor=ADA, digest=digest, inputs={})
+        ).outcome == "done"
+        assert len(await s.pending(Kind.REMOVAL)) == 11
+        assert len(await s.directories["main"].list_users()) == 12  # still nobody deleted
+    finally:
+        await s.stop()
+
+
+async def test_remove_sync_keeps_the_user_and_delete_asks_first(
+    tmp_path: Path, clock: Clock
+) -> None:
+    write_world(
+        tmp_path,
+        [entra(f"e-{i}", f"U{i}", "X", f"0701000{i:03d}") for i in range(10)],
+        [dir_user(str(i), f"U{i}", "X", f"+46701000{i:03d}", entra_id=f"e-{i}") for i in range(10)],
+    )
+    s = await make_service(tmp_path, clock)
+    try:
+        sim(s).delete_user("e-0")
+        sim(s).update_user("e-1", accountEnabled=False)
+        await s.run_sync(actor=ADA)
+        r0, r1 = sorted(await s.pending(Kind.REMOVAL), key=lambda i: i.proposal.app_user_id or "")
+        assert (r0.proposal.removal_cause, r1.proposal.removal_cause) == ("deleted", "disabled")
+        d = await s.decide(r0.id, "remove_sync", actor=ADA, digest=r0.digest, inputs={})
+        assert d.outcome == "done"
+        kept = await s.directories["main"].get("0")
+        assert kept is not None and kept.entra_id is None
+        ask = await s.decide(r1.id, "delete_user", actor=ADA, digest=r1.digest, inputs={})
+        assert ask.outcome == "confirm" and await s.directories["main"].get("1") is not None
+        done = await s.decide(r1.id, "delete_user_confirm", actor=ADA, digest=r1.digest, inputs={})
+        assert done.outcome == "done" and await s.directories["main"].get("1") is None
+    finally:
+        await s.stop()
+
+
+async def test_an_accepted_intent_is_finished_after_a_crash(tmp_path: Path, clock: Clock) -> None:
+    write_world(
+        tmp_path,
+        [entra("e-bo", "Bo", "Ek", "070-222 22 22")],
+        [dir_user("2", "Bo", "Ek", "+46702222222")],
+    )
+    redis = fakeredis.FakeAsyncRedis()
+    s = await make_service(tmp_path, clock, redis=redis)
+    await s.run_sync(actor=ADA)
+    (match,) = await s.pending(Kind.MATCH)
+    # the process dies after recording the intent, before writing the directory
+    await s.store.transition(
+        match.id,
+        ProposalState.ACCEPTED,
+        actor_id=ADA.id,
+        actor_name=ADA.name,
+        verb="accept",
+        result={"verb": "accept", "inputs": {}},
+    )
+    await s.stop()
+    restarted = await make_service(tmp_path, clock, redis=redis)
+    try:
+        bo = await restarted.directories["main"].get("2")
+        assert bo is not None and bo.entra_id == "e-bo"
+        item = await restarted.item(match.id)
+        assert item is not None and item.state is ProposalState.APPLIED and item.decided_by == "Ada"
+        assert await restarted.recover_intents() == 0  # nothing applied twice
+    finally:
+        await restarted.stop()
+
+
+async def test_a_token_failure_shows_red_with_the_aadsts_code_and_fix(svc: SyncService) -> None:
+    sim(svc).faults.token_error_code = 7000215  # before the first token is fetched
+    (run,) = await svc.run_sync(actor=ADA)
+    assert run.status == "failed" and run.error is not None and run.error.code == "AADSTS7000215"
+    (st,) = await svc.status()
+    assert not st.connected and st.error is not None and "Value" in str(st.error["hint"])
+    assert await svc.pending() == []  # a failed read proposes nothing
+
+
+async def test_settings_are_validated_and_saved(svc: SyncService) -> None:
+    errors = await svc.update_settings({"mapping.first_name": "givenname"}, actor=ADA)
+    assert "givenName" in " ".join(errors.values())
+    errors = await svc.update_settings({"schedule.at": "25:00"}, actor=ADA)
+    assert errors
+    assert (
+        await svc.update_settings({"schedule.mode": "daily", "schedule.at": "03:30"}, actor=ADA)
+        == {}
+    )
+    assert svc.config.schedule.mode == "daily" and svc.config.schedule.at == "03:30"
+
+
+async def test_disconnect_keeps_every_user_and_removes_only_links(svc: SyncService) -> None:
+    await svc.run_sync(actor=ADA)
+    n = await svc.disconnect("contoso", actor=ADA)
+    users = await svc.directories["main"].list_users()
+    assert n == 1 and len(users) == 2 and all(u.entra_id is None for u in users)
+    assert await svc.pending() == []
