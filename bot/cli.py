@@ -123,6 +123,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             host=args.host,
             throttle_every=args.throttle_every,
             fail_at=args.fail_at,
+            on_ready=lambda url: print(
+                f"Tenant simulator: Graph at {url}/v1.0, "
+                f"token endpoint at {url}/<tenant>/oauth2/v2.0/token",
+                flush=True,
+            ),
         )
         return 0
     if args.cmd == "serve":

@@ -62,6 +62,7 @@ async def open_tenant(
             authority_host=base,
             graph_resource=base,
         )
+        stack.callback(tokens.close)
         graph = GraphClient(tokens, base_url=f"{base}/v1.0", http=http, sleep=sleep)
         log.info("tenant %s: simulated from %s on %s", cfg.name, cfg.simulate, base)
         return TenantRuntime(cfg, graph, sim)
@@ -81,6 +82,7 @@ async def open_tenant(
         )
     else:
         tokens = MsalTokenProvider(cfg.tenant_id, cfg.client_id, secret)
+    stack.callback(tokens.close)
     graph = GraphClient(
         tokens,
         base_url=cfg.graph_url or "https://graph.microsoft.com/v1.0",
