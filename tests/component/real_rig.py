@@ -328,3 +328,27 @@ async def real_bot(
         )
         client = await aiohttp_client(app)
         yield Rig(client=client, fc=fc, service=service, time=t)  # type: ignore[arg-type]
+
+
+# --- a tenant connected from Teams, served by a simulator ------------------------------------
+
+
+@asynccontextmanager
+async def simulated_entra(monkeypatch: Any, sim: Any) -> AsyncIterator[str]:
+    """Serve ``sim`` (a ``TenantSim``) over loopback and make tenants that would sign in at
+    Microsoft (``connect`` from Teams: no simulate file, no authority_host) sign in and read
+    Graph there instead. The client secret still travels through the real MSAL client to the
+    simulator's token endpoint, which checks it when ``sim.client_secret`` is set."""
+    import sync.service as service_module
+    from sync.simulator import serve_simulator
+
+    real_open = service_module.open_tenant
+
+    async def open_tenant(cfg: Any, config: Any, stack: Any, **kw: Any) -> Any:
+        if cfg.simulate is None and cfg.authority_host is None:
+            cfg = cfg.model_copy(update={"authority_host": base, "graph_url": f"{base}/v1.0"})
+        return await real_open(cfg, config, stack, **kw)
+
+    async with serve_simulator(sim) as base:
+        monkeypatch.setattr(service_module, "open_tenant", open_tenant)
+        yield base
