@@ -400,3 +400,58 @@ async def test_disconnect_keeps_every_user_and_removes_only_links(svc: SyncServi
     users = await svc.directories["main"].list_users()
     assert n == 1 and len(users) == 2 and all(u.entra_id is None for u in users)
     assert await svc.pending() == []
+
+
+async def test_two_tenants_feed_one_directory_and_one_tenant_feeds_two(
+    tmp_path: Path, clock: Clock
+) -> None:
+    (tmp_path / "t1.json").write_text(
+        json.dumps({"users": [entra("e-1", "Ann", "One", "0701000001")]})
+    )
+    (tmp_path / "t2.json").write_text(
+        json.dumps({"users": [entra("e-2", "Ben", "Two", "0701000002")]})
+    )
+    (tmp_path / "d.json").write_text(
+        json.dumps(
+            {
+                "users": [
+                    dir_user("1", "Ann", "One", "+46701000001"),
+                    dir_user("2", "Ben", "Two", "+46701000002"),
+                ]
+            }
+        )
+    )
+    cfg = config_from_dict(
+        {
+            "tenants": [
+                {"name": "north", "simulate": "t1.json", "directories": ["main", "backup"]},
+                {"name": "south", "simulate": "t2.json", "directory": "main"},
+            ],
+            "directories": [
+                {"name": "main", "seed_file": "d.json"},
+                {"name": "backup"},
+            ],
+        },
+        base_dir=tmp_path,
+    )
+    s = SyncService(
+        config=cfg,
+        env=EnvSettings(),
+        redis=fakeredis.FakeAsyncRedis(),
+        keys=Keys("mt:"),
+        clock=clock,
+        sleep=no_sleep,
+    )
+    await s.start(scheduler=False)
+    try:
+        runs = await s.run_sync(actor=ADA)
+        got = sorted((r.tenant, r.directory, [i.kind.value for i in r.new_items]) for r in runs)
+        assert got == [
+            ("north", "backup", ["new"]),  # the backup directory is empty: Ann is new there
+            ("north", "main", ["match"]),
+            ("south", "main", ["match"]),
+        ]
+        ids = [i.id for r in runs for i in r.new_items]
+        assert len(set(ids)) == 3  # one item per tenant x directory
+    finally:
+        await s.stop()
