@@ -234,6 +234,21 @@ class GraphClient:
         self._check_origin(link, "the deltaLink")
         return DeltaResult(changed=changed, removed=removed, delta_link=link, invalid=invalid)
 
+    async def latest_delta_link(self, select: Sequence[str]) -> str:
+        """A delta link that tracks changes from now on (``$deltatoken=latest``: Graph returns no
+        users, only the link), so a full read can be followed by delta rounds without reading
+        every user a second time. One request. Raises GraphError / GraphDataError."""
+        url = f"{self.base_url}/users/delta?$select={self.select_param(select)}&$deltatoken=latest"
+        final: dict[str, Any] = {}
+        async for values in self._values(url, what="delta", delta=True, final=final):
+            if values:
+                raise GraphDataError("Microsoft Graph sent users for $deltatoken=latest")
+        link = final.get("@odata.deltaLink")
+        if not isinstance(link, str):
+            raise GraphDataError("Microsoft Graph answered $deltatoken=latest without a deltaLink")
+        self._check_origin(link, "the deltaLink")
+        return link
+
     @staticmethod
     def select_param(select: Sequence[str]) -> str:
         """``$select``: the attributes (nested ones by their parent), id, accountEnabled."""

@@ -518,6 +518,15 @@ async def _delta(request: web.Request) -> web.Response:
     m = re.search(r"odata\.maxpagesize=(\d+)", prefer)
     if m:
         page_size = max(1, min(MAX_TOP, int(m.group(1))))
+    if q.get("$deltatoken") == "latest":
+        # Graph's "start tracking from now": no users, only a deltaLink for later changes
+        parsed = _parse_select(q.get("$select"))
+        if isinstance(parsed, web.Response):
+            return parsed
+        tok = _b64({"s": list(parsed), "f": sim.version, "t": sim.version, "o": 0})
+        latest = {"@odata.deltaLink": f"{origin}/v1.0/users/delta?$deltatoken={tok}"}
+        context = f"{origin}/v1.0/$metadata#users({','.join(parsed)})"
+        return _json(_page_body(context, [], latest))
     if "$deltatoken" in q or "$skiptoken" in q:
         if sim.faults.delta_expired:
             return _graph_error(
