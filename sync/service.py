@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
@@ -307,6 +308,12 @@ class SyncService:
         select = self.select()
         link_key = _link_key(select)
         stored = await self.store.get_delta_link(name, link_key)
+        if stored and not _same_origin(stored, rt.graph.base_url):
+            # a link from another Graph endpoint (the endpoint changed, or a simulated tenant
+            # restarted on a new port): the client would refuse it forever; start again
+            log.info("tenant %s: the stored delta link is for another endpoint; full read", name)
+            await self.store.clear_delta_link(name, link_key)
+            stored = None
         groups = self.config.scope.groups
         if stored and not force_full:
             users = self._snapshots.get(name)
@@ -689,6 +696,14 @@ class SyncService:
             dir_user = await self.directories[sp.directory].get(p.app_user_id)
         if still_valid(p, current, snap, dir_user, self.config):
             return None
+        now = await self.store.get(sp.id)
+        if now is not None and now.state is not ProposalState.PENDING:
+            # decided by someone else while we looked (their write is what changed the data)
+            return Decision(
+                "already",
+                await self._item(now),
+                f"Already handled by {now.decided_by or 'someone'}.",
+            )
         result = await self._plan_and_record(
             rt, sp.directory, snap, Actor.system(), "manual", self.clock(), "delta"
         )
@@ -891,7 +906,14 @@ class SyncService:
         """Finish decisions whose intent was recorded but whose directory write did not
         complete (a crash or an outage in between). Returns how many were finished."""
         n = 0
-        for sp in await self.store.intents():
+        intents = await self.store.intents()
+        for tenant in {sp.tenant for sp in intents} - set(self._snapshots):
+            # after a restart the Entra data is only in the stored snapshot; `link` copies the
+            # mapped fields from it, as it would have before the crash
+            loaded = await self.store.load_snapshot(tenant)
+            if loaded:
+                self._snapshots[tenant] = {u.id: u for u in loaded}
+        for sp in intents:
             res = sp.result or {}
             verb = str(res.get("verb") or sp.verb or "")
             if verb == "pick_owner":
@@ -1135,6 +1157,11 @@ def _scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
     base = p.compute_id()
     pid = hashlib.sha256(f"{tenant}\x00{directory}\x00{base}".encode()).hexdigest()[:20]
     return replace(p, id=pid)
+
+
+def _same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
 
 
 def _link_key(select: Sequence[str]) -> str:

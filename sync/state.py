@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from sync.errors import LockBusy, ProposalNotFound, ProposalNotPending, StateError
 from sync.keys import Keys
@@ -204,6 +204,9 @@ class StateStore:
         self._r = redis
         self._k = keys
         self._clock = clock
+        # run locks this process took but could not release (Redis failed at that moment):
+        # released before this process takes the same lock again, instead of waiting the TTL
+        self._unreleased: dict[str, str] = {}
 
     # --- time --------------------------------------------------------------------------------
 
@@ -701,6 +704,13 @@ class StateStore:
         Released on exit only if we still own it (compare-and-delete under WATCH). The TTL is
         the safety net for a crashed holder; pick it above the longest run."""
         key = self._k.lock(tenant)
+        stale = self._unreleased.pop(key, None)
+        if stale is not None:
+            try:
+                await self._release(key, stale)
+            except RedisError:
+                self._unreleased[key] = stale
+                raise
         token = os.urandom(16).hex()
         ok = await self._r.set(key, token, nx=True, px=max(1, int(ttl_s * 1000)))
         if not ok:
@@ -708,7 +718,11 @@ class StateStore:
         try:
             yield token
         finally:
-            await self._release(key, token)
+            try:
+                await self._release(key, token)
+            except RedisError:
+                self._unreleased[key] = token
+                raise
 
     async def _release(self, key: str, token: str) -> bool:
         for _attempt in range(MAX_WATCH_RETRIES):

@@ -342,7 +342,7 @@ async def simulated_entra(monkeypatch: Any, sim: Any) -> AsyncIterator[str]:
     import sync.service as service_module
     from sync.simulator import serve_simulator
 
-    real_open = service_module.open_tenant
+    real_open = service_module.open_tenant  # type: ignore[attr-defined]
 
     async def open_tenant(cfg: Any, config: Any, stack: Any, **kw: Any) -> Any:
         if cfg.simulate is None and cfg.authority_host is None:

@@ -76,8 +76,9 @@ async def _world(
     guard: dict[str, Any] | None = None,
 ) -> AsyncIterator[World]:
     tenant, directory = every_kind_world()
-    extra = {"guard": guard} if guard else {}
-    cfg = write_world(tmp_path, tenant, directory, admins=admins, **extra)
+    cfg = write_world(tmp_path, tenant, directory, admins=admins)
+    if guard:
+        cfg["guard"] = guard
     keys = Keys(prefix="t:authz:")
     service = make_service(tmp_path, cfg, redis=fakeredis.FakeAsyncRedis(), keys=keys)
     await service.start(scheduler=False)
