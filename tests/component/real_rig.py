@@ -10,6 +10,7 @@ than duplicating them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -352,3 +353,98 @@ async def simulated_entra(monkeypatch: Any, sim: Any) -> AsyncIterator[str]:
     async with serve_simulator(sim) as base:
         monkeypatch.setattr(service_module, "open_tenant", open_tenant)
         yield base
+
+
+# --- a simulated Entra served by the test: Graph can be held, and any request tampered with ---
+
+ENTRA_SECRET = "contoso-app-secret-value"
+ENTRA_CLIENT = "5b0c1e9a-0000-4000-8000-0000000c0de5"
+
+# A hook sees each request (and its number among Graph requests, 0 for the token endpoint) and
+# may answer it itself (a fault) or return None to let the simulator answer.
+Hook = Callable[[Any, int], Awaitable[Any]]
+
+
+@dataclass
+class Gate:
+    """While ``armed``, Graph requests wait until ``release`` is set; ``entered`` tells that one
+    arrived (``on_enter`` runs once then). The token endpoint is never held."""
+
+    armed: bool = False
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    on_enter: Callable[[], Awaitable[None]] | None = None
+
+    def arm(self, on_enter: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.armed = True
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.on_enter = on_enter
+
+
+@dataclass
+class Entra:
+    sim: Any  # TenantSim
+    base: str
+    gate: Gate
+    hooks: list[Hook] = field(default_factory=list)
+    graph_requests: int = 0
+    paths: list[str] = field(default_factory=list)
+
+    def tenant_config(self, name: str = "contoso") -> dict[str, Any]:
+        """A tenant that signs in (client secret from $CONTOSO_SECRET) and reads Graph here."""
+        return {
+            "name": name,
+            "tenant_id": "contoso.onmicrosoft.com",
+            "client_id": ENTRA_CLIENT,
+            "client_secret_env": "CONTOSO_SECRET",
+            "authority_host": self.base,
+            "graph_url": f"{self.base}/v1.0",
+            "directory": "main",
+        }
+
+
+@asynccontextmanager
+async def serve_entra(users: Sequence[Mapping[str, Any]]) -> AsyncIterator[Entra]:
+    """The tenant simulator over loopback (its token endpoint checks ENTRA_CLIENT and
+    ENTRA_SECRET), with a gate and fault hooks in front of it."""
+    from aiohttp import web
+
+    from sync.simulator import TenantSim, make_app
+
+    sim = TenantSim(users, client_id=ENTRA_CLIENT, client_secret=ENTRA_SECRET)
+    app = make_app(sim)
+    e = Entra(sim, "", Gate())
+
+    @web.middleware
+    async def front(request: web.Request, handler: Any) -> web.StreamResponse:
+        graph = request.path.startswith("/v1.0/")
+        n = 0
+        if graph:
+            e.graph_requests += 1
+            n = e.graph_requests
+            e.paths.append(request.path_qs)
+        for hook in e.hooks:
+            answer = await hook(request, n)
+            if answer is not None:
+                return answer  # type: ignore[no-any-return]
+        if graph and e.gate.armed:
+            if not e.gate.entered.is_set():
+                e.gate.entered.set()
+                if e.gate.on_enter is not None:
+                    await e.gate.on_enter()
+            await e.gate.release.wait()
+        resp: web.StreamResponse = await handler(request)
+        return resp
+
+    app.middlewares.append(front)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    e.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield e
+    finally:
+        e.gate.release.set()
+        await runner.cleanup()

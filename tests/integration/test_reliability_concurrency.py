@@ -27,14 +27,13 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -42,15 +41,17 @@ from sync.builtin_directory import BuiltinDirectory
 from sync.keys import Keys
 from sync.models import Kind, ProposalState
 from sync.service import Actor, SyncService
-from sync.simulator import TenantSim, make_app
 from sync.state import StateStore
 from tests.component.fake_connector import FakeConnector
 from tests.component.real_rig import (
     ADMIN,
+    ENTRA_SECRET,
     Crash,
+    Entra,
     count_writes,
     every_kind_world,
     make_service,
+    serve_entra,
     write_world,
 )
 from tests.component.test_bot_flow import CHANNEL, TEAM, card_texts, executes
@@ -58,78 +59,8 @@ from tests.conftest import REAL_REDIS_URL
 
 pytestmark = pytest.mark.redis
 
-ENTRA_SECRET = "contoso-app-secret-value"
-ENTRA_CLIENT = "5b0c1e9a-0000-4000-8000-0000000c0de5"
 ADMINS = tuple(f"aad-admin-{n:02d}" for n in range(10))
 ENTRY = Path(sys.executable).parent / "entra-sync"
-
-
-# --- a simulated Entra whose Graph can be held -------------------------------------------------
-
-
-@dataclass
-class Gate:
-    """While ``armed``, Graph requests wait until ``release`` is set; ``entered`` tells that one
-    arrived. The token endpoint is never held."""
-
-    armed: bool = False
-    entered: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-    on_enter: Any = None  # async callable run once when the first held request arrives
-
-    def arm(self, on_enter: Any = None) -> None:
-        self.armed = True
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.on_enter = on_enter
-
-
-@dataclass
-class Entra:
-    sim: TenantSim
-    base: str
-    gate: Gate
-
-    def tenant_config(self) -> dict[str, Any]:
-        return {
-            "name": "contoso",
-            "tenant_id": "contoso.onmicrosoft.com",
-            "client_id": ENTRA_CLIENT,
-            "client_secret_env": "CONTOSO_SECRET",
-            "authority_host": self.base,
-            "graph_url": f"{self.base}/v1.0",
-            "directory": "main",
-        }
-
-
-@contextlib.asynccontextmanager
-async def entra(users: Sequence[dict[str, Any]]) -> AsyncIterator[Entra]:
-    sim = TenantSim(users, client_id=ENTRA_CLIENT, client_secret=ENTRA_SECRET)
-    gate = Gate()
-    app = make_app(sim)
-
-    @web.middleware
-    async def hold(request: web.Request, handler: Any) -> web.StreamResponse:
-        if gate.armed and request.path.startswith("/v1.0/"):
-            if not gate.entered.is_set():
-                gate.entered.set()
-                if gate.on_enter is not None:
-                    await gate.on_enter()
-            await gate.release.wait()
-        resp: web.StreamResponse = await handler(request)
-        return resp
-
-    app.middlewares.append(hold)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield Entra(sim, f"http://127.0.0.1:{port}", gate)
-    finally:
-        gate.release.set()
-        await runner.cleanup()
 
 
 # --- two real serve processes ------------------------------------------------------------------
@@ -300,7 +231,7 @@ async def test_sync_now_in_two_serve_processes_at_once_runs_once_and_posts_each_
 ) -> None:
     tenant, _ = every_kind_world()
     async with (
-        entra(tenant) as e,
+        serve_entra(tenant) as e,
         FakeConnector.serve() as fc,
         serve_processes(tmp_path, e, serve_db) as (a, b),
         aiohttp.ClientSession() as http,
@@ -347,7 +278,7 @@ async def test_ten_admins_accepting_at_once_through_two_processes_apply_once(
 ) -> None:
     tenant, _ = every_kind_world()
     async with (
-        entra(tenant) as e,
+        serve_entra(tenant) as e,
         FakeConnector.serve() as fc,
         serve_processes(tmp_path, e, serve_db) as servers,
         aiohttp.ClientSession() as http,
@@ -414,7 +345,7 @@ async def test_an_intent_left_by_a_dead_process_is_finished_by_the_next_serve_pr
     tmp_path: Path, serve_db: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant, directory = every_kind_world()
-    async with entra(tenant) as e:
+    async with serve_entra(tenant) as e:
         monkeypatch.setenv("CONTOSO_SECRET", ENTRA_SECRET)
         cfg = write_world(tmp_path, tenant, directory)
         cfg["tenants"] = [e.tenant_config()]
@@ -469,7 +400,7 @@ async def two_services(
 ) -> AsyncIterator[Pair]:
     tenant, directory = every_kind_world()
     monkeypatch.setenv("CONTOSO_SECRET", ENTRA_SECRET)
-    async with entra(tenant) as e:
+    async with serve_entra(tenant) as e:
         cfg = write_world(tmp, tenant, directory, admins=ADMINS)
         cfg["tenants"] = [e.tenant_config()]
         conns = [aioredis.Redis.from_url(REAL_REDIS_URL) for _ in range(3)]
@@ -810,7 +741,7 @@ async def service_behind_proxy(
     # redis-py retries a failed command itself (10 times, up to 1 s apart, on wall time); the
     # test keeps the retries and drops the waits between them
     client = aioredis.Redis.from_url(proxy.url, retry=Retry(NoBackoff(), 2), client_name="svc")
-    async with entra(tenant) as e:
+    async with serve_entra(tenant) as e:
         cfg = write_world(tmp, tenant, directory)
         cfg["tenants"] = [e.tenant_config()]
         svc = make_service(tmp, cfg, redis=client, keys=keys)
