@@ -370,6 +370,11 @@ class StateStore:
         h = await self._r.hgetall(self._k.proposal(proposal_id))  # type: ignore[misc]
         return self._parse(h)
 
+    async def get_many(self, ids: Sequence[str]) -> dict[str, StoredProposal]:
+        """The stored proposals of ``ids`` that exist, by id (pipelined: ~1 round trip per
+        1,000 ids)."""
+        return {sp.id: sp for sp in await self._load_many(ids)}
+
     async def _load_many(self, ids: Sequence[str]) -> list[StoredProposal]:
         out: list[StoredProposal] = []
         for chunk in _chunks(ids, BATCH):
