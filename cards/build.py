@@ -622,6 +622,12 @@ def _tenant_section(t: TenantStatus, with_name: bool) -> list[Element]:
         )
         if t.error_hint:
             out.append(_text(escape_md(t.error_hint, 400), spacing="None"))
+    if t.connected and (t.error_code or t.error_hint):
+        # connected, but the last sync failed (Graph down, throttled...) or could not read
+        # every user: the code and what to do, as for a connection error
+        code = f"{escape_md(t.error_code, 40)}: " if t.error_code else ""
+        warning = f"\u26a0\ufe0f {code}{escape_md(t.error_hint, 400)}"
+        out.append(_text(warning, color="warning", spacing="Small"))
     if not t.last_sync_at:
         last = "never"
     elif t.last_sync_ok is False:

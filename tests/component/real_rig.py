@@ -388,6 +388,8 @@ class Entra:
     base: str
     gate: Gate
     hooks: list[Hook] = field(default_factory=list)
+    # filters rewrite the simulator's JSON answers to Graph requests: (request, body) -> body
+    filters: list[Callable[[Any, Any], Any]] = field(default_factory=list)
     graph_requests: int = 0
     paths: list[str] = field(default_factory=list)
 
@@ -435,6 +437,11 @@ async def serve_entra(users: Sequence[Mapping[str, Any]]) -> AsyncIterator[Entra
                     await e.gate.on_enter()
             await e.gate.release.wait()
         resp: web.StreamResponse = await handler(request)
+        if graph and e.filters and isinstance(resp, web.Response) and resp.body is not None:
+            body = json.loads(bytes(resp.body))  # type: ignore[arg-type]
+            for f in e.filters:
+                body = f(request, body)
+            return web.json_response(body, status=resp.status)
         return resp
 
     app.middlewares.append(front)
