@@ -455,3 +455,26 @@ async def test_two_tenants_feed_one_directory_and_one_tenant_feeds_two(
         assert len(set(ids)) == 3  # one item per tenant x directory
     finally:
         await s.stop()
+
+
+async def test_the_second_sync_reads_only_changes_with_a_delta_query(svc: SyncService) -> None:
+    (first,) = await svc.run_sync(actor=ADA)
+    assert first.mode == "full"
+    requests_before = dict(sim(svc).requests)
+    sim(svc).update_user("e-anna", surname="Holm", displayName="Anna Holm")
+    (second,) = await svc.run_sync(actor=ADA)
+    assert second.mode == "delta"
+    assert sim(svc).requests["users"] == requests_before.get("users", 0)  # no full listing
+    assert [i.kind for i in second.new_items] == [Kind.UPDATE]
+    sim(svc).delete_user("e-cia")
+    (third,) = await svc.run_sync(actor=ADA)
+    assert third.mode == "delta" and third.superseded  # Cia's `new` item went with her
+
+
+async def test_an_expired_delta_link_falls_back_to_a_full_read(svc: SyncService) -> None:
+    await svc.run_sync(actor=ADA)
+    sim(svc).faults.delta_expired = True
+    sim(svc).update_user("e-anna", surname="Holm")
+    (run,) = await svc.run_sync(actor=ADA)
+    assert (run.status, run.mode) == ("ok", "full")
+    assert [i.kind for i in run.new_items] == [Kind.UPDATE]
