@@ -146,6 +146,8 @@ SETTINGS_FIELDS: Mapping[str, str] = {
     "every_hours": "schedule.every_hours",
     "max_removals": "guard.max_removals",
     "max_removal_share": "guard.max_removal_share",
+    "notify_admins_personally": "bot.notify_admins_personally",
+    "max_cards_per_run": "bot.max_cards_per_run",
 }
 SETTINGS_INPUT_OF = {dotted: flat for flat, dotted in SETTINGS_FIELDS.items()}
 
@@ -920,11 +922,11 @@ def settings_values(table: Mapping[str, Any]) -> dict[str, Any]:
     for key, val in table.items():
         if key in ("groups", "tags"):
             out[key] = tup(val)
-        elif key in ("enabled_only", "require_phone"):
+        elif key in ("enabled_only", "require_phone", "notify_admins_personally"):
             out[key] = boolean(val)
         elif key in ("first_name", "last_name", "display_name", "email", "mode", "at"):
             out[key] = "" if val is None else str(val)
-        elif key in ("every_hours", "max_removals"):
+        elif key in ("every_hours", "max_removals", "max_cards_per_run"):
             try:
                 out[key] = int(val)
             except (TypeError, ValueError):

@@ -766,6 +766,8 @@ SETTINGS_INPUTS = (
     "every_hours",
     "max_removals",
     "max_removal_share",
+    "notify_admins_personally",
+    "max_cards_per_run",
 )
 
 
@@ -867,6 +869,26 @@ def settings_card(view: SettingsView) -> Card:
             "min": 0,
             "max": 1,
             "value": view.max_removal_share,
+        },
+        e,
+    )
+    body.append(_subheading("Notifications"))
+    body += _with_error(
+        _toggle(
+            "notify_admins_personally",
+            "Also notify the admins personally (1:1 chat)",
+            view.notify_admins_personally,
+        ),
+        e,
+    )
+    body += _with_error(
+        {
+            "type": "Input.Number",
+            "id": "max_cards_per_run",
+            "label": "One card per item up to this many; more become one digest card",
+            "min": 0,
+            "max": 50,
+            "value": view.max_cards_per_run,
         },
         e,
     )

@@ -247,6 +247,8 @@ class SettingsView:
     every_hours: int = 12
     max_removals: int = 10
     max_removal_share: float = 0.2
+    notify_admins_personally: bool = False
+    max_cards_per_run: int = 5
     errors: Mapping[str, str] = field(default_factory=dict)  # input id -> message
 
 
