@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -455,3 +455,40 @@ async def serve_entra(users: Sequence[Mapping[str, Any]]) -> AsyncIterator[Entra
     finally:
         e.gate.release.set()
         await runner.cleanup()
+
+
+# --- a Redis database of its own (for code that uses the default key prefix) -----------------
+
+
+@contextmanager
+def claim_redis_db(url: str = "redis://127.0.0.1:6379") -> Iterator[int]:
+    """Claim one of the databases 9-15 of the real Redis (a lock key in db 0, so parallel runs
+    never share one) for code that uses the product's default key prefix ``es:`` (``entra-sync
+    serve``, ``audit export``); its ``es:`` keys are deleted before and after."""
+    import uuid
+
+    import redis
+
+    r0 = redis.Redis.from_url(f"{url}/0")
+    token = uuid.uuid4().hex
+    for db in range(9, 16):
+        if r0.set(f"t:serve-db-claim:{db}", token, nx=True, px=300_000):
+            break
+    else:  # pragma: no cover - seven concurrent runs
+        r0.close()
+        raise RuntimeError("no free Redis database (9-15) for the test")
+    r = redis.Redis.from_url(f"{url}/{db}")
+
+    def clean() -> None:
+        for k in r.scan_iter(match="es:*", count=1000):
+            r.delete(k)
+
+    clean()
+    try:
+        yield db
+    finally:
+        clean()
+        r.close()
+        if r0.get(f"t:serve-db-claim:{db}") == token.encode():
+            r0.delete(f"t:serve-db-claim:{db}")
+        r0.close()

@@ -48,6 +48,7 @@ from tests.component.real_rig import (
     ENTRA_SECRET,
     Crash,
     Entra,
+    claim_redis_db,
     count_writes,
     every_kind_world,
     make_service,
@@ -74,32 +75,9 @@ def _free_port() -> int:
 
 @pytest.fixture
 def serve_db() -> Iterator[int]:
-    """A Redis database of its own for the serve processes (they use the default key prefix):
-    claimed with a lock key in db 0, emptied of the product's keys before and after."""
-    import redis
-
-    r0 = redis.Redis.from_url(REAL_REDIS_URL)
-    token = uuid.uuid4().hex
-    for db in range(9, 16):
-        if r0.set(f"t:serve-db-claim:{db}", token, nx=True, px=300_000):
-            break
-    else:  # pragma: no cover - seven concurrent runs of this module
-        pytest.fail("no free Redis database for the serve processes")
-    r = redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}")
-
-    def clean() -> None:
-        for k in r.scan_iter(match="es:*", count=1000):
-            r.delete(k)
-
-    clean()
-    try:
+    """A Redis database of its own for the serve processes (they use the default key prefix)."""
+    with claim_redis_db() as db:
         yield db
-    finally:
-        clean()
-        r.close()
-        if r0.get(f"t:serve-db-claim:{db}") == token.encode():
-            r0.delete(f"t:serve-db-claim:{db}")
-        r0.close()
 
 
 @dataclass
