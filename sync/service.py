@@ -30,6 +30,7 @@ from sync.errors import (
     AuthError,
     ConfigError,
     DeltaExpired,
+    GraphDataError,
     GraphPermissionDenied,
     InputError,
     LockBusy,
@@ -474,9 +475,9 @@ class SyncService:
             for x in auto_applicable(replace(p, proposals=tuple(proposals)), scheduled=scheduled)
         }
         new_items: list[Item] = []
-        for prop in rec.new:
         stored = await self.store.get_many([x.id for x in rec.new])  # one round trip per 1,000
-            sp = await self.store.get(prop.id)
+        for prop in rec.new:
+            sp = stored.get(prop.id)
             if sp is None:
                 continue
             if prop.id in auto_ids:
@@ -496,7 +497,14 @@ class SyncService:
         pending = _pending_counts(proposals, rec, auto)
         counters = {"synced": p.synced + len(auto), "syncable": p.syncable, **pending}
         now = self.clock()
-        await self.store.set_last_sync(tenant, status="ok", error=None, counters=counters, at=now)
+        warning = _unreadable_warning(snap)
+        await self.store.set_last_sync(
+            tenant,
+            status="ok",
+            error=warning.to_dict() if warning is not None else None,
+            counters=counters,
+            at=now,
+        )
         await self.redis.delete(self.keys.counter_bumps(tenant))
         linked_in_scope = [d.entra_id for d in dir_users if d.entra_id and d.sync_enabled]
         await self.store.set_user_last_sync(tenant, linked_in_scope, now)
@@ -1160,9 +1168,46 @@ def _scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
     return replace(p, id=pid)
 
 
+def _unreadable_warning(snap: EntraSnapshot) -> GraphDataError | None:
+    """A read with unreadable user records still proposes what it could read, but never
+    removals (the planner holds them back); the status says why, so an admin can act."""
+    if snap.complete and not snap.invalid:
+        return None
+    what = (
+        f"{len(snap.invalid)} user record(s) from Microsoft Graph could not be read "
+        f"(first: {snap.invalid[0][:200]})"
+        if snap.invalid
+        else "a user record of the last full read from Microsoft Graph could not be read"
+    )
+    return GraphDataError(
+        f"{what}; removals are held back until every record can be read",
+        hint=(
+            "Some Entra users have data the bot cannot read (see the message). Check those "
+            "users in Entra; other changes are proposed as usual, but no user is removed "
+            "while any record is unreadable."
+        ),
+    )
+
+
 def _same_origin(url: str, base: str) -> bool:
     a, b = urlsplit(url), urlsplit(base)
     return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
+
+
+def _pending_counts(
+    proposals: Sequence[Proposal], rec: RecordResult, auto: Sequence[Item]
+) -> dict[str, int]:
+    """What is pending for this tenant+directory right after recording a plan, by kind: the
+    plan's kept and new proposals, minus those applied automatically (no Redis read: loading
+    every pending proposal cost a round trip per 1,000 and a JSON parse per proposal)."""
+    kinds = {x.id: x.kind for x in proposals}
+    applied = {i.id for i in auto if i.state is not ProposalState.PENDING}
+    counts = {k.value: 0 for k in Kind}
+    for pid in dict.fromkeys([*rec.kept, *(x.id for x in rec.new)]):
+        kind = kinds.get(pid)
+        if kind is not None and pid not in applied:
+            counts[kind.value] += 1
+    return counts
 
 
 def _link_key(select: Sequence[str]) -> str:
@@ -1194,22 +1239,6 @@ def _is_connection_error(error: Mapping[str, Any]) -> bool:
 
 def _merge_config(base: Config, overrides: Mapping[str, Any]) -> Config:
     data = base.model_dump(mode="python", exclude={"base_dir", "mapping"})
-def _pending_counts(
-    proposals: Sequence[Proposal], rec: RecordResult, auto: Sequence[Item]
-) -> dict[str, int]:
-    """What is pending for this tenant+directory right after recording a plan, by kind: the
-    plan's kept and new proposals, minus those applied automatically (no Redis read: loading
-    every pending proposal cost a round trip per 1,000 and a JSON parse per proposal)."""
-    kinds = {x.id: x.kind for x in proposals}
-    applied = {i.id for i in auto if i.state is not ProposalState.PENDING}
-    counts = {k.value: 0 for k in Kind}
-    for pid in dict.fromkeys([*rec.kept, *(x.id for x in rec.new)]):
-        kind = kinds.get(pid)
-        if kind is not None and pid not in applied:
-            counts[kind.value] += 1
-    return counts
-
-
     data["mapping"] = base.mapping.to_table()
     for section, values in overrides.items():
         if section == "mapping":
