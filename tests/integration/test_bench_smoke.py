@@ -1,0 +1,57 @@
+"""`entra-sync bench --users 2000` runs end to end (simulator process, real Redis, the bot
+route) and reports every figure with a sane value. No timing assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+KEYS = (
+    "floor_s",
+    "peer_s",
+    "read_s",
+    "full_sync_s",
+    "delta_sync_s",
+    "peak_rss_mb",
+    "graph_requests",
+    "redis_round_trips",
+    "first_card_s",
+    "digest_messages",
+    "digest_max_per_30s",
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_bench_with_2000_users_reports_every_figure(
+    tmp_path: Path, real_redis: aioredis.Redis
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", "bench", "--users", "2000", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(KEYS) <= set(figures)
+    for key in KEYS:
+        assert figures[key] > 0, key
+    assert figures["listed_users"] == figures["read_users"] == 2000
+    assert figures["full_mode"] == "full" and figures["delta_mode"] == "delta"
+    assert figures["graph_requests"] == figures["expected_graph_requests"]
+    assert figures["digest_pending_items"] >= 10_000
+    assert figures["digest_messages"] <= 10 and figures["digest_max_per_30s"] <= 60
+    assert (tmp_path / "bench" / "results.json").exists()
+    assert [k async for k in real_redis.scan_iter(match="bench:*", count=1000)] == []
