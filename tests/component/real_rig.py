@@ -254,28 +254,37 @@ async def redis_snapshot(
     r: aioredis.Redis, prefix: str, *, exclude: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Every key under ``prefix`` with its value (type-aware), minus keys starting with any of
-    ``exclude`` (full key names or prefixes)."""
-    out: dict[str, Any] = {}
+    ``exclude`` (full key names or prefixes). Two pipelined round trips after the scan."""
+    names: list[str] = []
     async for raw in r.scan_iter(match=prefix + "*", count=1000):
         key = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if any(key.startswith(x) for x in exclude):
-            continue
-        kind = await r.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if not any(key.startswith(x) for x in exclude):
+            names.append(key)
+    names.sort()
+    pipe = r.pipeline(transaction=False)
+    for key in names:
+        pipe.type(key)
+    kinds = [k.decode() if isinstance(k, bytes) else str(k) for k in await pipe.execute()]
+    pipe = r.pipeline(transaction=False)
+    for key, kind in zip(names, kinds, strict=True):
         if kind == "string":
-            out[key] = await r.get(key)
+            pipe.get(key)
         elif kind == "hash":
-            out[key] = await r.hgetall(key)  # type: ignore[misc]
+            pipe.hgetall(key)
         elif kind == "set":
-            out[key] = sorted(await r.smembers(key))  # type: ignore[misc]
+            pipe.smembers(key)
         elif kind == "zset":
-            out[key] = await r.zrange(key, 0, -1, withscores=True)
+            pipe.zrange(key, 0, -1, withscores=True)
         elif kind == "list":
-            out[key] = await r.lrange(key, 0, -1)  # type: ignore[misc]
+            pipe.lrange(key, 0, -1)
         elif kind == "stream":
-            out[key] = await r.xrange(key)
-        else:  # pragma: no cover - nothing else is used
-            out[key] = kind
+            pipe.xrange(key)
+        else:  # gone meanwhile ("none"), or a type nothing uses
+            pipe.type(key)
+    values = await pipe.execute()
+    out: dict[str, Any] = {}
+    for key, kind, value in zip(names, kinds, values, strict=True):
+        out[key] = sorted(value) if kind == "set" else value
     return out
 
 

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.config import EnvSettings
+from sync.errors import StateError
 from sync.keys import Keys
 from sync.models import Kind
 from sync.runner import export_audit
@@ -263,14 +264,14 @@ async def test_the_client_secret_is_stored_encrypted_with_the_key_from_the_envir
             },
         )
     )
-    stored = await redis.hgetall(Keys().credentials("entra"))  # type: ignore[misc]
+    stored: dict[bytes, bytes] = await redis.hgetall(Keys().credentials("entra"))  # type: ignore[misc,assignment]
     token = stored[b"secret"]
     assert token.startswith(b"gAAAAA")  # a Fernet token
     assert SecretBox(SecretStr(FERNET_KEY)).decrypt(token).get_secret_value() == CONNECT_SECRET
     other_key = SecretBox(SecretBox.generate_key())
-    with pytest.raises(Exception) as info:
+    with pytest.raises(StateError) as info:
         other_key.decrypt(token)
-    assert getattr(info.value, "code", "") == "secret_unreadable"
+    assert info.value.code == "secret_unreadable"
     assert stored[b"client_id"] == CONNECT_CLIENT.encode()  # ids are not secrets
 
 
