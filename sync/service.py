@@ -755,8 +755,8 @@ class SyncService:
             proposal_id=sp.id,
             entra_id=p.entra_id,
             app_user_id=p.app_user_id,
-            before=None,
-            after={"reason": p.reason},
+            before={"state": ProposalState.PENDING.value},
+            after={"state": ProposalState.IGNORED.value, "reason": p.reason},
         )
         item = await self._item(done)
         await self._notify(item)
@@ -957,12 +957,26 @@ class SyncService:
             return Decision("not_found", None, "This card was not issued by this bot.")
         _, tenant, directory = [*pid.split(":", 2), "", ""][:3]
         if verb == "guard_dismiss":
-            await self.store.audit(actor.id, actor.name, "guard dismissed", tenant=tenant)
+            await self.store.audit(
+                actor.id,
+                actor.name,
+                "guard dismissed",
+                tenant=tenant,
+                before={"removals": "held back", "directory": directory},
+                after={"removals": "dismissed", "directory": directory},
+            )
             return Decision("done", None, f"Dismissed by {actor.name}; nothing was removed.")
         if verb != "guard_confirm":
             return Decision("refused", None, f"'{verb}' does not apply to the removal guard.")
         await self.store.confirm_guard(tenant, directory)
-        await self.store.audit(actor.id, actor.name, "guard confirmed", tenant=tenant)
+        await self.store.audit(
+            actor.id,
+            actor.name,
+            "guard confirmed",
+            tenant=tenant,
+            before={"removals": "held back", "directory": directory},
+            after={"removals": "proposed one by one", "directory": directory},
+        )
         await self._replan(tenant, directory, actor)
         return Decision(
             "done", None, f"Confirmed by {actor.name}: the removals are proposed one by one."
@@ -981,7 +995,13 @@ class SyncService:
                 tenant, entra_id, actor_id=actor.id, actor_name=actor.name
             ):
                 await self.store.audit(
-                    actor.id, actor.name, "unignore", tenant=tenant, entra_id=entra_id
+                    actor.id,
+                    actor.name,
+                    "unignore",
+                    tenant=tenant,
+                    entra_id=entra_id,
+                    before={"ignored": True},
+                    after={"ignored": False},
                 )
                 for d in self._tenant_dirs(tenant):
                     await self._replan(tenant, d, actor)

@@ -189,7 +189,18 @@ async def test_ignoring_records_who_ignored_what_and_why(world: World) -> None:
     e = await world.decide(Kind.MATCH, "ignore")
     assert e.action == "ignore match" and e.actor_id == ADMIN
     assert e.entra_id == "e-anna"
-    assert e.after is not None and "reason" in e.after
+    assert e.before == {"state": "pending"}
+    assert e.after["state"] == "ignored" and "phone" in e.after["reason"]
+
+
+async def test_un_ignoring_records_the_change(world: World) -> None:
+    await world.decide(Kind.NEW, "ignore")
+    digest = await world.service.unignore_digest("e-dora")
+    d = await world.service.decide("e-dora", "unignore", actor=ANN, digest=digest, inputs={})
+    assert d.outcome == "done"
+    (e,) = [x for x in await world.entries() if x.action == "unignore"]
+    assert (e.actor_id, e.entra_id) == (ADMIN, "e-dora")
+    assert (e.before, e.after) == ({"ignored": True}, {"ignored": False})
 
 
 async def test_saving_settings_records_the_settings_before_and_after(world: World) -> None:
@@ -215,19 +226,38 @@ async def test_the_guard_confirmation_and_dismissal_are_recorded(world: World) -
     for verb in ("guard_dismiss", "guard_confirm"):
         d = await world.service.decide(pid, verb, actor=ANN, digest=digest, inputs={})
         assert d.outcome == "done"
-    actions = [(e.action, e.actor_id) for e in await world.entries()]
-    assert ("guard dismissed", ADMIN) in actions and ("guard confirmed", ADMIN) in actions
+    got = {e.action: e for e in await world.entries() if e.action.startswith("guard")}
+    assert got["guard dismissed"].actor_id == ADMIN
+    assert got["guard dismissed"].before["removals"] == "held back"
+    assert got["guard dismissed"].after["removals"] == "dismissed"
+    assert got["guard confirmed"].actor_id == ADMIN
+    assert got["guard confirmed"].after["removals"] == "proposed one by one"
 
 
-async def test_every_entry_has_an_actor_and_a_time_in_order(world: World) -> None:
+async def test_every_decision_has_an_actor_a_time_and_a_before_or_after(world: World) -> None:
     await world.decide(Kind.MATCH, "accept")
     await world.decide(Kind.UPDATE, "apply")
-    await world.decide(Kind.NEW, "create")
+    await world.decide(Kind.NEW, "ignore")
+    await world.decide(Kind.REMOVAL, "remove_sync")
+    await world.decide(Kind.CONFLICT, "pick_owner", owner="e-eve")
+    pid, digest = await world.service.guard_id("contoso", "main")
+    await world.service.decide(pid, "guard_dismiss", actor=ANN, digest=digest, inputs={})
+    await world.service.decide(
+        "e-dora",
+        "unignore",
+        actor=ANN,
+        digest=await world.service.unignore_digest("e-dora"),
+        inputs={},
+    )
+    await world.service.update_settings({"guard.max_removals": "3"}, actor=ANN)
     entries = await world.entries()
-    assert entries
-    assert all(e.actor_id and e.actor_name and e.action for e in entries)
+    # the store's own bookkeeping lines (ignore_user/unignore_user) go with a decision entry
+    decisions = [e for e in entries if e.action not in ("ignore_user", "unignore_user")]
+    assert len(decisions) == 8
+    assert all(e.actor_id == ADMIN and e.actor_name == "Ann Admin" for e in decisions)
+    assert all(e.before is not None or e.after is not None for e in decisions)
     times = [_at(e) for e in entries]
-    assert times == sorted(times)
+    assert times == sorted(times) and len(set(times)) == len(times)
 
 
 # --- automatic changes ----------------------------------------------------------------------
