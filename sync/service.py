@@ -1072,6 +1072,10 @@ class SyncService:
             "matching": c.matching.model_dump(mode="json"),
             "schedule": c.schedule.model_dump(mode="json"),
             "guard": c.guard.model_dump(mode="json"),
+            "bot": {
+                "notify_admins_personally": c.bot.notify_admins_personally,
+                "max_cards_per_run": c.bot.max_cards_per_run,
+            },
         }
 
     async def update_settings(self, form: Mapping[str, str], *, actor: Actor) -> dict[str, str]:
@@ -1270,6 +1274,7 @@ def _merge_config(base: Config, overrides: Mapping[str, Any]) -> Config:
     return config_from_dict(data, source="settings", base_dir=base.base_dir)
 
 
+_BOT_FORM_FIELDS = ("bot.notify_admins_personally", "bot.max_cards_per_run")
 _BOOL = {"true": True, "false": False, "on": True, "off": False, "1": True, "0": False, "": False}
 
 
@@ -1287,8 +1292,10 @@ def _form_to_table(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, s
             continue
         value = (raw or "").strip()
         section = name.split(".", 1)[0]
-        if section not in {"scope", "mapping", "schedule", "guard", "matching"}:
-            errors[name] = "unknown setting"
+        if section not in {"scope", "mapping", "schedule", "guard", "matching", "bot"} or (
+            section == "bot" and name not in _BOT_FORM_FIELDS
+        ):
+            errors[name] = "unknown setting"  # the admin list is not editable from a card
             continue
         if len(value) > 2000:
             errors[name] = "too long"
@@ -1296,11 +1303,11 @@ def _form_to_table(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, s
         try:
             if name in ("scope.groups", "mapping.tags", "matching.keys"):
                 put(name, [x.strip() for x in value.split(",") if x.strip()])
-            elif name in ("scope.enabled_only", "scope.require_phone"):
+            elif name in ("scope.enabled_only", "scope.require_phone", *_BOT_FORM_FIELDS[:1]):
                 if value.lower() not in _BOOL:
                     raise ValueError("expected true or false")
                 put(name, _BOOL[value.lower()])
-            elif name in ("schedule.every_hours", "guard.max_removals"):
+            elif name in ("schedule.every_hours", "guard.max_removals", "bot.max_cards_per_run"):
                 put(name, int(value))
             elif name == "guard.max_removal_share":
                 put(name, float(value))

@@ -478,3 +478,15 @@ async def test_an_expired_delta_link_falls_back_to_a_full_read(svc: SyncService)
     (run,) = await svc.run_sync(actor=ADA)
     assert (run.status, run.mode) == ("ok", "full")
     assert [i.kind for i in run.new_items] == [Kind.UPDATE]
+
+
+async def test_notification_settings_are_editable_but_the_admin_list_is_not(
+    svc: SyncService,
+) -> None:
+    ok = await svc.update_settings(
+        {"bot.notify_admins_personally": "true", "bot.max_cards_per_run": "3"}, actor=ADA
+    )
+    assert ok == {}
+    assert svc.config.bot.notify_admins_personally and svc.config.bot.max_cards_per_run == 3
+    refused = await svc.update_settings({"bot.admins": "mallory"}, actor=ADA)
+    assert refused == {"bot.admins": "unknown setting"} and svc.config.bot.admins == ()
