@@ -88,6 +88,14 @@ def attacker() -> KeyPair:
     return _keypair(KID)
 
 
+@pytest.fixture(scope="module")
+def webchat_only() -> KeyPair:
+    """A published Bot Framework key endorsed for another channel only (not msteams)."""
+    pair = _keypair("webchat-key")
+    pair.jwk["endorsements"] = ["webchat"]
+    return pair
+
+
 @dataclass
 class MetadataServer:
     url: str
@@ -95,7 +103,9 @@ class MetadataServer:
 
 
 @pytest.fixture
-def metadata(trusted: KeyPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[MetadataServer]:
+def metadata(
+    trusted: KeyPair, webchat_only: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[MetadataServer]:
     """OpenID metadata + JWKS on loopback, in a thread; the SDK is pointed at it, with an empty
     key cache; the emulator's metadata is pre-seeded with the same trusted key set."""
     hits: list[str] = []
@@ -111,7 +121,7 @@ def metadata(trusted: KeyPair, monkeypatch: pytest.MonkeyPatch) -> Iterator[Meta
                     "id_token_signing_alg_values_supported": ["RS256"],
                 }
             elif self.path == "/v1/keys":
-                body = {"keys": [trusted.jwk]}
+                body = {"keys": [trusted.jwk, webchat_only.jwk]}
             else:
                 self.send_error(404)
                 return
@@ -387,4 +397,18 @@ async def test_an_unreachable_metadata_endpoint_is_a_401_not_a_500(
     monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", dead)
     monkeypatch.setattr(JwtTokenExtractor, "metadataCache", {})
     status, _ = await post(rig, refresh_invoke(rig.fc.url), f"Bearer {sign(trusted, rig.fc.url)}")
+    assert status == 401
+
+
+async def test_a_token_signed_with_a_key_not_endorsed_for_teams_is_refused(
+    rig: Rig, webchat_only: KeyPair
+) -> None:
+    now = int(time.time())
+    token = jwt.encode(
+        {"iss": BF_ISSUER, "aud": APP_ID, "exp": now + 600, "serviceurl": rig.fc.url},
+        webchat_only.private,
+        algorithm="RS256",
+        headers={"kid": "webchat-key"},
+    )
+    status, _ = await post(rig, refresh_invoke(rig.fc.url), f"Bearer {token}")
     assert status == 401
