@@ -411,18 +411,20 @@ class SyncService:
             ]
         except RedisError as e:
             err = StoreUnavailable(f"Redis failed during the sync: {type(e).__name__}")
-            return [self._failed(name, d, trigger, started, err, record=False) for d in dirs]
+            return [self._failed(name, d, trigger, started, err) for d in dirs]
         except SyncError as e:
-            results = [self._failed(name, d, trigger, started, e) for d in dirs]
-            for d in dirs:
-                try:
-                    await self.store.set_last_sync(
-                        name, status="failed", error=e.to_dict(), counters={}, at=self.clock()
-                    )
-                except RedisError:
-                    pass
-                del d
-            return results
+            try:  # the status shows the failure; the counters of the last good run stay
+                last = await self.store.last_sync(name)
+                await self.store.set_last_sync(
+                    name,
+                    status="failed",
+                    error=e.to_dict(),
+                    counters=dict(last.counters) if last else {},
+                    at=self.clock(),
+                )
+            except RedisError:
+                pass
+            return [self._failed(name, d, trigger, started, e) for d in dirs]
 
     def _tenant_dirs(self, name: str) -> tuple[str, ...]:
         for t in self.config.tenants:
@@ -437,8 +439,6 @@ class SyncService:
         trigger: Trigger,
         started: datetime,
         err: SyncError,
-        *,
-        record: bool = True,
     ) -> RunResult:
         log.warning("sync %s/%s failed: %s %s", tenant, directory, err.code, err.message)
         return RunResult(tenant, directory, "failed", trigger, started, self.clock(), error=err)
