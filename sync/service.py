@@ -14,7 +14,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -55,7 +55,7 @@ from sync.plan import plan as make_plan
 from sync.runtime import TenantRuntime, open_directory, open_tenant
 from sync.scheduler import next_run
 from sync.secrets import SecretBox
-from sync.state import AuditEntry, RecordResult, StateStore, StoredProposal
+from sync.state import AuditEntry, LastSync, RecordResult, StateStore, StoredProposal
 
 Trigger = Literal["manual", "scheduled", "user"]
 
@@ -1046,7 +1046,7 @@ class SyncService:
                         error=error,
                         last_sync_at=last.at if last else None,
                         last_status=last.status if last else None,
-                        next_sync_at=next_run(now, last.at if last else None, self.config.schedule),
+                        next_sync_at=self._next_sync(now, last),
                         synced=int(counters.get("synced", 0)),
                         syncable=int(counters.get("syncable", 0)),
                         pending=pending,
@@ -1157,10 +1157,17 @@ class SyncService:
         out: list[RunResult] = []
         for name in list(self.tenants):
             last = await self.store.last_sync(name)
-            nxt = next_run(now, last.at if last else None, self.config.schedule)
+            nxt = self._next_sync(now, last)
             if nxt is not None and nxt <= now:
                 out.extend(await self.run_sync(name, trigger="scheduled"))
         return out
+
+    def _next_sync(self, now: datetime, last: LastSync | None) -> datetime | None:
+        """The schedule's next run; after a failed run, a retry within the hour."""
+        nxt = next_run(now, last.at if last else None, self.config.schedule)
+        if nxt is not None and last is not None and last.status == "failed":
+            return min(nxt, last.at + RETRY_AFTER_FAILURE)
+        return nxt
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -1174,6 +1181,7 @@ class SyncService:
 
 
 CONNECTED = "entra"  # the tenant connected from Teams with `connect`
+RETRY_AFTER_FAILURE = timedelta(hours=1)
 
 _PAST = {
     "accept": "Accepted",

@@ -490,3 +490,26 @@ async def test_notification_settings_are_editable_but_the_admin_list_is_not(
     assert svc.config.bot.notify_admins_personally and svc.config.bot.max_cards_per_run == 3
     refused = await svc.update_settings({"bot.admins": "mallory"}, actor=ADA)
     assert refused == {"bot.admins": "unknown setting"} and svc.config.bot.admins == ()
+
+
+async def test_a_failed_scheduled_run_is_retried_within_the_hour(
+    tmp_path: Path, clock: Clock
+) -> None:
+    write_world(tmp_path, [entra("e-1", "Ann", "One", "0701000001")], [])
+    s = await make_service(tmp_path, clock, schedule={"mode": "interval", "every_hours": 12})
+    try:
+        sim(s).faults.forbidden = True  # 403: the permission is missing
+        (failed,) = await s.run_due()
+        assert failed.status == "failed"
+        (st,) = await s.status()
+        assert st.next_sync_at == clock.now + timedelta(hours=1)
+        clock.now += timedelta(minutes=59)
+        assert await s.run_due() == []
+        clock.now += timedelta(minutes=1)
+        sim(s).faults.forbidden = False  # the admin granted the permission
+        (ok,) = await s.run_due()
+        assert ok.status == "ok"
+        (st,) = await s.status()
+        assert st.next_sync_at == clock.now + timedelta(hours=12)
+    finally:
+        await s.stop()
