@@ -731,6 +731,12 @@ class SyncService:
             "Review the current values.",
         )
 
+    async def _already(self, pid: str, lost: ProposalNotPending) -> Decision:
+        """Someone else decided first (or a double click): say who."""
+        return Decision(
+            "already", await self.item(pid), f"Already handled by {lost.actor or 'someone'}."
+        )
+
     async def _ignore(self, sp: StoredProposal, actor: Actor) -> Decision:
         try:
             done = await self.store.transition(
@@ -741,9 +747,7 @@ class SyncService:
                 verb="ignore",
             )
         except ProposalNotPending as e:
-            return Decision(
-                "already", await self.item(sp.id), f"Already handled by {e.actor or 'someone'}."
-            )
+            return await self._already(sp.id, e)
         p = sp.proposal
         if p.kind in (Kind.MATCH, Kind.NEW) and p.entra_id:
             await self.store.ignore(sp.tenant, p.entra_id, actor_id=actor.id, actor_name=actor.name)
@@ -783,9 +787,7 @@ class SyncService:
                 result={"owner": owner},
             )
         except ProposalNotPending as e:
-            return Decision(
-                "already", await self.item(sp.id), f"Already handled by {e.actor or 'someone'}."
-            )
+            return await self._already(sp.id, e)
         await self.store.audit(
             actor.id,
             actor.name,
@@ -822,9 +824,7 @@ class SyncService:
                 result={"verb": verb, "inputs": dict(inputs)},
             )
         except ProposalNotPending as e:
-            return Decision(
-                "already", await self.item(sp.id), f"Already handled by {e.actor or 'someone'}."
-            )
+            return await self._already(sp.id, e)
         return await self._finish(sp, verb, inputs, actor, notify=notify)
 
     async def _finish(
