@@ -32,7 +32,13 @@ def make_redis(env: EnvSettings) -> aioredis.Redis:
 
 
 def build_service(config: Config, env: EnvSettings) -> SyncService:
-    return SyncService(config=config, env=env, redis=make_redis(env), keys=Keys(), clock=utc_now)
+    return SyncService(
+        config=config,
+        env=env,
+        redis=make_redis(env),
+        keys=Keys(env.ENTRA_SYNC_REDIS_PREFIX),
+        clock=utc_now,
+    )
 
 
 def build_app(config: Config, env: EnvSettings) -> web.Application:

@@ -276,6 +276,7 @@ class EnvSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=True)
 
     REDIS_URL: str | None = None
+    ENTRA_SYNC_REDIS_PREFIX: str = "es:"  # several deployments can share one Redis
     MICROSOFT_APP_ID: str | None = None
     MICROSOFT_APP_PASSWORD: SecretStr | None = None
     MICROSOFT_APP_TENANT_ID: str | None = None

@@ -52,7 +52,11 @@ async def sync_once(
     env = env or EnvSettings()
     config = load_config(config_path)
     service = SyncService(
-        config=config, env=env, redis=_redis(env), keys=keys or Keys(), clock=_now
+        config=config,
+        env=env,
+        redis=_redis(env),
+        keys=keys or Keys(env.ENTRA_SYNC_REDIS_PREFIX),
+        clock=_now,
     )
     await service.start(scheduler=False)
     try:
@@ -70,7 +74,7 @@ async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | 
     load_config(config_path)  # validates the file; the audit lives in Redis
     from sync.state import StateStore
 
-    store = StateStore(_redis(env), Keys(), clock=_now)
+    store = StateStore(_redis(env), Keys(env.ENTRA_SYNC_REDIS_PREFIX), clock=_now)
     entries = [e.to_dict() for e in await store.export_audit()]
     if fmt == "json":
         return json.dumps(entries, indent=1, ensure_ascii=False, default=str) + "\n"

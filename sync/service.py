@@ -461,6 +461,10 @@ class SyncService:
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
             await self.store.consume_guard(tenant, directory_name)
         proposals = [_scoped(x, tenant, directory_name) for x in p.proposals]
+        if not snap.complete:
+            # a read with unreadable records proposes no removal, and withdraws none either
+            held = await self.store.pending(tenant, directory_name, Kind.REMOVAL)
+            proposals += [sp.proposal for sp in held]
         rec = await self.store.record_plan(tenant, directory_name, proposals)
         if rec.already_decided:
             proposals, rec = await self._reopen(tenant, directory_name, proposals, rec)
