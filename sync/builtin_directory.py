@@ -6,7 +6,15 @@ Layout (all keys from :class:`sync.keys.Keys`):
 - ``dir_index(name, "phone")``: hash, E.164 number as stored -> JSON list of user ids;
 - ``dir_index(name, "email")``: hash, e-mail lower-cased -> JSON list of user ids;
 - ``dir_index(name, "entra")``: hash, Entra object id -> JSON list of user ids;
-- ``dir_seq(name)``: counter for the ids of created users.
+- ``dir_seq(name)``: counter for the ids of created users;
+- ``dir_version(name)``: a random token replaced inside every write's MULTI.
+
+Each instance keeps an in-process mirror of the users, valid for one version token:
+``list_users`` costs one ``GET`` while nobody wrote (a whole listing otherwise), and this
+instance's own writes update the mirror when the token they replaced is the mirror's (``SET
+... GET`` in the same MULTI tells). A write by any other instance or process changes the token,
+so the next listing reads Redis again. A token (not a counter) survives the keys being deleted
+and seeded again.
 
 Every write runs in one ``WATCH``/``MULTI`` transaction over the users hash and the three
 indexes, so an index never disagrees with the users it points to. E-mail (case-insensitive)
@@ -22,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -229,7 +238,25 @@ def _decode_ids(raw: bytes | str | None) -> list[str]:
 
 
 def _decode_user(raw: bytes | str) -> DirectoryUser:
-    return DirectoryUser.from_dict(json.loads(raw))
+    d = json.loads(raw)
+    # DirectoryUser.from_dict, inlined for whole listings (100,000 users)
+    get = d.get
+    return DirectoryUser(
+        str(d["id"]),
+        get("first_name"),
+        get("last_name"),
+        get("display_name"),
+        get("email"),
+        tuple(get("phones") or ()),
+        tuple(get("tags") or ()),
+        get("entra_id"),
+        bool(get("sync_enabled", True)),
+        bool(get("active", True)),
+    )
+
+
+def _new_token() -> str:
+    return os.urandom(8).hex()
 
 
 def _encode_user(user: DirectoryUser) -> str:
@@ -261,6 +288,11 @@ class BuiltinDirectory:
         self.name = name
         self._users_key = keys.dir_users(name)
         self._ix = {kind: keys.dir_index(name, kind) for kind in ("phone", "email", "entra")}
+        self._ver_key = keys.dir_version(name)
+        # the mirror: users by id (in listing order while _ordered), the token it is valid for
+        self._mirror: dict[str, DirectoryUser] | None = None
+        self._mirror_ver: bytes | str | None = None
+        self._ordered = False
         # Writers in this process take turns (the watched hashes are shared by all users, so
         # many concurrent optimistic transactions would keep aborting each other); WATCH/MULTI
         # still keeps writes from other processes atomic.
@@ -269,13 +301,39 @@ class BuiltinDirectory:
     # --- reads -------------------------------------------------------------------------------
 
     async def list_users(self) -> Sequence[DirectoryUser]:
-        """Every user, ordered by id; HSCAN in batches of 5,000 (no long block of Redis)."""
-        found: dict[str, DirectoryUser] = {}
+        """Every user, ordered by id: the mirror when the version token is unchanged (one
+        GET), else HSCAN in batches of 5,000 (no long block of Redis)."""
         with _redis_errors():
-            async for field, raw in self._redis.hscan_iter(self._users_key, count=SCAN_COUNT):
-                uid = field.decode() if isinstance(field, bytes) else str(field)
-                found[uid] = _decode_user(raw)
-        return [found[k] for k in sorted(found, key=_id_sort_key)]
+            ver = await self._redis.get(self._ver_key)
+            if ver is None or ver != self._mirror_ver or self._mirror is None:
+                found: dict[str, DirectoryUser] = {}
+                async for field, raw in self._redis.hscan_iter(self._users_key, count=SCAN_COUNT):
+                    uid = field.decode() if isinstance(field, bytes) else str(field)
+                    found[uid] = _decode_user(raw)
+                # a write during the scan changed the token: the next listing scans again
+                self._mirror, self._mirror_ver, self._ordered = found, ver, False
+        m = self._mirror
+        if not self._ordered:
+            m = self._mirror = {k: m[k] for k in sorted(m, key=_id_sort_key)}
+            self._ordered = True
+        return list(m.values())
+
+    def _mirror_write(
+        self, old_ver: Any, token: str, user_id: str, new: DirectoryUser | None
+    ) -> None:
+        """After this instance's write: follow it in the mirror when the mirror was current
+        (the write replaced the mirror's token), else drop the mirror."""
+        m = self._mirror
+        if m is None or old_ver is None or old_ver != self._mirror_ver:
+            self._mirror, self._mirror_ver = None, None
+            return
+        self._mirror_ver = token.encode() if isinstance(old_ver, bytes) else token
+        if new is None:
+            m.pop(user_id, None)  # the order of the others stays
+        else:
+            if user_id not in m:
+                self._ordered = False  # appended at the end: sort at the next listing
+            m[user_id] = new
 
     async def count(self) -> int:
         with _redis_errors():
@@ -375,6 +433,8 @@ class BuiltinDirectory:
                         new = build(old)
                         writes = await self._index_writes(pipe, user_id, old, new)
                         pipe.multi()  # type: ignore[no-untyped-call]
+                        token = _new_token()
+                        pipe.set(self._ver_key, token, get=True)
                         if new is None:
                             pipe.hdel(self._users_key, user_id)
                         else:
@@ -384,7 +444,8 @@ class BuiltinDirectory:
                                 pipe.hset(self._ix[kind], value, json.dumps(ids))
                             else:
                                 pipe.hdel(self._ix[kind], value)
-                        await pipe.execute()
+                        results = await pipe.execute()
+                        self._mirror_write(results[0], token, user_id, new)
                         return new
                     except WatchError:
                         continue
@@ -455,6 +516,7 @@ class BuiltinDirectory:
                             )
                     seq = self._keys.dir_seq(self.name)
                     pipe.set(seq, top, nx=True)
+                    pipe.set(self._ver_key, _new_token())
                     await pipe.execute()
                 except WatchError:
                     log.info("directory %s was written meanwhile; seed not loaded", self.name)

@@ -393,6 +393,54 @@ async def test_import_seed_loads_an_empty_directory_once(
     assert len(await builtin.list_users()) == 3
 
 
+async def test_two_instances_on_one_redis_list_each_others_writes(
+    builtin: BuiltinDirectory, keys: Keys
+) -> None:
+    other = BuiltinDirectory(builtin._redis, keys)
+    a = await builtin.create(NewDirectoryUser(email="a@c.example"))
+    assert [u.id for u in await other.list_users()] == [a.id]  # other's mirror is filled
+    assert [u.id for u in await builtin.list_users()] == [a.id]
+    b = await other.create(NewDirectoryUser(email="b@c.example"))
+    await other.update(a.id, UserPatch({"display_name": "Ann"}))
+    assert await builtin.list_users() == await other.list_users()
+    assert [(u.id, u.display_name) for u in await builtin.list_users()] == [
+        (a.id, "Ann"),
+        (b.id, None),
+    ]
+    await builtin.delete(b.id)
+    await builtin.update(a.id, UserPatch({"tags": ["x"]}))
+    assert [(u.id, u.tags) for u in await other.list_users()] == [(a.id, ("x",))]
+    assert await builtin.list_users() == await other.list_users()
+
+
+async def test_a_listing_follows_the_instances_own_writes_in_id_order(
+    builtin: BuiltinDirectory,
+) -> None:
+    made = [await builtin.create(NewDirectoryUser(email=f"u{i}@c.example")) for i in range(3)]
+    assert [u.id for u in await builtin.list_users()] == [u.id for u in made]
+    await builtin.update(made[0].id, UserPatch({"email": "first@c.example"}))
+    await builtin.delete(made[1].id)
+    late = await builtin.create(NewDirectoryUser(email="late@c.example"))
+    listed = await builtin.list_users()
+    assert [u.id for u in listed] == [made[0].id, made[2].id, late.id]
+    assert listed[0].email == "first@c.example"
+    fresh = BuiltinDirectory(builtin._redis, builtin._keys)
+    assert await fresh.list_users() == listed
+
+
+async def test_a_listing_after_the_keys_were_deleted_and_seeded_again_is_the_new_seed(
+    builtin: BuiltinDirectory, keys: Keys
+) -> None:
+    assert await builtin.import_seed({"users": [{"id": "1", "email": "old@c.example"}]}) == 1
+    assert [u.email for u in await builtin.list_users()] == ["old@c.example"]
+    redis = builtin._redis
+    async for k in redis.scan_iter(match=keys.prefix + "dir:*"):
+        await redis.delete(k)
+    other = BuiltinDirectory(redis, keys)
+    assert await other.import_seed({"users": [{"id": "1", "email": "new@c.example"}]}) == 1
+    assert [u.email for u in await builtin.list_users()] == ["new@c.example"]
+
+
 async def test_import_seed_reads_a_directory_file(builtin: BuiltinDirectory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "directory.json"
     path.write_text('{"users": [{"id": "1", "email": "a@c.example"}], "ignored": []}')
