@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sync.config import Config
 from sync.mapping import clean, field_changes
@@ -45,6 +46,38 @@ KIND_ORDER = {Kind.CONFLICT: 0, Kind.MATCH: 1, Kind.UPDATE: 2, Kind.REMOVAL: 3, 
 class _Entra:
     user: EntraUser
     phones: tuple[tuple[str, str], ...]  # (E.164, source attribute), in order, unique numbers
+
+
+@dataclass(slots=True)
+class PlanCache:
+    """A memo of per-user derived values between plans (the service keeps one per tenant and
+    directory): E.164 numbers, labels, update and new-user proposals, the numbers of directory
+    users. An entry is used only while it was computed from the very same record objects (``is``),
+    so changed users are recomputed; entries are computed with one region and mapping and
+    dropped when those change. ``plan`` with a cache returns what it returns without one."""
+
+    settings: tuple[str, object] | None = None
+    # Entra id -> (user, E.164 phones, label)
+    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...], str]] = field(
+        default_factory=dict
+    )
+    # directory user id -> (directory user, its numbers as E.164)
+    dir_phones: dict[str, tuple[DirectoryUser, frozenset[str]]] = field(default_factory=dict)
+    # directory user id -> (directory user, Entra user, the update or None when in step)
+    linked: dict[str, tuple[DirectoryUser, EntraUser, Proposal | None]] = field(
+        default_factory=dict
+    )
+    # Entra id -> (user, the new-user proposal)
+    new: dict[str, tuple[EntraUser, Proposal]] = field(default_factory=dict)
+    # Entra id -> (user, directory user, key, value, why, the match proposal)
+    match: dict[str, tuple[EntraUser, DirectoryUser, str, str, str, Proposal]] = field(
+        default_factory=dict
+    )
+
+    def begin(self, region: str, mapping: object) -> None:
+        if self.settings is None or self.settings[0] != region or self.settings[1] is not mapping:
+            self.settings = (region, mapping)
+            self.entra, self.dir_phones, self.linked, self.new, self.match = {}, {}, {}, {}, {}
 
 
 def entra_phones(user: EntraUser, region: str) -> tuple[tuple[str, str], ...]:
@@ -75,13 +108,34 @@ _REMOVAL_REASON = {
 }
 
 
-def _dir_phones(d: DirectoryUser, region: str) -> set[str]:
+def _dir_phones(d: DirectoryUser, region: str) -> frozenset[str]:
     out = set()
     for p in d.phones:
         e = normalize(p, region)
         if e is not None:
             out.add(e)
-    return out
+    return frozenset(out)
+
+
+class _Memo:
+    """The cache's view for one plan: hits come from the old entries, and every entry used is
+    carried into new dicts (users no longer present drop out, and their records are freed)."""
+
+    __slots__ = ("cache", "dir_phones", "entra", "linked", "match", "new")
+
+    def __init__(self, cache: PlanCache | None) -> None:
+        self.cache = cache
+        self.entra: dict[str, Any] = {}
+        self.dir_phones: dict[str, Any] = {}
+        self.linked: dict[str, Any] = {}
+        self.new: dict[str, Any] = {}
+        self.match: dict[str, Any] = {}
+
+    def done(self) -> None:
+        c = self.cache
+        if c is not None:
+            c.entra, c.dir_phones, c.linked = self.entra, self.dir_phones, self.linked
+            c.new, c.match = self.new, self.match
 
 
 def plan(
@@ -89,14 +143,29 @@ def plan(
     directory: Sequence[DirectoryUser],
     state: StateView,
     config: Config,
+    cache: PlanCache | None = None,
 ) -> Plan:
+    """The plan (module docstring). ``cache`` (optional) only memoises derived values between
+    calls; the result is the same with or without it."""
     region = config.matching.default_region
     mapping = config.mapping
     proposals: list[Proposal] = []
+    if cache is not None:
+        cache.begin(region, mapping)
+    memo = _Memo(cache)
+    old_entra = cache.entra if cache is not None else {}
+    labels: dict[str, str] = {}
 
     entra: dict[str, _Entra] = {}
     for user in snapshot.users:
-        entra[user.id] = _Entra(user, entra_phones(user, region))
+        hit = old_entra.get(user.id)
+        if hit is not None and hit[0] is user:
+            phones, label = hit[1], hit[2]
+        else:
+            phones, label = entra_phones(user, region), entra_label(user)
+        memo.entra[user.id] = (user, phones, label)
+        labels[user.id] = label
+        entra[user.id] = _Entra(user, phones)
 
     in_scope: dict[str, _Entra] = {}
     causes: dict[str, str] = {}
@@ -139,11 +208,15 @@ def plan(
             )
             continue
         syncable += 1
-        changes = field_changes(cur.user, d, mapping)
-        if changes:
-            label = entra_label(cur.user)
-            proposals.append(
-                Proposal(
+        lhit = cache.linked.get(d.id) if cache is not None else None
+        if lhit is not None and lhit[0] is d and lhit[1] is cur.user:
+            update = lhit[2]
+        else:
+            update = None
+            changes = field_changes(cur.user, d, mapping)
+            if changes:
+                label = labels[cur.user.id]
+                update = Proposal(
                     kind=Kind.UPDATE,
                     entra_id=cur.user.id,
                     app_user_id=d.id,
@@ -152,7 +225,9 @@ def plan(
                     label=label,
                     app_label=_dir_label(d),
                 )
-            )
+        memo.linked[d.id] = (d, cur.user, update)
+        if update is not None:
+            proposals.append(update)
         else:
             synced += 1
 
@@ -166,7 +241,10 @@ def plan(
     by_phone: dict[str, list[DirectoryUser]] = defaultdict(list)
     by_email: dict[str, list[DirectoryUser]] = defaultdict(list)
     for d in free_dir:
-        for e in _dir_phones(d, region):
+        phit = cache.dir_phones.get(d.id) if cache is not None else None
+        numbers = phit[1] if phit is not None and phit[0] is d else _dir_phones(d, region)
+        memo.dir_phones[d.id] = (d, numbers)
+        for e in numbers:
             by_phone[e].append(d)
         if d.email:
             by_email[d.email.strip().lower()].append(d)
@@ -211,40 +289,53 @@ def plan(
         if u.user.id in in_conflict:
             continue
         found = _find_match(u, config, by_phone, by_email, blocked_numbers, claimed)
+        uid = u.user.id
         if found is not None:
             d, key, value, why = found
-            claimed[d.id] = u.user.id
+            claimed[d.id] = uid
             syncable += 1
-            proposals.append(
-                Proposal(
+            mhit = cache.match.get(uid) if cache is not None else None
+            if (
+                mhit is not None
+                and mhit[0] is u.user
+                and mhit[1] is d
+                and mhit[2:5] == (key, value, why)
+            ):
+                match = mhit[5]
+            else:
+                label = labels[uid]
+                match = Proposal(
                     kind=Kind.MATCH,
-                    entra_id=u.user.id,
+                    entra_id=uid,
                     app_user_id=d.id,
-                    reason=f"{entra_label(u.user)} matches {_dir_label(d)} by {why}",
+                    reason=f"{label} matches {_dir_label(d)} by {why}",
                     changes=field_changes(u.user, d, mapping),
                     match_key=key,
                     match_value=value,
-                    label=entra_label(u.user),
+                    label=label,
                     app_label=_dir_label(d),
                 )
-            )
+            memo.match[uid] = (u.user, d, key, value, why, match)
+            proposals.append(match)
             continue
-        changes = field_changes(u.user, None, mapping)
-        if u.phones:
-            changes["phones"] = Change(None, tuple(e for e, _ in u.phones))
-        proposals.append(
-            Proposal(
+        nhit = cache.new.get(uid) if cache is not None else None
+        if nhit is not None and nhit[0] is u.user:
+            new = nhit[1]
+        else:
+            changes = field_changes(u.user, None, mapping)
+            if u.phones:
+                changes["phones"] = Change(None, tuple(e for e, _ in u.phones))
+            label = labels[uid]
+            new = Proposal(
                 kind=Kind.NEW,
-                entra_id=u.user.id,
+                entra_id=uid,
                 app_user_id=None,
-                reason=(
-                    f"{entra_label(u.user)} has no matching directory user "
-                    "(no shared number or e-mail)"
-                ),
+                reason=f"{label} has no matching directory user (no shared number or e-mail)",
                 changes=changes,
-                label=entra_label(u.user),
+                label=label,
             )
-        )
+        memo.new[uid] = (u.user, new)
+        proposals.append(new)
 
     # --- removals and the guard -----------------------------------------------------------
     blocked: list[Blocked] = []
@@ -268,6 +359,7 @@ def plan(
             )
             removals = []
     proposals.extend(removals)
+    memo.done()
     proposals.sort(key=lambda p: (KIND_ORDER[p.kind], p.label.lower(), p.id))
     return Plan(
         proposals=tuple(proposals), blocked=tuple(blocked), synced=synced, syncable=syncable

@@ -50,7 +50,7 @@ from sync.models import (
     ProposalState,
 )
 from sync.phones import normalize
-from sync.plan import auto_applicable
+from sync.plan import PlanCache, auto_applicable
 from sync.plan import plan as make_plan
 from sync.runtime import TenantRuntime, open_directory, open_tenant
 from sync.scheduler import next_run
@@ -187,6 +187,10 @@ class SyncService:
         self.tenants: dict[str, TenantRuntime] = {}
         self.directories: dict[str, Directory] = {}
         self._snapshots: dict[str, dict[str, EntraUser]] = {}
+        # memos between runs, per (tenant, directory): derived per-user values for the planner
+        # and the scoped ids of its proposals (both only memoise; see PlanCache)
+        self._plan_caches: dict[tuple[str, str], PlanCache] = {}
+        self._scoped_memo: dict[tuple[str, str], dict[str, tuple[Proposal, Proposal]]] = {}
         self._group_members: dict[str, frozenset[str] | None] = {}
         self._complete: dict[str, bool] = {}
         self._item_listeners: list[ItemListener] = []
@@ -457,10 +461,12 @@ class SyncService:
         directory = self.directories[directory_name]
         dir_users = list(await directory.list_users())
         state = await self.store.state_view(tenant, directory_name)
-        p = make_plan(snap, dir_users, state, self.config)
+        memo_key = (tenant, directory_name)
+        cache = self._plan_caches.setdefault(memo_key, PlanCache())
+        p = make_plan(snap, dir_users, state, self.config, cache)
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
             await self.store.consume_guard(tenant, directory_name)
-        proposals = [_scoped(x, tenant, directory_name) for x in p.proposals]
+        proposals = self._scope_all(p.proposals, tenant, directory_name)
         if not snap.complete:
             # a read with unreadable records proposes no removal, and withdraws none either
             held = await self.store.pending(tenant, directory_name, Kind.REMOVAL)
@@ -527,6 +533,22 @@ class SyncService:
             counters=counters,
             mode="delta" if mode == "delta" else "full",
         )
+
+    def _scope_all(
+        self, proposals: Sequence[Proposal], tenant: str, directory: str
+    ) -> list[Proposal]:
+        """``_scoped`` for a plan's proposals, memoised for proposals the planner gave back
+        unchanged (the very same objects) since the last run."""
+        old = self._scoped_memo.get((tenant, directory), {})
+        memo: dict[str, tuple[Proposal, Proposal]] = {}
+        out: list[Proposal] = []
+        for x in proposals:
+            hit = old.get(x.id)
+            scoped = hit[1] if hit is not None and hit[0] is x else _scoped(x, tenant, directory)
+            memo[x.id] = (x, scoped)
+            out.append(scoped)
+        self._scoped_memo[(tenant, directory)] = memo
+        return out
 
     async def _reopen(
         self, tenant: str, directory: str, proposals: list[Proposal], rec: RecordResult

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sync.config import Config, config_from_dict
 from sync.models import DirectoryUser, EntraSnapshot, Kind, Plan, StateView, parse_entra_user
 from sync.phones import normalize
-from sync.plan import auto_applicable, plan
+from sync.plan import PlanCache, auto_applicable, plan
 
 NUMBERS = ["070-123 45 67", "+46701234567", "08-555 000 99", "+46 8 555 000 99", "0731112233", "x"]
 NAMES = ["Anna", "Bo", "Cecilia", "<ext> Dan", "", None]
@@ -142,3 +142,26 @@ def test_a_read_that_fails_part_way_gives_no_removal(
     )
     p = plan(partial, directory, StateView(), CFG)
     assert p.by_kind(Kind.REMOVAL) == [] and p.blocked == ()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(first=worlds(), second=worlds(), keep=st.integers(0, 6))
+def test_a_plan_with_a_warm_cache_equals_the_plan_without_one(
+    first: tuple[EntraSnapshot, list[DirectoryUser]],
+    second: tuple[EntraSnapshot, list[DirectoryUser]],
+    keep: int,
+) -> None:
+    cache = PlanCache()
+    snap1, dir1 = first
+    assert plan(snap1, dir1, StateView(), CFG, cache) == plan(snap1, dir1, StateView(), CFG)
+    directory2, state2 = apply_all(plan(snap1, dir1, StateView(), CFG), snap1, dir1, StateView())
+    assert plan(snap1, directory2, state2, CFG, cache) == plan(snap1, directory2, state2, CFG)
+    # the next read: some records are the very same objects, others are new (same ids)
+    snap2, dir2 = second
+    users = [*snap1.users[:keep], *snap2.users[keep:]]
+    mixed = replace(snap2, users=users)
+    directory = [*directory2[:keep], *dir2[keep:]]
+    for state in (StateView(), state2):
+        assert plan(mixed, directory, state, CFG, cache) == plan(mixed, directory, state, CFG)
+    other = config_from_dict({"matching": {"default_region": "NO"}, "mapping": {"email": "mail"}})
+    assert plan(mixed, directory, state2, other, cache) == plan(mixed, directory, state2, other)
