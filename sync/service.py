@@ -485,7 +485,10 @@ class SyncService:
             for x in auto_applicable(replace(p, proposals=tuple(proposals)), scheduled=scheduled)
         }
         new_items: list[Item] = []
-        stored = await self.store.get_many([x.id for x in rec.new])  # one round trip per 1,000
+        # what record_plan created it returns parsed; the rest (re-added to the pending set)
+        # is read back, one round trip per 1,000
+        stored = dict(rec.written)
+        stored.update(await self.store.get_many([x.id for x in rec.new if x.id not in stored]))
         for prop in rec.new:
             sp = stored.get(prop.id)
             if sp is None:
@@ -589,6 +592,7 @@ class SyncService:
             superseded=[*rec.superseded, *second.superseded],
             already_decided=second.already_decided,
             elsewhere=[*rec.elsewhere, *second.elsewhere],
+            written={**rec.written, **second.written},
         )
         return again, merged
 

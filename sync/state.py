@@ -65,13 +65,16 @@ class RecordResult:
     this plan, and were moved to SUPERSEDED. ``already_decided``: ids in the plan that were
     decided before (applied/ignored/superseded/accepted) and are not re-opened.
     ``elsewhere``: ids in the plan already pending for another tenant/directory (proposal ids
-    are global; see the module notes)."""
+    are global; see the module notes). ``written``: the proposals of ``new`` this call
+    created, by id, exactly as ``get`` returns them right after (parsed from what was written,
+    so callers need not read them back)."""
 
     new: list[Proposal] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     already_decided: list[str] = field(default_factory=list)
     elsewhere: list[str] = field(default_factory=list)
+    written: dict[str, StoredProposal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,15 +271,23 @@ class StateStore:
 
         created: list[Proposal] = []
         existing: list[Proposal] = []
+        written: dict[str, StoredProposal] = {}
         for chunk in _chunks(candidates, BATCH):
             # One HSETNX per proposal creates it atomically (a hash without "state" is
             # pending), and tells us whether the id existed: no read before the write.
             pipe = self._r.pipeline(transaction=False)
-            for p in chunk:
-                pipe.hsetnx(self._k.proposal(p.id), "rec", self._rec(p, tenant, directory, now))
+            recs = [self._rec(p, tenant, directory, now) for p in chunk]
+            for p, rec_json in zip(chunk, recs, strict=True):
+                pipe.hsetnx(self._k.proposal(p.id), "rec", rec_json)
             res = await pipe.execute()
-            for p, was_created in zip(chunk, res, strict=True):
-                (created if was_created else existing).append(p)
+            for p, rec_json, was_created in zip(chunk, recs, res, strict=True):
+                if was_created:
+                    created.append(p)
+                    sp = self._parse({"rec": rec_json})  # what get() gives for the new hash
+                    if sp is not None:
+                        written[p.id] = sp
+                else:
+                    existing.append(p)
 
         already: list[str] = []
         elsewhere: list[str] = []
@@ -310,7 +321,12 @@ class StateStore:
         stale = sorted(pending_now - plan_ids)
         superseded = await self._supersede(pkey, stale, verb="superseded")
         return RecordResult(
-            new=new, kept=kept, superseded=superseded, already_decided=already, elsewhere=elsewhere
+            new=new,
+            kept=kept,
+            superseded=superseded,
+            already_decided=already,
+            elsewhere=elsewhere,
+            written=written,
         )
 
     async def _supersede(self, pkey: str, ids: Sequence[str], *, verb: str) -> list[str]:

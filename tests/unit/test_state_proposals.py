@@ -65,6 +65,28 @@ async def test_record_plan_returns_unseen_proposals_as_new(store: StateStore) ->
     assert res.kept == [] and res.superseded == [] and res.already_decided == []
 
 
+async def test_record_plan_returns_what_it_created_as_get_reads_it(store: StateStore) -> None:
+    conflict = Proposal(
+        kind=Kind.CONFLICT,
+        entra_id=None,
+        app_user_id="u9",
+        reason="2 users share +4611",
+        entra_ids=("e4", "e3"),
+        entra_labels=("D", "C"),
+        number="+4611",
+        label="+4611",
+    )
+    ps = [match("e1"), update("e2", "Anna"), conflict]
+    res = await store.record_plan("contoso", "main", ps)
+    assert sorted(res.written) == sorted(p.id for p in ps)
+    for p in ps:
+        got = await store.get(p.id)
+        assert got is not None and res.written[p.id] == got
+        assert list(res.written[p.id].proposal.changes) == list(got.proposal.changes)
+    again = await store.record_plan("contoso", "main", ps)
+    assert again.written == {}
+
+
 async def test_record_plan_twice_gives_no_new_the_second_time(store: StateStore) -> None:
     ps = [match("e1"), update("e2", "Anna")]
     await store.record_plan("contoso", "main", ps)
@@ -257,6 +279,7 @@ async def test_record_plan_readds_a_pending_proposal_missing_from_its_set(
     await fake_redis.srem(keys.pending("contoso", "main"), p.id)  # as after a crash
     res = await store.record_plan("contoso", "main", [p])
     assert [x.id for x in res.new] == [p.id]
+    assert res.written == {}  # not created by this call: the caller reads it back
     assert [sp.id for sp in await store.pending("contoso", "main")] == [p.id]
 
 
