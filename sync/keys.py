@@ -36,8 +36,17 @@ class Keys:
     def delta_link(self, tenant: str, directory: str) -> str:
         return f"{self.prefix}delta:{tenant}:{directory}"
 
-    def snapshot(self, tenant: str) -> str:  # hash: Entra id -> user JSON (for delta merge)
+    def snapshot(self, tenant: str) -> str:  # hash (the old layout; save_snapshot drops it)
         return f"{self.prefix}snap:{tenant}"
+
+    def snapshot_parts(self, tenant: str) -> str:  # list: JSON arrays of <= 1,000 users each
+        return f"{self.prefix}snapparts:{tenant}"
+
+    def snapshot_overlay(self, tenant: str) -> str:  # hash: Entra id -> user JSON (deltas)
+        return f"{self.prefix}snapover:{tenant}"
+
+    def snapshot_removed(self, tenant: str) -> str:  # set: Entra ids removed by deltas
+        return f"{self.prefix}snapgone:{tenant}"
 
     def snapshot_staging(self, tenant: str) -> str:  # save_snapshot writes here, then RENAME
         return f"{self.prefix}snapnew:{tenant}"

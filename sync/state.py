@@ -139,6 +139,10 @@ class AuditEntry:
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def _compact(v: Any) -> bytes:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _dumps(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
@@ -181,19 +185,26 @@ def _dt(v: bytes | str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
 
 
-def user_to_json(u: EntraUser) -> str:
-    """Compact JSON of an Entra user: Graph's shape, ``{"id", "accountEnabled", ...attrs}``.
-    Attributes whose value is null are left out (``attrs.get`` gives None either way)."""
+def _user_dict(u: EntraUser) -> dict[str, Any]:
     d: dict[str, Any] = {k: v for k, v in u.attrs.items() if v is not None}
     d["id"] = u.id
     d["accountEnabled"] = u.enabled
-    return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+    return d
+
+
+def user_to_json(u: EntraUser) -> str:
+    """Compact JSON of an Entra user: Graph's shape, ``{"id", "accountEnabled", ...attrs}``.
+    Attributes whose value is null are left out (``attrs.get`` gives None either way)."""
+    return json.dumps(_user_dict(u), separators=(",", ":"), ensure_ascii=False)
+
+
+def _user_from_dict(d: dict[str, Any]) -> EntraUser:
+    uid = str(d.pop("id"))
+    return EntraUser(id=uid, enabled=bool(d.get("accountEnabled", True)), attrs=d)
 
 
 def user_from_json(raw: bytes | str) -> EntraUser:
-    d = json.loads(raw)
-    uid = str(d.pop("id"))
-    return EntraUser(id=uid, enabled=bool(d.get("accountEnabled", True)), attrs=d)
+    return _user_from_dict(json.loads(raw))
 
 
 class StateStore:
@@ -609,62 +620,78 @@ class StateStore:
         await self._r.delete(self._k.delta_link(tenant, directory))
 
     async def save_snapshot(self, tenant: str, users: Iterable[EntraUser]) -> int:
-        """Replace the tenant's snapshot with ``users`` (written to a staging key in pipelined
-        batches, then RENAMEd over the live one: readers never see a half snapshot).
-        Returns the number of users saved."""
-        staging = self._k.snapshot_staging(tenant)
-        live = self._k.snapshot(tenant)
-        await self._r.delete(staging)
+        """Replace the tenant's snapshot with ``users``: a list of compact JSON arrays of up to
+        1,000 users each, written with the overlay of deltas cleared in one MULTI (one round
+        trip; readers never see a half snapshot). Returns the number of users saved."""
+        parts: list[bytes] = []
+        chunk: list[dict[str, Any]] = []
         n = 0
-        batch: dict[str, str] = {}
-        pipe = self._r.pipeline(transaction=False)
-        queued = 0
         for u in users:
-            batch[u.id] = user_to_json(u)
+            chunk.append(_user_dict(u))
             n += 1
-            if len(batch) >= BATCH:
-                pipe.hset(staging, mapping=batch)  # type: ignore[arg-type]
-                batch = {}
-                queued += 1
-                if queued >= 50:  # ~50,000 users per round trip
-                    await pipe.execute()
-                    queued = 0
-        if batch:
-            pipe.hset(staging, mapping=batch)  # type: ignore[arg-type]
-        if n:
-            pipe.rename(staging, live)
-        else:
-            pipe.delete(live)
-        await pipe.execute()
+            if len(chunk) >= BATCH:
+                parts.append(_compact(chunk))
+                chunk = []
+        if chunk:
+            parts.append(_compact(chunk))
+        del chunk
+        k = self._k
+        live = k.snapshot_parts(tenant)
+        async with self._r.pipeline(transaction=True) as tx:
+            tx.delete(
+                live,
+                k.snapshot_overlay(tenant),
+                k.snapshot_removed(tenant),
+                k.snapshot(tenant),  # the old layout (one hash field per user)
+                k.snapshot_staging(tenant),
+            )
+            if parts:
+                tx.rpush(live, *parts)
+            await tx.execute()
         return n
 
     async def update_snapshot(
         self, tenant: str, changed: Iterable[EntraUser], removed_ids: Iterable[str]
     ) -> None:
-        """Merge a delta into the snapshot: upsert ``changed``, drop ``removed_ids``."""
-        key = self._k.snapshot(tenant)
-        pipe = self._r.pipeline(transaction=False)
-        batch: dict[str, str] = {}
-        for u in changed:
-            batch[u.id] = user_to_json(u)
-            if len(batch) >= BATCH:
-                pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
-                batch = {}
-        if batch:
-            pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
-        removed = list(removed_ids)
-        for chunk in _chunks(removed, BATCH):
-            pipe.hdel(key, *chunk)
-        if len(pipe):
-            await pipe.execute()
+        """Merge a delta into the snapshot: upsert ``changed``, drop ``removed_ids``. Written to
+        the overlay (a hash of changed users and a set of removed ids, in one MULTI); the next
+        full save folds it away."""
+        over = self._k.snapshot_overlay(tenant)
+        gone = self._k.snapshot_removed(tenant)
+        removed = list(dict.fromkeys(removed_ids))
+        gone_now = set(removed)  # a user both changed and removed in one delta is removed
+        batch = {u.id: user_to_json(u) for u in changed if u.id not in gone_now}
+        if not batch and not removed:
+            return
+        async with self._r.pipeline(transaction=True) as tx:
+            for ids in _chunks(list(batch), BATCH):
+                tx.hset(over, mapping={uid: batch[uid] for uid in ids})
+                tx.srem(gone, *ids)
+            for ids in _chunks(removed, BATCH):
+                tx.hdel(over, *ids)
+                tx.sadd(gone, *ids)
+            await tx.execute()
 
     async def load_snapshot(self, tenant: str) -> list[EntraUser]:
-        """All users of the snapshot, sorted by id."""
-        out: list[EntraUser] = []
-        async for _k, v in self._r.hscan_iter(self._k.snapshot(tenant), count=BATCH):
-            out.append(user_from_json(v))
-        out.sort(key=lambda u: u.id)
-        return out
+        """All users of the snapshot (the saved parts, then the overlay), sorted by id. One
+        round trip."""
+        k = self._k
+        pipe = self._r.pipeline(transaction=True)
+        pipe.lrange(k.snapshot_parts(tenant), 0, -1)
+        pipe.hgetall(k.snapshot_overlay(tenant))
+        pipe.smembers(k.snapshot_removed(tenant))
+        parts, over, gone = await pipe.execute()
+        users: dict[str, EntraUser] = {}
+        for part in parts:
+            for d in json.loads(part):
+                u = _user_from_dict(d)
+                users[u.id] = u
+        for raw in (over or {}).values():
+            u = user_from_json(raw)
+            users[u.id] = u
+        for uid in _sset(gone):
+            users.pop(uid, None)
+        return [users[uid] for uid in sorted(users)]
 
     # --- last sync ---------------------------------------------------------------------------
 
@@ -923,6 +950,9 @@ class StateStore:
             self._k.credentials(tenant),
             self._k.snapshot(tenant),
             self._k.snapshot_staging(tenant),
+            self._k.snapshot_parts(tenant),
+            self._k.snapshot_overlay(tenant),
+            self._k.snapshot_removed(tenant),
             self._k.number_owners(tenant),
             self._k.ignored(tenant),
             self._k.last_sync(tenant),

@@ -16,7 +16,7 @@ from redis.asyncio.connection import Connection
 
 from sync.errors import LockBusy, ProposalNotPending
 from sync.keys import Keys
-from sync.models import Kind, Proposal, ProposalState
+from sync.models import EntraUser, Kind, Proposal, ProposalState
 from sync.state import StateStore
 
 pytestmark = pytest.mark.redis
@@ -230,6 +230,49 @@ async def test_record_plan_of_100000_proposals_takes_few_round_trips(keys: Keys)
         assert len(gone.superseded) == 100_000
         assert first_rt <= 1_000 and again_rt <= 1_000 and gone_rt <= 1_000
         assert await r.scard(keys.pending("contoso", "main")) == 0
+    finally:
+        async for k in r.scan_iter(match=f"{keys.prefix}*", count=5000):
+            await r.delete(k)
+        await r.aclose()
+        await pool.aclose()
+
+
+async def test_snapshot_of_20000_users_saves_merges_and_loads_in_one_round_trip_each(
+    keys: Keys,
+) -> None:
+    pool = aioredis.ConnectionPool.from_url(URL, connection_class=CountingConnection)
+    r = aioredis.Redis(connection_pool=pool)
+    try:
+        s = StateStore(r, keys, clock=clock)
+        users = [
+            EntraUser(f"u{i:05d}", True, {"displayName": f"Åsa {i}", "businessPhones": []})
+            for i in range(20_000)
+        ]
+        trips = []
+        await r.ping()  # the connection's handshake is not the snapshot's
+        CountingConnection.sends = 0
+        assert await s.save_snapshot("contoso", users) == 20_000
+        trips.append(CountingConnection.sends)
+        CountingConnection.sends = 0
+        changed = [EntraUser("u00001", False, {"displayName": "Bo"}), EntraUser("new", True, {})]
+        await s.update_snapshot("contoso", changed, ["u00002", "u19999"])
+        trips.append(CountingConnection.sends)
+        CountingConnection.sends = 0
+        loaded = await s.load_snapshot("contoso")
+        trips.append(CountingConnection.sends)
+        assert trips == [1, 1, 1]
+        assert len(loaded) == 20_000 - 2 + 1
+        by_id = {u.id: u for u in loaded}
+        assert (
+            by_id["u00001"].attrs["displayName"] == "Bo"
+            and "u00002" not in by_id
+            and "new" in by_id
+        )
+        assert by_id["u00003"].attrs == {
+            "displayName": "Åsa 3",
+            "businessPhones": [],
+            "accountEnabled": True,
+        }
     finally:
         async for k in r.scan_iter(match=f"{keys.prefix}*", count=5000):
             await r.delete(k)

@@ -132,6 +132,45 @@ async def test_update_snapshot_upserts_and_removes(store: StateStore) -> None:
     assert loaded["a"].attrs["displayName"] == "A2"
 
 
+async def test_update_snapshot_removal_wins_over_a_change_in_the_same_delta(
+    store: StateStore,
+) -> None:
+    await store.save_snapshot("contoso", [user("a"), user("b")])
+    await store.update_snapshot("contoso", [user("b", displayName="B2")], ["b"])
+    assert [u.id for u in await store.load_snapshot("contoso")] == ["a"]
+
+
+async def test_a_user_removed_by_one_delta_and_back_in_the_next_is_in_the_snapshot(
+    store: StateStore,
+) -> None:
+    await store.save_snapshot("contoso", [user("a"), user("b", displayName="B")])
+    await store.update_snapshot("contoso", [], ["b"])
+    await store.update_snapshot("contoso", [user("b", displayName="B3")], [])
+    loaded = {u.id: u for u in await store.load_snapshot("contoso")}
+    assert sorted(loaded) == ["a", "b"] and loaded["b"].attrs["displayName"] == "B3"
+    await store.update_snapshot("contoso", [], ["b"])
+    assert [u.id for u in await store.load_snapshot("contoso")] == ["a"]
+
+
+async def test_a_full_save_folds_the_deltas_away(
+    store: StateStore, fake_redis: aioredis.Redis, keys: Keys
+) -> None:
+    await store.save_snapshot("contoso", [user("a"), user("b")])
+    await store.update_snapshot("contoso", [user("c")], ["a"])
+    await store.save_snapshot("contoso", [user("a", displayName="A")])
+    assert not await fake_redis.exists(keys.snapshot_overlay("contoso"))
+    assert not await fake_redis.exists(keys.snapshot_removed("contoso"))
+    loaded = await store.load_snapshot("contoso")
+    assert [(u.id, u.attrs.get("displayName")) for u in loaded] == [("a", "A")]
+
+
+async def test_update_snapshot_without_a_saved_snapshot_holds_the_changed_users(
+    store: StateStore,
+) -> None:
+    await store.update_snapshot("contoso", [user("b"), user("a")], ["x"])
+    assert [u.id for u in await store.load_snapshot("contoso")] == ["a", "b"]
+
+
 # --- last sync ---------------------------------------------------------------------------
 
 
