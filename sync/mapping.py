@@ -17,7 +17,6 @@ from sync.config import MappingSettings
 from sync.models import Change, DirectoryUser, EntraUser
 
 _ANGLE = re.compile(r"<[^>]*>")
-_SPACES = re.compile(r"\s+")
 
 
 def clean(value: Any) -> str | None:
@@ -32,7 +31,8 @@ def clean(value: Any) -> str | None:
         text = str(value)
     if "<" in text:
         text = _ANGLE.sub("", text)
-    text = _SPACES.sub(" ", text).strip()
+    # whitespace runs collapsed, ends stripped: str.split() splits on exactly what \s matches
+    text = " ".join(text.split())
     return text or None
 
 

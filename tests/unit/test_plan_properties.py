@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -9,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync.config import Config, config_from_dict
+from sync.mapping import clean
 from sync.models import DirectoryUser, EntraSnapshot, Kind, Plan, StateView, parse_entra_user
 from sync.phones import normalize
 from sync.plan import PlanCache, auto_applicable, plan
@@ -165,3 +167,9 @@ def test_a_plan_with_a_warm_cache_equals_the_plan_without_one(
         assert plan(mixed, directory, state, CFG, cache) == plan(mixed, directory, state, CFG)
     other = config_from_dict({"matching": {"default_region": "NO"}, "mapping": {"email": "mail"}})
     assert plan(mixed, directory, state2, other, cache) == plan(mixed, directory, state2, other)
+
+
+@given(text=st.text(alphabet=st.sampled_from(" \t\n\u00a0\u2003\x1c<>ab Åx"), max_size=30))
+def test_clean_collapses_whitespace_exactly_like_the_regex_rule(text: str) -> None:
+    expected = re.sub(r"\s+", " ", re.sub(r"<[^>]*>", "", text)).strip() or None
+    assert clean(text) == expected
