@@ -232,10 +232,12 @@ def plan(
             synced += 1
 
     # --- unlinked Entra users: conflicts, matches, new -----------------------------------
+    # filter, then sort the (few) ids: not every in-scope user
     candidates = [
-        u
-        for uid, u in sorted(in_scope.items())
-        if uid not in linked_ids and uid not in state.ignored
+        in_scope[uid]
+        for uid in sorted(
+            uid for uid in in_scope if uid not in linked_ids and uid not in state.ignored
+        )
     ]
     free_dir = [d for d in directory if d.entra_id is None and d.active]
     by_phone: dict[str, list[DirectoryUser]] = defaultdict(list)
