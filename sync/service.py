@@ -193,6 +193,7 @@ class SyncService:
         self._scoped_memo: dict[tuple[str, str], dict[str, tuple[Proposal, Proposal]]] = {}
         self._group_members: dict[str, frozenset[str] | None] = {}
         self._complete: dict[str, bool] = {}
+        self._delta_changed: dict[str, set[str]] = {}  # tenant -> ids of the last delta round
         self._item_listeners: list[ItemListener] = []
         self._run_listeners: list[RunListener] = []
         self._stack = AsyncExitStack()
@@ -332,6 +333,7 @@ class SyncService:
                     log.info("tenant %s: delta link expired; full resync", name)
                     await self.store.clear_delta_link(name, link_key)
                 else:
+                    self._delta_changed[name] = {u.id for u in delta.changed}
                     for u in delta.changed:
                         users[u.id] = u
                     removed = [uid for uid, _ in delta.removed]
@@ -346,6 +348,7 @@ class SyncService:
                         list(users.values()), complete, members, tuple(delta.invalid)
                     )
                     return snap, "delta"
+        self._delta_changed.pop(name, None)
         link = await _latest_delta_link(rt, select)
         snap = await rt.graph.read_users(select, groups=groups)
         self._snapshots[name] = {u.id: u for u in snap.users}
@@ -519,7 +522,14 @@ class SyncService:
             at=now,
         )
         await self.redis.delete(self.keys.counter_bumps(tenant))
-        linked_in_scope = [d.entra_id for d in dir_users if d.entra_id and d.sync_enabled]
+        # per-user "last synced": every linked user after a full read; after a delta round only
+        # the users Graph reported (the tenant's last-sync time covers everybody else)
+        changed = self._delta_changed.get(tenant) if mode == "delta" else None
+        linked_in_scope = [
+            d.entra_id
+            for d in dir_users
+            if d.entra_id and d.sync_enabled and (changed is None or d.entra_id in changed)
+        ]
         await self.store.set_user_last_sync(tenant, linked_in_scope, now)
         blocked = list(p.blocked)
         return RunResult(
