@@ -73,11 +73,16 @@ class PlanCache:
     match: dict[str, tuple[EntraUser, DirectoryUser, str, str, str, Proposal]] = field(
         default_factory=dict
     )
+    # directory user id -> (directory user, Entra user or None, cause, the removal proposal)
+    removal: dict[str, tuple[DirectoryUser, EntraUser | None, str, Proposal]] = field(
+        default_factory=dict
+    )
 
     def begin(self, region: str, mapping: object) -> None:
         if self.settings is None or self.settings[0] != region or self.settings[1] is not mapping:
             self.settings = (region, mapping)
             self.entra, self.dir_phones, self.linked, self.new, self.match = {}, {}, {}, {}, {}
+            self.removal = {}
 
 
 def entra_phones(user: EntraUser, region: str) -> tuple[tuple[str, str], ...]:
@@ -121,7 +126,7 @@ class _Memo:
     """The cache's view for one plan: hits come from the old entries, and every entry used is
     carried into new dicts (users no longer present drop out, and their records are freed)."""
 
-    __slots__ = ("cache", "dir_phones", "entra", "linked", "match", "new")
+    __slots__ = ("cache", "dir_phones", "entra", "linked", "match", "new", "removal")
 
     def __init__(self, cache: PlanCache | None) -> None:
         self.cache = cache
@@ -130,12 +135,13 @@ class _Memo:
         self.linked: dict[str, Any] = {}
         self.new: dict[str, Any] = {}
         self.match: dict[str, Any] = {}
+        self.removal: dict[str, Any] = {}
 
     def done(self) -> None:
         c = self.cache
         if c is not None:
             c.entra, c.dir_phones, c.linked = self.entra, self.dir_phones, self.linked
-            c.new, c.match = self.new, self.match
+            c.new, c.match, c.removal = self.new, self.match, self.removal
 
 
 def plan(
@@ -194,9 +200,13 @@ def plan(
             if d.entra_id in state.ignored:
                 continue
             cause = causes.get(d.entra_id, "deleted")
-            label = entra_label(entra[d.entra_id].user) if d.entra_id in entra else _dir_label(d)
-            removals.append(
-                Proposal(
+            gone = entra[d.entra_id].user if d.entra_id in entra else None
+            rhit = cache.removal.get(d.id) if cache is not None else None
+            if rhit is not None and rhit[0] is d and rhit[1] is gone and rhit[2] == cause:
+                removal = rhit[3]
+            else:
+                label = labels[d.entra_id] if gone is not None else _dir_label(d)
+                removal = Proposal(
                     kind=Kind.REMOVAL,
                     entra_id=d.entra_id,
                     app_user_id=d.id,
@@ -205,7 +215,8 @@ def plan(
                     label=label,
                     app_label=_dir_label(d),
                 )
-            )
+            memo.removal[d.id] = (d, gone, cause, removal)
+            removals.append(removal)
             continue
         syncable += 1
         lhit = cache.linked.get(d.id) if cache is not None else None
