@@ -24,9 +24,10 @@ def read_json(path: str | Path, what: str) -> Any:
         raise InputError(f"{p}: the {what} is not valid JSON ({e})") from None
 
 
-def transitive_members(groups: Mapping[str, Sequence[str]], group_id: str) -> set[str]:
-    """Every non-group member reachable from ``group_id`` (nested groups, cycles tolerated)."""
-    out: set[str] = set()
+def transitive_members(groups: Mapping[str, Sequence[str]], group_id: str) -> list[str]:
+    """Every non-group member reachable from ``group_id`` (nested groups, cycles tolerated),
+    in the order they are first met."""
+    out: dict[str, None] = {}
     seen: set[str] = set()
     stack = [group_id]
     while stack:
@@ -38,8 +39,8 @@ def transitive_members(groups: Mapping[str, Sequence[str]], group_id: str) -> se
             if m in groups:
                 stack.append(m)
             else:
-                out.add(m)
-    return out
+                out[m] = None
+    return list(out)
 
 
 def parse_groups(data: Any, source: str) -> dict[str, list[str]]:
@@ -90,6 +91,6 @@ def load_tenant_snapshot(path: str | Path, scope_groups: Iterable[str] = ()) -> 
         for g in scope:
             if g not in groups:
                 raise InputError(f"{source}: scope group {g} is not in the tenant file")
-            acc |= transitive_members(groups, g)
+            acc.update(transitive_members(groups, g))
         members = frozenset(acc)
     return EntraSnapshot(users=users, complete=True, group_members=members)

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from sync.errors import InputError
+from sync.files import transitive_members
 
 log = logging.getLogger(__name__)
 
@@ -266,20 +267,9 @@ class TenantSim:
             return None
         got = self._members.get(gid)
         if got is None:
-            seen_groups: set[str] = set()
-            out: dict[str, None] = {}
-            stack = [gid]
-            while stack:
-                g = stack.pop()
-                if g in seen_groups:
-                    continue
-                seen_groups.add(g)
-                for m in self._groups[g].get("members") or ():
-                    if m in self._groups:
-                        stack.append(m)
-                    elif m in self._users:
-                        out[m] = None
-            got = self._members[gid] = list(out)
+            groups = {g: grp.get("members") or () for g, grp in self._groups.items()}
+            got = [m for m in transitive_members(groups, gid) if m in self._users]
+            self._members[gid] = got
         return got
 
     def group_listing(self, gid: str, select: tuple[str, ...]) -> list[bytes] | None:
