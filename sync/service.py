@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
-from sync.config import Config, EnvSettings, TenantConfig, config_from_dict
+from sync.config import Config, EnvSettings, TenantConfig
 from sync.directory import Directory, UserPatch
 from sync.engine import VERBS, apply_proposal, still_valid
 from sync.errors import (
@@ -56,6 +56,7 @@ from sync.plan import plan as make_plan
 from sync.runtime import TenantRuntime, open_directory, open_tenant
 from sync.scheduler import next_run
 from sync.secrets import SecretBox
+from sync.settings_form import form_to_table, merge_config
 from sync.state import AuditEntry, LastSync, RecordResult, StateStore, StoredProposal
 
 Trigger = Literal["manual", "scheduled", "user"]
@@ -213,7 +214,7 @@ class SyncService:
         overrides = await self.store.get_settings_overrides()
         if overrides:
             try:
-                self.config = _merge_config(self.file_config, overrides)
+                self.config = merge_config(self.file_config, overrides)
             except InputError as e:
                 log.warning("settings saved in Teams are invalid (%s); using the file", e.code)
         for d in self.config.directories:
@@ -1123,11 +1124,11 @@ class SyncService:
     async def update_settings(self, form: Mapping[str, str], *, actor: Actor) -> dict[str, str]:
         """Validate a settings form (field names like ``schedule.mode``); save and apply when
         valid. Returns field -> error (empty: saved)."""
-        table, errors = _form_to_table(form)
+        table, errors = form_to_table(form)
         if errors:
             return errors
         try:
-            new = _merge_config(self.file_config, table)
+            new = merge_config(self.file_config, table)
         except InputError as e:
             field = e.message.split(":", 2)[1].strip() if e.message.count(":") >= 2 else "settings"
             return {field: e.message.split(": ", 2)[-1]}
@@ -1320,66 +1321,3 @@ def _is_connection_error(error: Mapping[str, Any]) -> bool:
         "auth_unavailable",
         "bad_config",
     }
-
-
-def _merge_config(base: Config, overrides: Mapping[str, Any]) -> Config:
-    data = base.model_dump(mode="python", exclude={"base_dir", "mapping"})
-    data["mapping"] = base.mapping.to_table()
-    for section, values in overrides.items():
-        if section == "mapping":
-            data["mapping"] = dict(values)
-        elif isinstance(values, Mapping):
-            data[section] = {**(data.get(section) or {}), **values}
-    data["tenants"] = [t.model_dump(mode="python") for t in base.tenants]
-    data["directories"] = [d.model_dump(mode="python") for d in base.directories]
-    return config_from_dict(data, source="settings", base_dir=base.base_dir)
-
-
-_BOT_FORM_FIELDS = ("bot.notify_admins_personally", "bot.max_cards_per_run")
-_BOOL = {"true": True, "false": False, "on": True, "off": False, "1": True, "0": False, "": False}
-
-
-def _form_to_table(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """A settings card's inputs (``section.field`` -> text) as a config table."""
-    table: dict[str, dict[str, Any]] = {}
-    errors: dict[str, str] = {}
-
-    def put(name: str, value: Any) -> None:
-        section, field = name.split(".", 1)
-        table.setdefault(section, {})[field] = value
-
-    for name, raw in form.items():
-        if "." not in name:
-            continue
-        value = (raw or "").strip()
-        section = name.split(".", 1)[0]
-        if section not in {"scope", "mapping", "schedule", "guard", "matching", "bot"} or (
-            section == "bot" and name not in _BOT_FORM_FIELDS
-        ):
-            errors[name] = "unknown setting"  # the admin list is not editable from a card
-            continue
-        if len(value) > 2000:
-            errors[name] = "too long"
-            continue
-        try:
-            if name in ("scope.groups", "mapping.tags", "matching.keys"):
-                put(name, [x.strip() for x in value.split(",") if x.strip()])
-            elif name in ("scope.enabled_only", "scope.require_phone", *_BOT_FORM_FIELDS[:1]):
-                if value.lower() not in _BOOL:
-                    raise ValueError("expected true or false")
-                put(name, _BOOL[value.lower()])
-            elif name in ("schedule.every_hours", "guard.max_removals", "bot.max_cards_per_run"):
-                put(name, int(value))
-            elif name == "guard.max_removal_share":
-                put(name, float(value))
-            elif section == "mapping" and not value:
-                continue  # an empty mapping field: unmapped
-            else:
-                put(name, value)
-        except ValueError:
-            errors[name] = (
-                "not a valid number" if "true" not in str(value) else "expected true or false"
-            )
-    if "mapping" in table:
-        table["mapping"] = {k: v for k, v in table["mapping"].items() if v not in ("", [])}
-    return table, errors
