@@ -640,32 +640,27 @@ async def sync_phases(
         try:
             rt = service.tenants[BENCH_TENANT]
             out["rss_reset"] = _reset_peak_rss()
-            base_trips, base_req = trips[0], rt.graph.graph_requests
-            t0 = time.perf_counter()
-            results = await service.run_sync(BENCH_TENANT)
-            out["full_sync_s"] = time.perf_counter() - t0
-            res = results[0]
-            if res.status != "ok":
-                raise RuntimeError(f"the full sync failed: {res.error}")
-            out["full_mode"] = res.mode
-            out["graph_requests"] = rt.graph.graph_requests - base_req
-            out["redis_round_trips"] = trips[0] - base_trips
-            out["new_items"] = len(res.new_items)
+
+            async def timed_run(what: str) -> tuple[Any, float, int, int]:
+                """One run_sync: (result, seconds, Graph requests, Redis round trips)."""
+                base_trips, base_req = trips[0], rt.graph.graph_requests
+                t0 = time.perf_counter()
+                (res, *_) = await service.run_sync(BENCH_TENANT)
+                took = time.perf_counter() - t0
+                if res.status != "ok":
+                    raise RuntimeError(f"the {what} sync failed: {res.error}")
+                return res, took, rt.graph.graph_requests - base_req, trips[0] - base_trips
+
+            res, t, req, rtt = await timed_run("full")
+            out |= {"full_sync_s": t, "full_mode": res.mode, "graph_requests": req}
+            out |= {"redis_round_trips": rtt, "new_items": len(res.new_items)}
             out["counters"] = dict(res.counters)
             out["blocked"] = sum(b.count for b in res.blocked)
 
             out["changes"] = await asyncio.to_thread(sim.call, "change", changes)
-            base_trips, base_req = trips[0], rt.graph.graph_requests
-            t0 = time.perf_counter()
-            results = await service.run_sync(BENCH_TENANT)
-            out["delta_sync_s"] = time.perf_counter() - t0
-            res = results[0]
-            if res.status != "ok":
-                raise RuntimeError(f"the delta sync failed: {res.error}")
-            out["delta_mode"] = res.mode
-            out["delta_graph_requests"] = rt.graph.graph_requests - base_req
-            out["delta_redis_round_trips"] = trips[0] - base_trips
-            out["delta_new_items"] = len(res.new_items)
+            res, t, req, rtt = await timed_run("delta")
+            out |= {"delta_sync_s": t, "delta_mode": res.mode, "delta_graph_requests": req}
+            out |= {"delta_redis_round_trips": rtt, "delta_new_items": len(res.new_items)}
             out["peak_rss_mb"] = _peak_rss_mb()
         finally:
             await service.stop()

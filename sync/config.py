@@ -203,18 +203,6 @@ class Config(BaseModel):
     directories: tuple[DirectoryConfig, ...] = (DirectoryConfig(),)
     base_dir: Path = Path()
 
-    def tenant(self, name: str) -> TenantConfig:
-        for t in self.tenants:
-            if t.name == name:
-                return t
-        raise ConfigError(f"no tenant named '{name}'")
-
-    def directory(self, name: str) -> DirectoryConfig:
-        for d in self.directories:
-            if d.name == name:
-                return d
-        raise ConfigError(f"no directory named '{name}'")
-
     def resolve(self, path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() else self.base_dir / p

@@ -11,7 +11,7 @@ from typing import Any
 from sync.config import Config
 from sync.directory import Directory, NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, InputError
-from sync.mapping import field_changes
+from sync.mapping import field_changes, new_values
 from sync.models import Change, DirectoryUser, EntraSnapshot, EntraUser, Kind, Proposal
 from sync.plan import _Entra, entra_phones, scope_cause
 
@@ -82,7 +82,7 @@ async def apply_proposal(
         before = await directory.get(uid)
         if before is None:
             raise DirectoryNotFound(f"directory user {uid} no longer exists")
-        fields: dict[str, Any] = {k: c.new for k, c in p.changes.items()}
+        fields = new_values(p.changes)
         if verb == "accept":
             fields |= {"entra_id": p.entra_id, "sync_enabled": True}
         after = await directory.update(uid, UserPatch(fields))
@@ -98,9 +98,7 @@ async def apply_proposal(
             )
         fields = {}
         if entra_user is not None:
-            fields = {
-                k: c.new for k, c in field_changes(entra_user, before, config.mapping).items()
-            }
+            fields = new_values(field_changes(entra_user, before, config.mapping))
         fields |= {"entra_id": p.entra_id, "sync_enabled": True}
         after = await directory.update(target, UserPatch(fields))
         return {"before": before.to_dict(), "after": after.to_dict()}
@@ -108,7 +106,7 @@ async def apply_proposal(
         existing = await directory.find_by_external_id(p.entra_id or "")
         if existing is not None:  # replay after a crash: already created
             return {"before": None, "after": existing.to_dict()}
-        ch = {k: c.new for k, c in p.changes.items()}
+        ch = new_values(p.changes)
         created = await directory.create(
             NewDirectoryUser(
                 first_name=ch.get("first_name"),

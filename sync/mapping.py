@@ -89,6 +89,6 @@ def field_changes(
     return changes
 
 
-def apply_changes(current: DirectoryUser, changes: Mapping[str, Change]) -> dict[str, Any]:
-    """The patch (field -> new value) for a directory update."""
+def new_values(changes: Mapping[str, Change]) -> dict[str, Any]:
+    """The patch (field -> new value) that carries out ``changes``."""
     return {name: ch.new for name, ch in changes.items()}

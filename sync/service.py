@@ -143,10 +143,6 @@ class TenantStatus:
 ItemListener = Callable[[Item], Awaitable[None]]
 
 
-def plan_summary(plan: Plan) -> dict[str, int]:
-    return plan.summary()
-
-
 log = logging.getLogger(__name__)
 
 # Attributes every read needs besides the mapping: matching, scope, and names for cards.

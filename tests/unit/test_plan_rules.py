@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sync.config import Config, config_from_dict
 from sync.errors import MappingError
+from sync.files import load_tenant_snapshot
 from sync.models import DirectoryUser, EntraSnapshot, Kind, StateView, parse_entra_user
 from sync.plan import auto_applicable, plan
 
@@ -70,14 +73,22 @@ def test_scope_all_users_when_no_groups_selected() -> None:
     assert sorted(x.entra_id for x in p.proposals) == ["anna", "bo"]
 
 
-def test_scope_only_members_of_selected_groups_nested_included() -> None:
-    s = snap(
-        entra("anna", mobilePhone="0701234567"),
-        entra("bo", mobilePhone="0701234568"),
-        members={"anna"},  # the reader resolved the (nested) groups to these ids
-    )
-    p = plan(s, [], StateView(), cfg(scope={"groups": ["g1"]}))
-    assert [x.entra_id for x in p.proposals] == ["anna"]
+def test_scope_only_members_of_selected_groups_nested_included(tmp_path: Path) -> None:
+    tenant = {
+        "users": [
+            entra("anna", mobilePhone="0701234567"),
+            entra("bo", mobilePhone="0701234568"),
+            entra("cia", mobilePhone="0701234569"),
+        ],
+        "groups": [
+            {"id": "g-tel", "displayName": "telephony", "members": ["anna", "g-nested"]},
+            {"id": "g-nested", "displayName": "sales", "members": ["cia", "g-tel"]},  # a cycle
+        ],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(tenant))
+    s = load_tenant_snapshot(tmp_path / "t.json", ["g-tel"])
+    p = plan(s, [], StateView(), cfg(scope={"groups": ["g-tel"]}))
+    assert sorted(x.entra_id for x in p.proposals) == ["anna", "cia"]  # bo is in no group
 
 
 def test_scope_only_enabled_accounts() -> None:
