@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from sync.errors import GraphDataError
 
@@ -214,6 +217,37 @@ def _jsonable(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+# What json.dumps(ensure_ascii=True) escapes beyond what orjson escapes: DEL and every
+# character outside ASCII (the control characters and '"' and '\\' both escape alike).
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def _json_ascii_escape(m: re.Match[str]) -> str:
+    """json's ensure_ascii form of one character: \\uXXXX (lower-case hex), a surrogate pair
+    beyond the BMP."""
+    n = ord(m.group())
+    if n < 0x10000:
+        return f"\\u{n:04x}"
+    n -= 0x10000
+    return f"\\u{0xD800 | (n >> 10):04x}\\u{0xDC00 | (n & 0x3FF):04x}"
+
+
+# Types orjson writes exactly as json.dumps does (integers beyond 64 bits make orjson raise);
+# floats, subclasses and other objects are written differently or not at all.
+_ID_SCALARS = frozenset({str, type(None), bool, int})
+
+
+def _id_plain(v: Any) -> bool:
+    """A value orjson writes exactly as json.dumps does: a string, null, boolean, integer, or
+    a list/tuple of strings."""
+    t = type(v)
+    if t in _ID_SCALARS:
+        return True
+    if t is tuple or t is list:
+        return all(type(e) is str for e in v)
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Proposal:
     """One described operation of a plan. ``id`` is derived from its content, so planning the
@@ -239,6 +273,50 @@ class Proposal:
             object.__setattr__(self, "id", self.compute_id())
 
     def compute_id(self) -> str:
+        """sha256 of the canonical JSON of the fields that define the operation: ``json.dumps``
+        with ``sort_keys``, compact separators and ``ensure_ascii`` (ids are stored and posted
+        on cards, so these bytes never change). The usual shape (strings, nulls, booleans,
+        integers and lists of strings) is written with orjson and its non-ASCII characters
+        escaped the way ``json`` escapes them, which gives the same bytes; anything else goes
+        through ``json`` itself."""
+        scalar = _ID_SCALARS
+        entra_id, app_id, number, cause = (
+            self.entra_id,
+            self.app_user_id,
+            self.number,
+            self.removal_cause,
+        )
+        entra_ids = self.entra_ids
+        if (
+            type(entra_id) in scalar
+            and type(app_id) in scalar
+            and type(number) in scalar
+            and type(cause) in scalar
+            and (not entra_ids or all(type(e) is str for e in entra_ids))
+        ):
+            changes: dict[str, dict[str, Any]] = {}
+            for k, c in self.changes.items():
+                old, new = c.old, c.new
+                if (
+                    type(k) is not str
+                    or (type(old) not in scalar and not _id_plain(old))
+                    or (type(new) not in scalar and not _id_plain(new))
+                ):
+                    return self._json_id()
+                changes[k] = {"old": old, "new": new}
+            body = [self.kind.value, entra_id, app_id, sorted(entra_ids), changes, number, cause]
+            try:
+                raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+            except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
+                pass
+            else:
+                if not raw.isascii() or b"\x7f" in raw:
+                    raw = _NOT_PRINTABLE_ASCII.sub(_json_ascii_escape, raw.decode()).encode()
+                return hashlib.sha256(raw).hexdigest()[:20]
+        return self._json_id()
+
+    def _json_id(self) -> str:
+        """``compute_id`` through ``json`` (the reference; any field type)."""
         body = json.dumps(
             [
                 self.kind.value,
