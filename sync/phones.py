@@ -12,15 +12,16 @@ checks that both give the same answer.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 from phonenumbers import phonenumberutil as _pnu
 
-_SIMPLE = frozenset("0123456789 -")
-_DIGITS = frozenset("0123456789")
 _MAX_NSN = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
+_MAX_INPUT = 64  # normalize's longest input
 _strip_prefix: Any = getattr(_pnu, "_maybe_strip_national_prefix_carrier_code", None)
 _test_length: Any = getattr(_pnu, "_test_number_length", None)
 _VR: Any = getattr(_pnu, "ValidationResult", None)
@@ -29,7 +30,9 @@ _KEEP = (
     if _VR is not None
     else frozenset()
 )
-_POSSIBLE = frozenset({_VR.IS_POSSIBLE, _VR.IS_POSSIBLE_LOCAL_ONLY}) if _VR is not None else None
+_POSSIBLE = (
+    frozenset({_VR.IS_POSSIBLE, _VR.IS_POSSIBLE_LOCAL_ONLY}) if _VR is not None else frozenset()
+)
 
 
 @lru_cache(maxsize=512)
@@ -37,71 +40,136 @@ def _metadata(region: str) -> Any:
     return phonenumbers.PhoneMetadata.metadata_for_region(region, None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the fast path needs of one region's metadata, precomputed once.
+
+    ``keep`` / ``possible``: the lengths of a national number for which phonenumbers'
+    ``_test_number_length`` gives a result in ``_KEEP`` (with this region's metadata, as parse
+    does) / in ``_POSSIBLE`` (with the country code's main region, as is_possible_number does;
+    2..17 digits only). That test reads nothing of the number but its length.
+    ``literal``: the national prefix for parsing when it is plain digits and there is no
+    transform rule; then phonenumbers' prefix step is "strip it unless the number matched
+    ``general`` before and does not after". Otherwise ``pattern`` (the compiled prefix for
+    parsing, None when the region has none) tells whether phonenumbers' own helper has anything
+    to do: when it does not match, the helper returns the number unchanged."""
+
+    md: Any
+    cc: str
+    idd_or_cc: tuple[str, str] | None  # (plain-digit IDD prefix, cc), or None: no national numbers
+    literal: str | None
+    pattern: re.Pattern[str] | None
+    general: re.Pattern[str] | None
+    keep: frozenset[int]
+    possible: frozenset[int]
+
+
 @lru_cache(maxsize=1024)
-def _region_facts(region: str) -> tuple[Any, str, str] | None:
-    """(metadata, country code as text, international prefix) of a region whose IDD prefix is
-    plain digits, or None (then no fast path for national numbers there)."""
+def _plan(region: str) -> _Plan | None:
     md = _metadata(region)
-    if md is None or md.country_code is None:
+    if md is None or md.country_code is None or _strip_prefix is None or _test_length is None:
         return None
     idd = md.international_prefix or ""
-    if not idd or not set(idd) <= _DIGITS:
+    npfp = md.national_prefix_for_parsing or ""
+    rule = md.national_prefix_transform_rule or ""
+    literal = npfp if npfp and _plain(npfp) and not rule else None
+    gd = md.general_desc.national_number_pattern if md.general_desc is not None else None
+    # is_possible_number tests the length against the country code's main region (RU for KZ)
+    main_region = phonenumbers.region_code_for_country_code(md.country_code)
+    main = _metadata(main_region) if main_region == region else None
+    if main is None:
+        main = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            md.country_code, main_region
+        )
+        if main is None:
+            return None
+    results = [(n, _test_length("5" * n, md)) for n in range(_MAX_INPUT + 1)]
+    main_results = [(n, _test_length("5" * n, main)) for n in range(_MAX_INPUT + 1)]
+    return _Plan(
+        md=md,
+        cc=str(md.country_code),
+        idd_or_cc=(idd, str(md.country_code)) if idd and _plain(idd) else None,
+        literal=literal,
+        pattern=re.compile(npfp) if npfp and literal is None else None,
+        general=re.compile(gd) if gd else None,
+        keep=frozenset(n for n, r in results if r in _KEEP),
+        possible=frozenset(n for n, r in main_results if r in _POSSIBLE and 2 <= n <= _MAX_NSN),
+    )
+
+
+def _plain(text: str) -> bool:
+    return text.isdigit() and text.isascii()
+
+
+@lru_cache(maxsize=1024)
+def _country_code(first3: str) -> tuple[int, _Plan] | None:
+    """(length of the country code, plan of its main region) for the first three digits after a
+    "+", as phonenumbers reads them; None when that is no code with a geographic main region."""
+    for n in (1, 2, 3):
+        cc = int(first3[:n])
+        if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
         return None
-    return md, str(md.country_code), idd
-
-
-def _national(national: str, md: Any) -> str | None:
-    """parse's national-prefix step: strip when the stripped number still has a usable length."""
-    _carrier, potential, _stripped = _strip_prefix(national, md)
-    if _test_length(potential, md) not in _KEEP:
-        national = potential
-    if len(national) < 2 or len(national) > _MAX_NSN or national[0] == "0":
-        return None  # an error, or an Italian-style leading zero: let phonenumbers decide
-    return national
+    number_region = phonenumbers.region_code_for_country_code(cc)
+    if number_region in ("ZZ", "001"):
+        return None
+    plan = _plan(number_region)
+    if plan is None or plan.cc != first3[:n]:
+        return None
+    return n, plan
 
 
 def _fast(text: str, region: str) -> str | None:
     """E.164 for the simple shapes, or "" when the fast path does not apply."""
-    if _POSSIBLE is None or _strip_prefix is None or _test_length is None:
-        return ""
     plus = text[0] == "+"
-    body = text[1:] if plus else text
-    if not body or not set(body) <= _SIMPLE:
-        return ""
-    digits = body.replace(" ", "").replace("-", "")
-    if len(digits) < 4 or len(digits) > _MAX_NSN + 3:
+    digits = (text[1:] if plus else text).replace(" ", "").replace("-", "")
+    if not digits.isdigit():  # parentheses are rarer: removed only when needed
+        digits = digits.replace("(", "").replace(")", "")
+        if not digits.isdigit():
+            return ""
+    if not digits.isascii() or not 4 <= len(digits) <= _MAX_NSN + 3:
         return ""
     if plus:
         if digits[0] == "0":
             return ""
-        for n in (1, 2, 3):
-            cc = int(digits[:n])
-            if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                break
-        else:
+        entry = _country_code(digits[:3])
+        if entry is None:
             return ""
-        number_region = phonenumbers.region_code_for_country_code(cc)
-        if number_region in ("ZZ", "001"):
+        n, plan = entry
+        literal = plan.literal
+        if plan.pattern is None and (literal is None or not digits.startswith(literal, n)):
+            # no national prefix to strip: the national number is what follows the code
+            if len(digits) - n in plan.possible and digits[n] != "0":
+                return "+" + digits
             return ""
-        md = _metadata(number_region)
-        if md is None:
-            return ""
-        rest = digits[n:]
+        national = digits[n:]
     else:
-        facts = _region_facts(region)
-        if facts is None:
+        found = _plan(region)
+        if found is None or found.idd_or_cc is None:
             return ""
-        md, cc_text, idd = facts
-        if digits.startswith(cc_text) or digits.startswith(idd):
+        if digits.startswith(found.idd_or_cc):
             return ""  # parse's country-code-without-plus and IDD rules apply: not here
-        cc = int(cc_text)
-        rest = digits
-    national = _national(rest, md)
-    if national is None:
-        return ""
-    if _test_length(national, md) not in _POSSIBLE:
-        return ""  # not possible: phonenumbers gives the final word
-    return f"+{cc}{national}"
+        plan = found
+        literal = plan.literal
+        national = digits
+    # parse's national-prefix step: strip when the stripped number still has a usable length
+    if literal is not None:
+        if national.startswith(literal):
+            stripped = national[len(literal) :]
+            general = plan.general
+            if general is None or not (
+                general.fullmatch(national) and not general.fullmatch(stripped)
+            ):
+                if len(stripped) not in plan.keep:
+                    national = stripped
+    elif plan.pattern is not None and plan.pattern.match(national):
+        _carrier, potential, _stripped = _strip_prefix(national, plan.md)
+        if len(potential) not in plan.keep:
+            national = potential
+    if len(national) not in plan.possible or national[0] == "0":
+        return ""  # an error, an Italian-style leading zero or not possible: phonenumbers decides
+    return "+" + plan.cc + national
 
 
 @lru_cache(maxsize=262_144)
