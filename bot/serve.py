@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.app import AppParts, check_bind, create_app
 from sync.config import Config, EnvSettings, load_config
 from sync.keys import Keys
+from sync.redis_client import make_redis as redis_make
 from sync.service import SyncService
 
 log = logging.getLogger(__name__)
@@ -23,12 +24,7 @@ def utc_now() -> datetime:
 
 def make_redis(env: EnvSettings) -> aioredis.Redis:
     """REDIS_URL, or the embedded in-process store (fakeredis) so `make run` needs no server."""
-    if env.REDIS_URL:
-        return aioredis.Redis.from_url(env.REDIS_URL)
-    import fakeredis
-
-    log.info("REDIS_URL is not set: using the embedded in-process store (data is not kept)")
-    return fakeredis.FakeAsyncRedis()
+    return redis_make(env.REDIS_URL)
 
 
 def build_service(config: Config, env: EnvSettings) -> SyncService:

@@ -48,6 +48,7 @@ from sync.config import Config, EnvSettings, config_from_dict
 from sync.graph import GraphClient
 from sync.keys import Keys
 from sync.mapping import clean
+from sync.redis_client import HiredisPackConnection, redis_from_url
 
 log = logging.getLogger(__name__)
 
@@ -387,13 +388,12 @@ def counting_redis(url: str) -> tuple[aioredis.Redis, list[int]]:
     one whole pipeline is one round trip. Returns (client, [count])."""
     counter = [0]
 
-    class CountingConnection(aioredis.Connection):
+    class CountingConnection(HiredisPackConnection):
         async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
             counter[0] += 1
             await super().send_packed_command(command, check_health)
 
-    pool = aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    return aioredis.Redis(connection_pool=pool), counter
+    return redis_from_url(url, connection_class=CountingConnection), counter
 
 
 async def delete_prefix(r: aioredis.Redis, prefix: str) -> int:

@@ -20,11 +20,12 @@ Changes  linked users whose mapped fields differ give an `update`; a linked user
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any
 
-from sync.config import Config
+from sync.config import Config, MappingSettings
 from sync.mapping import clean, field_changes
 from sync.models import (
     Blocked,
@@ -51,16 +52,14 @@ class _Entra:
 @dataclass(slots=True)
 class PlanCache:
     """A memo of per-user derived values between plans (the service keeps one per tenant and
-    directory): E.164 numbers, labels, update and new-user proposals, the numbers of directory
+    directory): E.164 numbers, update and new-user proposals, the numbers of directory
     users. An entry is used only while it was computed from the very same record objects (``is``),
     so changed users are recomputed; entries are computed with one region and mapping and
     dropped when those change. ``plan`` with a cache returns what it returns without one."""
 
     settings: tuple[str, object] | None = None
-    # Entra id -> (user, E.164 phones, label)
-    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...], str]] = field(
-        default_factory=dict
-    )
+    # Entra id -> (user, E.164 phones)
+    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
     # directory user id -> (directory user, its numbers as E.164)
     dir_phones: dict[str, tuple[DirectoryUser, frozenset[str]]] = field(default_factory=dict)
     # directory user id -> (directory user, Entra user, the update or None when in step)
@@ -86,12 +85,95 @@ class PlanCache:
 
 
 def entra_phones(user: EntraUser, region: str) -> tuple[tuple[str, str], ...]:
+    """(E.164, source attribute) of the user's possible numbers, in order, each number once."""
+    attrs = user.attrs
+    if not attrs.get("businessPhones"):  # most users: a mobile number or none (same result)
+        mobile = attrs.get("mobilePhone")
+        e = normalize(mobile, region) if isinstance(mobile, str) else None
+        return ((e, "mobilePhone"),) if e is not None else ()
     seen: dict[str, str] = {}
     for source, raw in user.raw_phones:
         e164 = normalize(raw, region)
         if e164 is not None and e164 not in seen:
             seen[e164] = source
     return tuple(seen.items())
+
+
+def is_clean(text: str) -> bool:
+    """True when ``clean(text) == text`` is certain: non-empty, no ``<``, and no whitespace but
+    single inner ASCII spaces (``str.isprintable`` is False for every other whitespace
+    character that ``str.split`` splits on; checked for every code point in the tests)."""
+    return (
+        text != ""
+        and text.isprintable()
+        and "<" not in text
+        and "  " not in text
+        and text[0] != " "
+        and text[-1] != " "
+    )
+
+
+class InStep:
+    """A cheap, sure "no field changes" test for linked users, for mappings of top-level
+    attributes without tags (else ``None`` from ``for_mapping``): the mapped Entra values equal
+    the directory's, and each is empty or a clean string (``is_clean``). False means "not
+    sure": the caller runs ``field_changes``."""
+
+    __slots__ = ("_attrs", "_dir", "_entra", "_pairs")
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self._pairs = pairs
+        names = [f for f, _ in pairs]
+        attrs = [a for _, a in pairs]
+        # itemgetter/attrgetter of one name return the value, of several a tuple: always tuples
+        self._entra = itemgetter(*attrs, *attrs[:1]) if len(attrs) == 1 else itemgetter(*attrs)
+        self._dir = attrgetter(*names, *names[:1]) if len(names) == 1 else attrgetter(*names)
+        self._attrs = attrs
+
+    @classmethod
+    def for_mapping(cls, mapping: MappingSettings) -> InStep | None:
+        if not mapping.fields or mapping.tags is not None:
+            return None
+        if any("." in a for a in mapping.fields.values()):
+            return None
+        return cls(tuple(mapping.fields.items()))
+
+    def __call__(self, attrs: Mapping[str, Any], d: DirectoryUser) -> bool:
+        try:
+            raw = self._entra(attrs)
+        except KeyError:  # an attribute left out (snapshots drop nulls): field by field
+            return self._slow(attrs, d)
+        if raw != self._dir(d):
+            return False
+        if None in raw:
+            return self._slow(attrs, d)
+        try:
+            joined = "|".join(raw)
+        except TypeError:  # not all strings
+            return False
+        # every value is clean <=> the joined text has no "<", no non-printable character, no
+        # double space and no space next to a separator or at either end ("" values are fine:
+        # equal to the directory's "" means no change)
+        return (
+            joined.isprintable()
+            and "<" not in joined
+            and "  " not in joined
+            and " |" not in joined
+            and "| " not in joined
+            and joined[:1] != " "
+            and joined[-1:] != " "
+        )
+
+    def _slow(self, attrs: Mapping[str, Any], d: DirectoryUser) -> bool:
+        for name, attr in self._pairs:
+            raw = attrs.get(attr)
+            cur = getattr(d, name)
+            if raw is None or raw == "":
+                if cur:
+                    return False
+            elif raw != cur or type(raw) is not str or not is_clean(raw):
+                return False
+        return True
 
 
 def scope_cause(u: _Entra, snapshot: EntraSnapshot, config: Config) -> str | None:
@@ -160,55 +242,71 @@ def plan(
         cache.begin(region, mapping)
     memo = _Memo(cache)
     old_entra = cache.entra if cache is not None else {}
+    memo_entra = memo.entra
+    same = InStep.for_mapping(mapping)
     labels: dict[str, str] = {}
 
-    entra: dict[str, _Entra] = {}
-    for user in snapshot.users:
-        hit = old_entra.get(user.id)
-        if hit is not None and hit[0] is user:
-            phones, label = hit[1], hit[2]
-        else:
-            phones, label = entra_phones(user, region), entra_label(user)
-        memo.entra[user.id] = (user, phones, label)
-        labels[user.id] = label
-        entra[user.id] = _Entra(user, phones)
+    def label_of(user: EntraUser) -> str:
+        """entra_label, computed only for users a proposal names."""
+        lab = labels.get(user.id)
+        if lab is None:
+            lab = labels[user.id] = entra_label(user)
+        return lab
 
-    in_scope: dict[str, _Entra] = {}
+    # Entra users with their E.164 numbers, and their scope (scope_cause, inlined: 100,000
+    # users); a later record with the same id replaces an earlier one
+    enabled_only = config.scope.enabled_only
+    require_phone = config.scope.require_phone
+    members = snapshot.group_members
+    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = {}
+    in_scope: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = {}
     causes: dict[str, str] = {}
-    for uid, u in entra.items():
-        cause = scope_cause(u, snapshot, config)
-        if cause is None:
-            in_scope[uid] = u
+    for user in snapshot.users:
+        uid = user.id
+        hit = old_entra.get(uid)
+        pair = hit if hit is not None and hit[0] is user else (user, entra_phones(user, region))
+        if uid in entra:
+            in_scope.pop(uid, None)
+            causes.pop(uid, None)
+        memo_entra[uid] = pair
+        entra[uid] = pair
+        if enabled_only and not user.enabled:
+            causes[uid] = "disabled"
+        elif members is not None and uid not in members:
+            causes[uid] = "out_of_scope"
+        elif require_phone and not pair[1]:
+            causes[uid] = "no_phone"
         else:
-            causes[uid] = cause
+            in_scope[uid] = pair
 
     # --- linked directory users: updates and removals ---------------------------------------
+    ignored = state.ignored
     linked_ids: set[str] = set()
     removals: list[Proposal] = []
     synced = syncable = linked_count = 0
     for d in directory:
-        if d.entra_id is None:
-            continue
-        if d.entra_id in linked_ids:
+        eid = d.entra_id
+        if eid is None or eid in linked_ids:
             continue  # a second directory user linked to the same Entra user: keep the first
-        linked_ids.add(d.entra_id)
+        linked_ids.add(eid)
         if not d.sync_enabled:
             continue
         linked_count += 1
-        cur = in_scope.get(d.entra_id)
-        if cur is None or d.entra_id in state.ignored:
-            if d.entra_id in state.ignored:
+        cur = in_scope.get(eid)
+        if cur is None or eid in ignored:
+            if eid in ignored:
                 continue
-            cause = causes.get(d.entra_id, "deleted")
-            gone = entra[d.entra_id].user if d.entra_id in entra else None
+            cause = causes.get(eid, "deleted")
+            known = entra.get(eid)
+            gone = known[0] if known is not None else None
             rhit = cache.removal.get(d.id) if cache is not None else None
             if rhit is not None and rhit[0] is d and rhit[1] is gone and rhit[2] == cause:
                 removal = rhit[3]
             else:
-                label = labels[d.entra_id] if gone is not None else _dir_label(d)
+                label = label_of(gone) if gone is not None else _dir_label(d)
                 removal = Proposal(
                     kind=Kind.REMOVAL,
-                    entra_id=d.entra_id,
+                    entra_id=eid,
                     app_user_id=d.id,
                     reason=f"{label}: {_REMOVAL_REASON[cause]}",
                     removal_cause=cause,
@@ -219,24 +317,27 @@ def plan(
             removals.append(removal)
             continue
         syncable += 1
+        user = cur[0]
         lhit = cache.linked.get(d.id) if cache is not None else None
-        if lhit is not None and lhit[0] is d and lhit[1] is cur.user:
+        if lhit is not None and lhit[0] is d and lhit[1] is user:
             update = lhit[2]
+        elif same is not None and same(user.attrs, d):
+            update = None
         else:
             update = None
-            changes = field_changes(cur.user, d, mapping)
+            changes = field_changes(user, d, mapping)
             if changes:
-                label = labels[cur.user.id]
+                label = label_of(user)
                 update = Proposal(
                     kind=Kind.UPDATE,
-                    entra_id=cur.user.id,
+                    entra_id=eid,
                     app_user_id=d.id,
                     reason=f"{label}: {', '.join(sorted(changes))} changed in Entra",
                     changes=changes,
                     label=label,
                     app_label=_dir_label(d),
                 )
-        memo.linked[d.id] = (d, cur.user, update)
+        memo.linked[d.id] = (d, user, update)
         if update is not None:
             proposals.append(update)
         else:
@@ -245,7 +346,7 @@ def plan(
     # --- unlinked Entra users: conflicts, matches, new -----------------------------------
     # filter, then sort the (few) ids: not every in-scope user
     candidates = [
-        in_scope[uid]
+        _Entra(*in_scope[uid])
         for uid in sorted(
             uid for uid in in_scope if uid not in linked_ids and uid not in state.ignored
         )
@@ -280,7 +381,7 @@ def plan(
         blocked_numbers[number] = None
         in_conflict.update(ids)
         holder = by_phone[number][0]
-        names = ", ".join(entra_label(entra[i].user) for i in ids)
+        names = ", ".join(label_of(entra[i][0]) for i in ids)
         proposals.append(
             Proposal(
                 kind=Kind.CONFLICT,
@@ -290,7 +391,7 @@ def plan(
                     f"{len(ids)} Entra users have the number {number}: {names}; choose the owner"
                 ),
                 entra_ids=tuple(ids),
-                entra_labels=tuple(entra_label(entra[i].user) for i in ids),
+                entra_labels=tuple(label_of(entra[i][0]) for i in ids),
                 number=number,
                 label=number,
                 app_label=_dir_label(holder) if len(by_phone[number]) == 1 else "",
@@ -316,7 +417,7 @@ def plan(
             ):
                 match = mhit[5]
             else:
-                label = labels[uid]
+                label = label_of(u.user)
                 match = Proposal(
                     kind=Kind.MATCH,
                     entra_id=uid,
@@ -338,7 +439,7 @@ def plan(
             changes = field_changes(u.user, None, mapping)
             if u.phones:
                 changes["phones"] = Change(None, tuple(e for e, _ in u.phones))
-            label = labels[uid]
+            label = label_of(u.user)
             new = Proposal(
                 kind=Kind.NEW,
                 entra_id=uid,

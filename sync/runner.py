@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from sync.config import EnvSettings, load_config
 from sync.keys import Keys
+from sync.redis_client import make_redis
 from sync.service import RunResult, SyncService
 
 
@@ -22,11 +23,7 @@ def _now() -> datetime:
 
 
 def _redis(env: EnvSettings) -> aioredis.Redis:
-    if env.REDIS_URL:
-        return aioredis.Redis.from_url(env.REDIS_URL)
-    import fakeredis
-
-    return fakeredis.FakeAsyncRedis()
+    return make_redis(env.REDIS_URL)
 
 
 def summarize(r: RunResult) -> dict[str, Any]:

@@ -1244,8 +1244,9 @@ def _no_gc() -> Iterator[None]:
 
 
 def _scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
-    """Proposal ids are global in Redis: one tenant feeding two directories gives two ids."""
-    base = p.compute_id()
+    """Proposal ids are global in Redis: one tenant feeding two directories gives two ids.
+    ``p`` comes from the planner, so its id is its content id (``compute_id``)."""
+    base = p.id
     pid = hashlib.sha256(f"{tenant}\x00{directory}\x00{base}".encode()).hexdigest()[:20]
     return replace(p, id=pid)
 

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sync.keys import Keys
+from sync.redis_client import redis_from_url
 
 REAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -28,8 +29,9 @@ async def fake_redis() -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 async def real_redis(keys: Keys) -> AsyncIterator[aioredis.Redis]:
-    """The real Redis on 127.0.0.1:6379; the test's keys (its prefix) are deleted afterwards."""
-    r = aioredis.Redis.from_url(REAL_REDIS_URL)
+    """The real Redis on 127.0.0.1:6379 through the product's own client (hiredis packing);
+    the test's keys (its prefix) are deleted afterwards."""
+    r = redis_from_url(REAL_REDIS_URL)
     try:
         await r.ping()
     except Exception as e:  # pragma: no cover - the platform promises a Redis
