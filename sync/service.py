@@ -403,13 +403,27 @@ class SyncService:
         try:
             async with self.store.lock(name):
                 await self.recover_intents()
-                snap, mode = await self._read(rt)
-                out = []
-                for d in dirs:
-                    out.append(
-                        await self._plan_and_record(rt, d, snap, actor, trigger, started, mode)
-                    )
-                return out
+                # the directories are listed while Graph is read (their round trips overlap)
+                listings = {
+                    d: asyncio.ensure_future(self.directories[d].list_users()) for d in dirs
+                }
+                try:
+                    snap, mode = await self._read(rt)
+                    out = []
+                    for d in dirs:
+                        listed = list(await listings[d])
+                        out.append(
+                            await self._plan_and_record(
+                                rt, d, snap, actor, trigger, started, mode, listed
+                            )
+                        )
+                    return out
+                finally:
+                    for task in listings.values():
+                        if not task.done():
+                            task.cancel()
+                    # a listing that failed after the read failed must not go unretrieved
+                    await asyncio.gather(*listings.values(), return_exceptions=True)
         except LockBusy as e:
             return [
                 RunResult(name, d, "skipped", trigger, started, self.clock(), error=e) for d in dirs
@@ -457,10 +471,11 @@ class SyncService:
         trigger: Trigger,
         started: datetime,
         mode: str,
+        dir_users: list[DirectoryUser] | None = None,
     ) -> RunResult:
         tenant = rt.name
-        directory = self.directories[directory_name]
-        dir_users = list(await directory.list_users())
+        if dir_users is None:
+            dir_users = list(await self.directories[directory_name].list_users())
         state = await self.store.state_view(tenant, directory_name)
         memo_key = (tenant, directory_name)
         cache = self._plan_caches.setdefault(memo_key, PlanCache())
