@@ -12,6 +12,7 @@ checks that both give the same answer.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +41,43 @@ def _metadata(region: str) -> Any:
     return phonenumbers.PhoneMetadata.metadata_for_region(region, None)
 
 
+def _may_start_with(pattern: str, char: str) -> bool:
+    """False only when no string ``pattern`` matches can start with ``char`` (conservative: True
+    for anything this reading of the parsed pattern does not follow)."""
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        names: Any = importlib.import_module("re._constants")
+        items = parser.parse(pattern)
+    except Exception:  # no parser, no proof
+        return True
+    code = ord(char)
+
+    def starts(seq: Any) -> bool:
+        # False means: the first item of seq always consumes a character, never ``char``
+        if not len(seq):
+            return True
+        op, av = seq[0]
+        if op is names.LITERAL:
+            return bool(av == code)
+        if op is names.IN:
+            for in_op, in_av in av:
+                if in_op is names.LITERAL and in_av != code:
+                    continue
+                if in_op is names.RANGE and not in_av[0] <= code <= in_av[1]:
+                    continue
+                return True  # matches it, or NEGATE/CATEGORY/anything else: assume it may
+            return False
+        if op is names.BRANCH:
+            return any(starts(alt) for alt in av[1])
+        if op is names.SUBPATTERN:
+            return starts(av[-1])
+        if op in (names.MAX_REPEAT, names.MIN_REPEAT) and av[0] >= 1:
+            return starts(av[2])
+        return True
+
+    return starts(items)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """What the fast path needs of one region's metadata, precomputed once.
@@ -50,16 +88,22 @@ class _Plan:
     2..17 digits only). That test reads nothing of the number but its length.
     ``literal``: the national prefix for parsing when it is plain digits and there is no
     transform rule; then phonenumbers' prefix step is "strip it unless the number matched
-    ``general`` before and does not after". Otherwise ``pattern`` (the compiled prefix for
-    parsing, None when the region has none) tells whether phonenumbers' own helper has anything
-    to do: when it does not match, the helper returns the number unchanged."""
+    ``general`` before and does not after" (``general`` is None when no number starting with
+    the prefix can match it, or there is no pattern: then it is always stripped). Otherwise
+    ``pattern`` (the compiled prefix for parsing, None when the region has none) tells whether
+    phonenumbers' own helper has anything to do: when it does not match, the helper returns the
+    number unchanged. ``lead``: national numbers starting with one of these need the prefix step
+    or are Italian-style ("0"); others are final as they are. ``blocked``: (IDD prefix, country
+    code) -- national-format input starting with either is left to phonenumbers -- or None when
+    the IDD prefix is not plain digits (no fast path for national input then)."""
 
     md: Any
     cc: str
-    idd_or_cc: tuple[str, str] | None  # (plain-digit IDD prefix, cc), or None: no national numbers
+    blocked: tuple[str, str] | None
     literal: str | None
     pattern: re.Pattern[str] | None
     general: re.Pattern[str] | None
+    lead: tuple[str, ...]
     keep: frozenset[int]
     possible: frozenset[int]
 
@@ -69,11 +113,14 @@ def _plan(region: str) -> _Plan | None:
     md = _metadata(region)
     if md is None or md.country_code is None or _strip_prefix is None or _test_length is None:
         return None
+    cc = str(md.country_code)
     idd = md.international_prefix or ""
     npfp = md.national_prefix_for_parsing or ""
     rule = md.national_prefix_transform_rule or ""
     literal = npfp if npfp and _plain(npfp) and not rule else None
     gd = md.general_desc.national_number_pattern if md.general_desc is not None else None
+    if literal is not None and gd and not _may_start_with(gd, literal[0]):
+        gd = None  # a number starting with the prefix never matches: always stripped
     # is_possible_number tests the length against the country code's main region (RU for KZ)
     main_region = phonenumbers.region_code_for_country_code(md.country_code)
     main = _metadata(main_region) if main_region == region else None
@@ -87,11 +134,12 @@ def _plan(region: str) -> _Plan | None:
     main_results = [(n, _test_length("5" * n, main)) for n in range(_MAX_INPUT + 1)]
     return _Plan(
         md=md,
-        cc=str(md.country_code),
-        idd_or_cc=(idd, str(md.country_code)) if idd and _plain(idd) else None,
+        cc=cc,
+        blocked=(idd, cc) if idd and _plain(idd) else None,
         literal=literal,
         pattern=re.compile(npfp) if npfp and literal is None else None,
         general=re.compile(gd) if gd else None,
+        lead=("0", literal) if literal is not None else ("",) if npfp else ("0",),
         keep=frozenset(n for n, r in results if r in _KEEP),
         possible=frozenset(n for n, r in main_results if r in _POSSIBLE and 2 <= n <= _MAX_NSN),
     )
@@ -105,6 +153,8 @@ def _plain(text: str) -> bool:
 def _country_code(first3: str) -> tuple[int, _Plan] | None:
     """(length of the country code, plan of its main region) for the first three digits after a
     "+", as phonenumbers reads them; None when that is no code with a geographic main region."""
+    if first3[0] == "0":
+        return None
     for n in (1, 2, 3):
         cc = int(first3[:n])
         if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
@@ -131,38 +181,32 @@ def _fast(text: str, region: str) -> str | None:
     if not digits.isascii() or not 4 <= len(digits) <= _MAX_NSN + 3:
         return ""
     if plus:
-        if digits[0] == "0":
-            return ""
         entry = _country_code(digits[:3])
         if entry is None:
             return ""
         n, plan = entry
-        literal = plan.literal
-        if plan.pattern is None and (literal is None or not digits.startswith(literal, n)):
-            # no national prefix to strip: the national number is what follows the code
-            if len(digits) - n in plan.possible and digits[n] != "0":
-                return "+" + digits
-            return ""
+        if not digits.startswith(plan.lead, n):
+            # no national prefix, no leading zero: the national number is what follows the code
+            return "+" + digits if len(digits) - n in plan.possible else ""
         national = digits[n:]
     else:
         found = _plan(region)
-        if found is None or found.idd_or_cc is None:
-            return ""
-        if digits.startswith(found.idd_or_cc):
+        if found is None or found.blocked is None or digits.startswith(found.blocked):
             return ""  # parse's country-code-without-plus and IDD rules apply: not here
         plan = found
-        literal = plan.literal
         national = digits
     # parse's national-prefix step: strip when the stripped number still has a usable length
+    literal = plan.literal
     if literal is not None:
         if national.startswith(literal):
             stripped = national[len(literal) :]
             general = plan.general
-            if general is None or not (
-                general.fullmatch(national) and not general.fullmatch(stripped)
-            ):
-                if len(stripped) not in plan.keep:
-                    national = stripped
+            if (
+                general is None
+                or not general.fullmatch(national)
+                or general.fullmatch(stripped) is not None
+            ) and len(stripped) not in plan.keep:
+                national = stripped
     elif plan.pattern is not None and plan.pattern.match(national):
         _carrier, potential, _stripped = _strip_prefix(national, plan.md)
         if len(potential) not in plan.keep:

@@ -11,7 +11,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from phonenumbers.phonenumberutil import SUPPORTED_REGIONS
 
 from sync.bench import _number
-from sync.phones import _fast, normalize, slow_normalize
+from sync.phones import _fast, _may_start_with, normalize, slow_normalize
 
 REGIONS = ("SE", "NO", "DK", "FI", "DE", "GB", "US", "IT", "AR", "MX", "BR", "RU", "FR", "IN")
 ALL_REGIONS = sorted(SUPPORTED_REGIONS)
@@ -161,3 +161,34 @@ def test_normalize_leaves_unusual_shapes_to_phonenumbers() -> None:
     assert _fast("+39 06 1234 5678", "SE") == ""  # Italian leading zero
     assert normalize("070 123 45 67 ext 12", "SE") == _reference("070 123 45 67 ext 12", "SE")
     assert normalize("+39 06 1234 5678", "SE") == "+390612345678"
+
+
+GENERAL_PATTERNS = sorted(
+    {
+        md.general_desc.national_number_pattern
+        for md in (phonenumbers.PhoneMetadata.metadata_for_region(r) for r in ALL_REGIONS)
+        if md is not None
+        and md.general_desc is not None
+        and md.general_desc.national_number_pattern
+    }
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.data())
+def test_may_start_with_never_denies_a_first_digit_a_region_pattern_matches(
+    data: st.DataObject,
+) -> None:
+    pattern = data.draw(st.sampled_from(GENERAL_PATTERNS))
+    number = data.draw(st.from_regex(pattern, fullmatch=True))
+    assert _may_start_with(pattern, number[0])
+
+
+def test_may_start_with_reads_only_what_it_can_prove() -> None:
+    assert not _may_start_with(r"(?:[26]\d\d|9)\d{9}|[1-9]\d{8}", "0")
+    assert _may_start_with(r"(?:[26]\d\d|9)\d{9}|[1-9]\d{8}", "2")
+    assert _may_start_with(r"0?[1-9]\d", "0")  # optional first item
+    assert _may_start_with(r"(?:1|)\d", "0")  # empty alternative
+    assert _may_start_with(r"[^1]\d", "0")
+    assert _may_start_with(r"\d{2}", "0")
+    assert not _may_start_with(r"(?:[1-9]\d){2,}", "0")
