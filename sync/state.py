@@ -34,13 +34,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 from redis.exceptions import RedisError, WatchError
 
 from sync.errors import LockBusy, ProposalNotFound, ProposalNotPending, StateError
 from sync.keys import Keys
-from sync.models import TRANSITIONS, EntraUser, Kind, Proposal, ProposalState, StateView
+from sync.models import (
+    TRANSITIONS,
+    Change,
+    EntraUser,
+    Kind,
+    Proposal,
+    ProposalState,
+    StateView,
+)
 from sync.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,10 @@ SYSTEM_ID = "system"
 SYSTEM_NAME = "system"
 
 _T = TypeVar("_T")
+
+# value types a proposal record writes with orjson (see StateStore._new_record)
+_STR_OR_NONE = frozenset({str, type(None)})
+_REC_SCALARS = frozenset({str, type(None), bool, int})
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -262,6 +275,83 @@ class StateStore:
             applied_at=_dt(h.get("applied_at")),
         )
 
+    @staticmethod
+    def _new_record(
+        p: Proposal, tenant: str, directory: str, created: str, created_at: datetime
+    ) -> tuple[bytes, StoredProposal] | None:
+        """The ``rec`` of a new proposal and the StoredProposal ``get`` returns for it right
+        after, without the JSON round trip: the bytes are what ``_rec`` writes (orjson gives
+        them for strings, nulls, booleans, integers and lists), the proposal is what
+        ``Proposal.from_dict`` makes of them (changes in key order, lists as tuples, the
+        conflict-only and match fields as ``to_dict`` keeps them). None when a field holds
+        anything else (then ``_rec`` and ``_parse``)."""
+        sn = _STR_OR_NONE
+        kind, match_key, match_value = p.kind, p.match_key, p.match_value
+        if not (
+            type(kind) is Kind
+            and type(p.id) is str
+            and p.id
+            and type(p.entra_id) in sn
+            and type(p.app_user_id) in sn
+            and type(p.reason) is str
+            and type(p.label) is str
+            and type(p.app_label) is str
+            and type(match_key) in sn
+            and type(match_value) in sn
+            and type(p.removal_cause) in sn
+            and type(tenant) is str
+            and type(directory) is str
+        ):
+            return None
+        conflict = kind is Kind.CONFLICT
+        if conflict and not (
+            type(p.number) in sn
+            and all(type(x) is str for x in p.entra_ids)
+            and all(type(x) is str for x in p.entra_labels)
+        ):
+            return None
+        src = p.changes
+        for k in src:
+            if type(k) is not str:
+                return None
+        changes: dict[str, Change] = {}
+        for k in sorted(src):
+            c = src[k]
+            old, new = c.old, c.new
+            if type(old) not in _REC_SCALARS:
+                if type(old) not in (tuple, list) or not all(type(x) is str for x in old):
+                    return None
+                old = tuple(old)
+            if type(new) not in _REC_SCALARS:
+                if type(new) not in (tuple, list) or not all(type(x) is str for x in new):
+                    return None
+                new = tuple(new)
+            changes[k] = Change(old, new)
+        try:
+            raw = orjson.dumps(
+                {"p": p.to_dict(), "t": tenant, "d": directory, "c": created},
+                option=orjson.OPT_SORT_KEYS,
+            )
+        except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
+            return None
+        stored = Proposal(
+            kind,
+            p.entra_id,
+            p.app_user_id,
+            p.reason,
+            changes,
+            tuple(p.entra_ids) if conflict else (),
+            match_key,
+            match_value if match_key is not None else None,
+            p.number if conflict else None,
+            p.removal_cause,
+            p.label,
+            p.app_label,
+            tuple(p.entra_labels) if conflict else (),
+            p.id,
+        )
+        return raw, StoredProposal(stored, ProposalState.PENDING, tenant, directory, created_at)
+
     async def record_plan(
         self, tenant: str, directory: str, proposals: Sequence[Proposal]
     ) -> RecordResult:
@@ -283,18 +373,22 @@ class StateStore:
         created: list[Proposal] = []
         existing: list[Proposal] = []
         written: dict[str, StoredProposal] = {}
+        created_at = datetime.fromisoformat(now)
         for chunk in _chunks(candidates, BATCH):
             # One HSETNX per proposal creates it atomically (a hash without "state" is
             # pending), and tells us whether the id existed: no read before the write.
             pipe = self._r.pipeline(transaction=False)
-            recs = [self._rec(p, tenant, directory, now) for p in chunk]
-            for p, rec_json in zip(chunk, recs, strict=True):
-                pipe.hsetnx(self._k.proposal(p.id), "rec", rec_json)
+            recs: list[tuple[bytes | str, StoredProposal | None]] = []
+            for p in chunk:
+                rec = self._new_record(p, tenant, directory, now, created_at)
+                recs.append(rec or (self._rec(p, tenant, directory, now), None))
+                pipe.hsetnx(self._k.proposal(p.id), "rec", recs[-1][0])
             res = await pipe.execute()
-            for p, rec_json, was_created in zip(chunk, recs, res, strict=True):
+            for p, (rec_json, sp), was_created in zip(chunk, recs, res, strict=True):
                 if was_created:
                     created.append(p)
-                    sp = self._parse({"rec": rec_json})  # what get() gives for the new hash
+                    if sp is None:
+                        sp = self._parse({"rec": rec_json})  # what get() gives for the new hash
                     if sp is not None:
                         written[p.id] = sp
                 else:
