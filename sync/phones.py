@@ -171,7 +171,13 @@ def _country_code(first3: str) -> tuple[int, _Plan] | None:
 
 
 def _fast(text: str, region: str) -> str | None:
-    """E.164 for the simple shapes, or "" when the fast path does not apply."""
+    """E.164 for the simple shapes, None when such a number is not a possible number, or ""
+    when the fast path does not apply.
+
+    A national number is the number parse would make of the input -- nothing of the input but its
+    digits matters for these shapes -- and its E.164 form is "+", the country code and it; parse
+    fails for one under 2 or over 17 digits, and is_possible_number tests nothing but its length
+    against the main region of the country code."""
     plus = text[0] == "+"
     digits = (text[1:] if plus else text).replace(" ", "").replace("-", "")
     if not digits.isdigit():  # parentheses are rarer: removed only when needed
@@ -187,7 +193,9 @@ def _fast(text: str, region: str) -> str | None:
         n, plan = entry
         if not digits.startswith(plan.lead, n):
             # no national prefix, no leading zero: the national number is what follows the code
-            return "+" + digits if len(digits) - n in plan.possible else ""
+            return "+" + digits if len(digits) - n in plan.possible else None
+        if len(digits) - n < 2:
+            return None  # parse: too short after the country code
         national = digits[n:]
     else:
         found = _plan(region)
@@ -211,8 +219,10 @@ def _fast(text: str, region: str) -> str | None:
         _carrier, potential, _stripped = _strip_prefix(national, plan.md)
         if len(potential) not in plan.keep:
             national = potential
-    if len(national) not in plan.possible or national[0] == "0":
-        return ""  # an error, an Italian-style leading zero or not possible: phonenumbers decides
+    if len(national) not in plan.possible:
+        return None  # parse fails (under 2 or over 17 digits) or is_possible_number says no
+    if national[0] == "0":
+        return ""  # an Italian-style leading zero: phonenumbers decides
     return "+" + plan.cc + national
 
 
@@ -221,14 +231,12 @@ def normalize(raw: str, region: str = "SE") -> str | None:
     """E.164 form of ``raw`` ("070-123 45 67" in SE -> "+46701234567"), or None when it is not
     a possible number. Idempotent: normalising an E.164 result gives it back."""
     text = raw.strip()
-    if not text or len(text) > 64:
+    if not 0 < len(text) <= 64:
         return None
     if text.startswith("00"):
         text = "+" + text[2:]
     fast = _fast(text, region)
-    if fast:
-        return fast
-    return slow_normalize(text, region)
+    return slow_normalize(text, region) if fast == "" else fast
 
 
 def slow_normalize(text: str, region: str) -> str | None:

@@ -41,7 +41,7 @@ def _reference(raw: str, region: str) -> str | None:
     return slow_normalize(text, region)
 
 
-def _fast_disagreements(raws: list[str], region: str) -> list[tuple[str, str, str | None]]:
+def _fast_disagreements(raws: list[str], region: str) -> list[tuple[str, str | None, str | None]]:
     """(raw, fast answer, reference) for every raw number the fast path answers differently
     from phonenumbers ("" from the fast path means "not mine" and is never a disagreement)."""
     out = []
@@ -50,7 +50,7 @@ def _fast_disagreements(raws: list[str], region: str) -> list[tuple[str, str, st
         if text.startswith("00"):
             text = "+" + text[2:]
         fast = _fast(text, region) if text else ""
-        if fast and fast != _reference(raw, region):
+        if fast != "" and fast != _reference(raw, region):
             out.append((raw, fast, _reference(raw, region)))
     return out
 
@@ -152,6 +152,12 @@ def test_normalize_fast_path_takes_every_number_the_bench_generates() -> None:
         e164, shown = _number(rng)
         text = "+" + shown[2:] if shown.startswith("00") else shown
         assert _fast(text, "SE") == e164
+
+
+def test_normalize_fast_path_answers_none_for_numbers_of_impossible_length() -> None:
+    for raw in ("+46 70 12", "+46 70 123 45 67 89 01 23", "0701", "+1 415 555 01", "+46 0 1"):
+        assert _fast(raw, "SE") is None
+        assert _reference(raw, "SE") is None
 
 
 def test_normalize_leaves_unusual_shapes_to_phonenumbers() -> None:
