@@ -2,12 +2,17 @@
 
 ``phonenumbers.parse`` costs ~50 µs a number (most of it generic extraction: extensions,
 alpha characters, IDD prefixes, phone-context), which is seconds for a 100,000-user tenant. The
-common shapes, ``+46 70 123 45 67`` / ``+46701234567`` / ``070-123 45 67`` (digits, spaces,
-hyphens, one leading plus), take a fast path that runs the same steps ``parse`` runs for them
-(country code extraction, the region's national-prefix stripping and possible-length tests, with
-phonenumbers' own helpers and metadata) and skips the rest. Anything else, and every case the
-fast path is not sure about, goes to ``phonenumbers.parse``. ``tests/unit/test_phones.py``
-checks that both give the same answer.
+common shapes, ``+46 70 123 45 67`` / ``+46701234567`` / ``070-123 45 67`` / ``+1 (415)
+555-0134`` (digits, spaces, hyphens, parentheses, one leading plus), take a fast path that runs
+the same steps ``parse`` runs for them (country code extraction, the region's national-prefix
+stripping, the possible-length tests) and skips the rest. What those steps read of a region's
+metadata is precomputed once per region (``_plan``) and per first three digits after a plus
+(``_country_code``) from phonenumbers' own metadata and helpers: length tables, plain-digit
+national prefixes, whether a number starting with the prefix can match the region's pattern at
+all. Anything else, and every case the fast path is not sure about (regex prefix rules where
+they match, Italian-style leading zeros, non-geographic codes, ...), goes to
+``phonenumbers.parse`` or its helpers. ``tests/unit/test_phones.py`` checks that both give the
+same answer, for every region phonenumbers knows.
 """
 
 from __future__ import annotations
