@@ -9,14 +9,18 @@ but only to the origin of ``base_url`` (the bearer token never leaves for anothe
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import orjson
 
 from sync.auth import RefreshableTokenProvider, TokenProvider
 from sync.errors import (
@@ -30,7 +34,12 @@ from sync.errors import (
     GraphUnavailable,
 )
 from sync.graph_attributes import select_attribute
-from sync.models import EntraSnapshot, EntraUser, parse_entra_user
+from sync.models import (
+    EntraSnapshot,
+    EntraUser,
+    parse_owned_entra_user,
+    parse_owned_entra_users,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,7 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 RETRY_STATUSES = frozenset({429, 503, 504})
 DELTA_GONE_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 MAX_INVALID = 1000  # keep at most this many invalid-record reasons
+TOKEN_REUSE_S = 60.0  # a run of pages reuses its token this long (the provider caches anyway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,20 @@ def _error_body(resp: httpx.Response) -> tuple[str, str]:
     return (str(code)[:80] if code else ""), (str(msg)[:200] if msg else "")
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic GC inside: reading 100,000 users makes ~300,000 long-lived GC-tracked objects
+    (and no cycles), and every generation-2 pass would walk them all (and the rest of the
+    process) again. Other tasks run meanwhile without it too, for the length of one read."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _permission_hint(permission: str) -> str:
     hint = (
         f"The Entra app lacks the Microsoft Graph application permission {permission}. In Entra "
@@ -107,27 +131,30 @@ def _permission_hint(permission: str) -> str:
 
 
 class UserPages:
-    """Users page by page (``async for page in pages``); at most one page of raw JSON is held.
+    """Users page by page (``async for page in pages``); at most the page handed out and the
+    next one (prefetched) are held. Stopping before the end: ``await pages.aclose()`` cancels
+    the request in flight.
 
     Malformed records do not stop the read: their reasons collect in ``invalid``.
     """
 
-    def __init__(self, pages: AsyncIterator[list[Any]]) -> None:
+    def __init__(self, pages: AsyncGenerator[list[Any], None]) -> None:
         self._pages = pages
         self.invalid: list[str] = []
+
+    async def aclose(self) -> None:
+        await self._pages.aclose()
 
     def __aiter__(self) -> UserPages:
         return self
 
     async def __anext__(self) -> list[EntraUser]:
         values = await self._pages.__anext__()
-        users: list[EntraUser] = []
-        for obj in values:
-            try:
-                users.append(parse_entra_user(obj))
-            except GraphDataError as e:
-                if len(self.invalid) < MAX_INVALID:
-                    self.invalid.append(e.message)
+        users, errors = parse_owned_entra_users(values)  # the page's JSON is ours alone
+        del values
+        room = MAX_INVALID - len(self.invalid)
+        if errors and room > 0:
+            self.invalid.extend(e.message for e in errors[:room])
         return users
 
 
@@ -144,6 +171,7 @@ class GraphClient:
         base_url: str = DEFAULT_GRAPH_URL,
         http: httpx.AsyncClient,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         max_retries: int = 6,
         page_size: int = 999,
         retry: RetryPolicy | None = None,
@@ -156,6 +184,7 @@ class GraphClient:
         self._origin = (parts.scheme, parts.netloc.lower())
         self._http = http
         self._sleep = sleep
+        self._clock = clock
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self.page_size = page_size
         self.graph_requests = 0
@@ -179,8 +208,12 @@ class GraphClient:
         never a partial snapshot."""
         pages = self.iter_users(select, enabled_only=enabled_only)
         users: list[EntraUser] = []
-        async for page in pages:
-            users.extend(page)
+        try:
+            with _no_gc():  # the users pile up: cyclic GC passes over them are pure cost
+                async for page in pages:
+                    users.extend(page)
+        finally:
+            await pages.aclose()
         invalid = list(pages.invalid)
         members: frozenset[str] | None = None
         if groups:
@@ -212,22 +245,25 @@ class GraphClient:
         removed: list[tuple[str, str]] = []
         invalid: list[str] = []
         final: dict[str, Any] = {}
-        async for values in self._values(url, what="delta", delta=True, final=final):
-            for obj in values:
-                if isinstance(obj, dict) and "@removed" in obj:
-                    uid = obj.get("id")
-                    info = obj.get("@removed")
-                    reason = info.get("reason") if isinstance(info, dict) else None
-                    if not isinstance(uid, str) or not uid:
-                        invalid.append("a removed entry has no valid 'id'")
-                        continue
-                    removed.append((uid, reason if isinstance(reason, str) else "deleted"))
-                    continue
-                try:
-                    changed.append(parse_entra_user(obj))
-                except GraphDataError as e:
-                    if len(invalid) < MAX_INVALID:
-                        invalid.append(e.message)
+        pages = self._values(url, what="delta", delta=True, final=final)
+        async with aclosing(pages):
+            with _no_gc():  # the first round has every user (see read_users)
+                async for values in pages:
+                    for obj in values:
+                        if isinstance(obj, dict) and "@removed" in obj:
+                            uid = obj.get("id")
+                            info = obj.get("@removed")
+                            reason = info.get("reason") if isinstance(info, dict) else None
+                            if not isinstance(uid, str) or not uid:
+                                invalid.append("a removed entry has no valid 'id'")
+                                continue
+                            removed.append((uid, reason if isinstance(reason, str) else "deleted"))
+                            continue
+                        try:
+                            changed.append(parse_owned_entra_user(obj))
+                        except GraphDataError as e:
+                            if len(invalid) < MAX_INVALID:
+                                invalid.append(e.message)
         link = final.get("@odata.deltaLink")
         if not isinstance(link, str):
             raise GraphDataError("Microsoft Graph ended a delta round without a deltaLink")
@@ -240,9 +276,10 @@ class GraphClient:
         every user a second time. One request. Raises GraphError / GraphDataError."""
         url = f"{self.base_url}/users/delta?$select={self.select_param(select)}&$deltatoken=latest"
         final: dict[str, Any] = {}
-        async for values in self._values(url, what="delta", delta=True, final=final):
-            if values:
-                raise GraphDataError("Microsoft Graph sent users for $deltatoken=latest")
+        async with aclosing(self._values(url, what="delta", delta=True, final=final)) as pages:
+            async for values in pages:
+                if values:
+                    raise GraphDataError("Microsoft Graph sent users for $deltatoken=latest")
         link = final.get("@odata.deltaLink")
         if not isinstance(link, str):
             raise GraphDataError("Microsoft Graph answered $deltatoken=latest without a deltaLink")
@@ -263,13 +300,14 @@ class GraphClient:
             f"microsoft.graph.user?$select=id&$top={self.page_size}"
         )
         ids: set[str] = set()
-        async for values in self._values(url, what="members", group=group_id):
-            for obj in values:
-                uid = obj.get("id") if isinstance(obj, dict) else None
-                if isinstance(uid, str) and uid:
-                    ids.add(uid)
-                elif len(invalid) < MAX_INVALID:
-                    invalid.append(f"group {group_id}: a member entry has no valid 'id'")
+        async with aclosing(self._values(url, what="members", group=group_id)) as pages:
+            async for values in pages:
+                for obj in values:
+                    uid = obj.get("id") if isinstance(obj, dict) else None
+                    if isinstance(uid, str) and uid:
+                        ids.add(uid)
+                    elif len(invalid) < MAX_INVALID:
+                        invalid.append(f"group {group_id}: a member entry has no valid 'id'")
         return ids
 
     def _check_origin(self, url: str, what: str) -> None:
@@ -287,30 +325,95 @@ class GraphClient:
         group: str | None = None,
         delta: bool = False,
         final: dict[str, Any] | None = None,
-    ) -> AsyncIterator[list[Any]]:
-        """The ``value`` list of each page, following @odata.nextLink verbatim."""
-        next_url: str | None = url
-        while next_url is not None:
-            body = await self._get(next_url, what=what, group=group, delta=delta)
-            values = body.get("value")
-            if not isinstance(values, list):
-                raise GraphDataError(f"Microsoft Graph answered {what} without a 'value' list")
-            link = body.get("@odata.nextLink")
-            if link is not None:
-                if not isinstance(link, str):
-                    raise GraphDataError("Microsoft Graph sent a nextLink that is not a string")
-                self._check_origin(link, "the nextLink")
-            elif final is not None:
-                final.update({k: v for k, v in body.items() if k != "value"})
-            next_url = link
-            del body
-            yield values
+    ) -> AsyncGenerator[list[Any], None]:
+        """The ``value`` list of each page, following @odata.nextLink verbatim.
 
-    async def _get(self, url: str, *, what: str, group: str | None, delta: bool) -> dict[str, Any]:
+        The next page is prefetched: its request is sent as soon as a page's body is read,
+        before the page is handed out, so Graph works on it while the caller reads the page
+        (at most the page handed out and the one in flight are held). A failure of the next
+        page raises where it did before: when it is asked for. Closing the generator (or an
+        error) cancels the request in flight. Within one run of pages the token that worked
+        is reused; the provider is asked again after ``TOKEN_REUSE_S`` or a 401.
+        """
+        token = await self._tokens.token()
+        token_at = self._clock()
+        body, used = await self._get(url, token, what=what, group=group, delta=delta)
+        pending: asyncio.Task[tuple[dict[str, Any], str]] | None = None
+        try:
+            while True:
+                if used != token:
+                    token, token_at = used, self._clock()
+                values = body.get("value")
+                if not isinstance(values, list):
+                    raise GraphDataError(f"Microsoft Graph answered {what} without a 'value' list")
+                link = body.get("@odata.nextLink")
+                if link is not None:
+                    if not isinstance(link, str):
+                        raise GraphDataError("Microsoft Graph sent a nextLink that is not a string")
+                    self._check_origin(link, "the nextLink")
+                elif final is not None:
+                    final.update({k: v for k, v in body.items() if k != "value"})
+                del body
+                if link is not None:
+                    if self._clock() - token_at > TOKEN_REUSE_S:
+                        token, token_at = await self._tokens.token(), self._clock()
+                    sent = asyncio.Event()
+                    pending = asyncio.ensure_future(
+                        self._get(link, token, what=what, group=group, delta=delta, sent=sent)
+                    )
+                    await sent.wait()  # the request is out (or its first attempt ended)
+                yield values
+                del values
+                if pending is None:
+                    return
+                body, used = await pending
+                pending = None
+        finally:
+            if pending is not None:  # the caller stopped early, or an error: no request left
+                pending.cancel()
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: nobody asked for that page
+
+    async def _get(
+        self,
+        url: str,
+        token: str,
+        *,
+        what: str,
+        group: str | None,
+        delta: bool,
+        sent: asyncio.Event | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """One page: (the JSON body, the token that was accepted). Retries, refreshes the token
+        once on a 401. ``sent`` is set once the first attempt's request is sent or has ended."""
+        try:
+            return await self._get_page(url, token, what=what, group=group, delta=delta, sent=sent)
+        finally:
+            if sent is not None:
+                sent.set()
+
+    async def _get_page(
+        self,
+        url: str,
+        token: str,
+        *,
+        what: str,
+        group: str | None,
+        delta: bool,
+        sent: asyncio.Event | None,
+    ) -> tuple[dict[str, Any], str]:
         policy = self.retry
         attempt = 0
         refreshed = False
-        token = await self._tokens.token()
+        extensions: dict[str, Any] = {}
+        if sent is not None:
+
+            async def trace(event: str, info: dict[str, Any]) -> None:
+                if event.endswith("send_request_body.complete"):
+                    sent.set()
+
+            extensions["trace"] = trace
         while True:
             headers = {
                 "Authorization": f"Bearer {token}",
@@ -321,8 +424,10 @@ class GraphClient:
                 headers["Prefer"] = f"odata.maxpagesize={self.page_size}"
             self.graph_requests += 1
             try:
-                resp = await self._http.get(url, headers=headers)
+                resp = await self._http.get(url, headers=headers, extensions=extensions)
             except httpx.TransportError as e:
+                if sent is not None:
+                    sent.set()
                 if attempt >= policy.max_retries:
                     raise GraphUnavailable(
                         f"Microsoft Graph is not reachable ({type(e).__name__}) after "
@@ -333,9 +438,11 @@ class GraphClient:
                 await self._sleep(wait)
                 attempt += 1
                 continue
+            if sent is not None:
+                sent.set()
             status = resp.status_code
             if status == 200:
-                return self._parse(resp, what)
+                return self._parse(resp, what), token
             if status == 401:
                 if refreshed:
                     code, _ = _error_body(resp)
@@ -376,12 +483,18 @@ class GraphClient:
 
     @staticmethod
     def _parse(resp: httpx.Response, what: str) -> dict[str, Any]:
+        content = resp.content
         try:
-            body = json.loads(resp.content)
+            body = orjson.loads(content)
         except ValueError:
-            raise GraphDataError(
-                f"Microsoft Graph answered {what} with something not JSON"
-            ) from None
+            # what orjson refuses but the stdlib reads (NaN, huge integers, lone surrogates,
+            # UTF-16/32, a BOM) is read as before
+            try:
+                body = json.loads(content)
+            except ValueError:
+                raise GraphDataError(
+                    f"Microsoft Graph answered {what} with something not JSON"
+                ) from None
         if not isinstance(body, dict):
             raise GraphDataError(
                 f"Microsoft Graph answered {what} with a JSON {type(body).__name__}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -147,6 +147,99 @@ def parse_entra_user(obj: Any) -> EntraUser:
         else:
             attrs[k] = _check_value(uid, k, v)
     return EntraUser(id=uid, enabled=enabled, attrs=attrs)
+
+
+# The frozen dataclass's __init__ goes through object.__setattr__ per field (~1 us a user);
+# the slot descriptors set the very same fields directly.
+_NEW_OBJECT = object.__new__
+_SET_ID = EntraUser.__dict__["id"].__set__
+_SET_ENABLED = EntraUser.__dict__["enabled"].__set__
+_SET_ATTRS = EntraUser.__dict__["attrs"].__set__
+# keys whose value parse_entra_user checks by name: a bool or a list there needs its check
+_NAMED_KEYS = frozenset((*_STRING_ATTRS, "businessPhones"))
+_STRING_KEYS = frozenset(_STRING_ATTRS)
+
+
+def make_entra_user(uid: str, enabled: bool, attrs: Mapping[str, Any]) -> EntraUser:
+    """``EntraUser(uid, enabled, attrs)``, equal in every way, built ~3x faster (bulk paths)."""
+    u: EntraUser = _NEW_OBJECT(EntraUser)
+    _SET_ID(u, uid)
+    _SET_ENABLED(u, enabled)
+    _SET_ATTRS(u, attrs)
+    return u
+
+
+def parse_owned_entra_users(
+    values: Iterable[Any],
+) -> tuple[list[EntraUser], list[GraphDataError]]:
+    """``parse_entra_user`` of each JSON-decoded object of a page that the caller gives away:
+    the same checks, the same errors and equal users, but each dict itself becomes ``attrs``
+    (its ``"id"`` removed) and its lists are kept, not copied. Returns the users and, in
+    order, the errors of the unreadable entries.
+
+    The common shape (string keys not starting with ``@`` or a digit; values that are strings,
+    nulls, booleans or short lists of strings; ``id`` and the named attributes well-typed) is
+    checked here in one pass per user; anything else goes to ``parse_entra_user`` untouched,
+    which raises the usual error or copies as usual.
+    """
+    users: list[EntraUser] = []
+    errors: list[GraphDataError] = []
+    keys: frozenset[str] = frozenset()  # keys already known not to start with "@" or a digit
+    for obj in values:
+        if type(obj) is not dict:
+            pass
+        elif obj.keys() <= keys or (min(obj) >= "A" and (keys := frozenset(obj))):
+            # (an empty dict is a subset: never min() of nothing)
+            uid = obj.get("id")
+            enabled = obj.get("accountEnabled", True)
+            if (
+                type(uid) is str
+                and 0 < len(uid) <= 128
+                and not uid.isspace()
+                and (enabled is True or enabled is False)
+            ):
+                for k, v in obj.items():
+                    t = type(v)
+                    if t is str:
+                        if len(v) > MAX_ATTR_LEN or k == "businessPhones":
+                            break
+                    elif v is None:
+                        continue
+                    elif t is bool:
+                        if k in _NAMED_KEYS:
+                            break
+                    elif t is list:
+                        if len(v) > MAX_LIST_LEN or k in _STRING_KEYS:
+                            break
+                        for x in v:
+                            if type(x) is not str or len(x) > MAX_ATTR_LEN:
+                                break
+                        else:
+                            continue
+                        break
+                    else:
+                        break
+                else:
+                    del obj["id"]
+                    u = _NEW_OBJECT(EntraUser)
+                    _SET_ID(u, uid)
+                    _SET_ENABLED(u, enabled)
+                    _SET_ATTRS(u, obj)
+                    users.append(u)
+                    continue
+        try:
+            users.append(parse_entra_user(obj))
+        except GraphDataError as e:
+            errors.append(e)
+    return users, errors
+
+
+def parse_owned_entra_user(obj: Any) -> EntraUser:
+    """``parse_owned_entra_users`` of one object: raises GraphDataError naming the problem."""
+    users, errors = parse_owned_entra_users((obj,))
+    if errors:
+        raise errors[0]
+    return users[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -410,3 +412,144 @@ async def test_next_link_to_another_host_is_not_followed() -> None:
     with pytest.raises(GraphDataError) as info:
         await _read_from(leaky)
     assert "nextLink" in info.value.message
+
+
+# --- prefetch, token reuse, JSON the stdlib reads -----------------------------------------------
+
+
+class TrackingTransport(httpx.AsyncBaseTransport):
+    """A real transport that records each request's outcome: done, failed or cancelled."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.outcomes: list[str] = []
+        self.running = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.running += 1
+        try:
+            resp = await self.inner.handle_async_request(request)
+            await resp.aread()
+        except BaseException as e:
+            self.outcomes.append("cancelled" if isinstance(e, asyncio.CancelledError) else "failed")
+            raise
+        finally:
+            self.running -= 1
+        self.outcomes.append("done")
+        return resp
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class CountingTokens(StaticTokenProvider):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.calls = 0
+
+    async def token(self) -> str:
+        self.calls += 1
+        return await super().token()
+
+
+async def test_the_next_page_is_requested_before_a_page_is_handed_out(sim: TenantSim) -> None:
+    async with running(sim) as env:
+        sent_when_handed = [len(env.sent) async for _ in env.client.iter_users(SELECT)]
+    assert sent_when_handed == [2, 3, 3]  # no request after the last page
+    assert env.client.graph_requests == 3
+
+
+async def test_a_failing_next_page_raises_only_when_it_is_asked_for(sim: TenantSim) -> None:
+    sim.faults.fail_at_request = 2
+    sim.faults.fail_status = 500
+    async with running(sim) as env:
+        pages = env.client.iter_users(SELECT)
+        first = await pages.__anext__()
+        assert len(first) == 999
+        with pytest.raises(GraphUnavailable):
+            await pages.__anext__()
+        await pages.aclose()
+    assert env.client.graph_requests == 2
+
+
+def _user(i: int) -> dict[str, Any]:
+    return {"id": f"e{i}", "accountEnabled": True, "displayName": f"User {i}"}
+
+
+async def test_stopping_early_cancels_the_request_in_flight() -> None:
+    started: list[str] = []
+    never = asyncio.Event()
+
+    async def slow_second_page(request: web.Request) -> web.Response:
+        started.append(request.query.get("page", "1"))
+        if "page" in request.query:
+            await never.wait()  # the second page would take forever
+        link = str(request.url.with_query({"page": "2"}))
+        return web.json_response({"value": [_user(1)], "@odata.nextLink": link})
+
+    transport = TrackingTransport()
+    async with odd_server(slow_second_page) as url:
+        async with httpx.AsyncClient(transport=transport) as http:
+            client = GraphClient(StaticTokenProvider("t"), base_url=f"{url}/v1.0", http=http)
+            pages = client.iter_users(SELECT)
+            async for page in pages:
+                assert [u.id for u in page] == ["e1"]
+                break
+            assert transport.running == 1  # the second page is on its way
+            await pages.aclose()
+            assert transport.running == 0
+    assert transport.outcomes == ["done", "cancelled"]
+    assert started == ["1", "2"]
+
+
+async def test_an_error_while_reading_pages_leaves_no_request_running() -> None:
+    never = asyncio.Event()
+
+    async def users_for_latest(request: web.Request) -> web.Response:
+        if "page" in request.query:
+            await never.wait()
+        link = str(request.url.with_query({"page": "2"}))
+        return web.json_response({"value": [_user(1)], "@odata.nextLink": link})
+
+    transport = TrackingTransport()
+    async with odd_server(users_for_latest) as url:
+        async with httpx.AsyncClient(transport=transport) as http:
+            client = GraphClient(StaticTokenProvider("t"), base_url=f"{url}/v1.0", http=http)
+            with pytest.raises(GraphDataError) as info:
+                await client.latest_delta_link(SELECT)
+            assert transport.running == 0
+    assert "sent users" in info.value.message
+    assert transport.outcomes == ["done", "cancelled"]
+
+
+async def test_a_run_of_pages_asks_the_token_provider_once(sim: TenantSim) -> None:
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as http:
+        tokens = CountingTokens(sim.issue_token())
+        client = GraphClient(tokens, base_url=f"{url}/v1.0", http=http)
+        snap = await client.read_users(SELECT)
+    assert len(snap.users) == 2500 and client.graph_requests == 3
+    assert tokens.calls == 1
+
+
+async def test_a_long_run_of_pages_asks_the_token_provider_again(sim: TenantSim) -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 61.0  # each look at the clock is a minute later
+        return now[0]
+
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as http:
+        tokens = CountingTokens(sim.issue_token())
+        client = GraphClient(tokens, base_url=f"{url}/v1.0", http=http, clock=clock)
+        await client.read_users(SELECT)
+    assert tokens.calls == 3  # one per page
+
+
+async def test_json_that_only_the_stdlib_reads_is_read_as_before() -> None:
+    async def nan_and_big(_: web.Request) -> web.Response:
+        body = '{"value":[{"id":"e1","accountEnabled":true,"n":NaN,"big":' + str(2**70) + "}]}"
+        return web.Response(text=body, content_type="application/json")
+
+    snap = await _read_from(nan_and_big)
+    (u,) = snap.users
+    assert math.isnan(u.attrs["n"]) and u.attrs["big"] == 2**70
