@@ -122,6 +122,16 @@ def test_fast_path_agrees_with_phonenumbers_for_every_country_code_and_length() 
     assert _fast_disagreements(raws[::7], "US") == []
 
 
+def test_fast_path_agrees_with_phonenumbers_for_unknown_and_lowercase_regions() -> None:
+    rng = random.Random(17)
+    raws = []
+    for first3 in range(100, 1000, 7):
+        rest = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 15)))
+        raws += [f"+{first3}{rest}", f"+{first3} 0{rest}", f"0{rest}", f"{first3}{rest}"]
+    for region in ("ZZ", "se", "001", "XX"):
+        assert _fast_disagreements(raws, region) == []
+
+
 def test_normalize_tests_the_length_against_the_main_region_of_a_shared_country_code() -> None:
     # KZ shares +7 with RU; is_possible_number uses RU's lengths, which 5 digits are not
     assert normalize("14804", "KZ") == _reference("14804", "KZ") is None
