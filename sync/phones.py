@@ -116,8 +116,8 @@ class _Plan:
 @lru_cache(maxsize=1024)
 def _plan(region: str) -> _Plan | None:
     md = _metadata(region)
-    if md is None or md.country_code is None or _strip_prefix is None or _test_length is None:
-        return None
+    if md is None or md.country_code is None or None in (_strip_prefix, _test_length, _VR):
+        return None  # no metadata, or phonenumbers' helpers moved: no fast path
     cc = str(md.country_code)
     idd = md.international_prefix or ""
     npfp = md.national_prefix_for_parsing or ""
