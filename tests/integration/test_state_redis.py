@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
+from redis.exceptions import ResponseError
 
 from sync.errors import LockBusy, ProposalNotPending
 from sync.keys import Keys
-from sync.models import EntraUser, Kind, Proposal, ProposalState
+from sync.models import Change, EntraUser, Kind, Proposal, ProposalState
 from sync.state import StateStore
 
 pytestmark = pytest.mark.redis
@@ -191,6 +192,51 @@ async def test_audit_stream_is_capped_and_ordered_on_real_redis(
     ids = [await s.audit("a", "Ann", "accept", tenant="t", proposal_id=str(i)) for i in range(5)]
     assert [e.id for e in await s.export_audit()] == ids
     assert [e.id for e in await s.recent_audit(limit=2)] == ids[:-3:-1]
+
+
+async def test_record_plan_written_equals_get_on_the_real_redis(
+    real_redis: aioredis.Redis, keys: Keys
+) -> None:
+    s = StateStore(real_redis, keys, clock=clock)
+    ps = [match(i) for i in range(2500)] + [
+        Proposal(
+            kind=Kind.NEW,
+            entra_id=f"n{i}",
+            app_user_id=None,
+            reason="new user",
+            changes={
+                "last_name": Change(None, f"Öberg {i} \x7f\n😀"),
+                "first_name": Change(None, "Åsa"),
+                "phones": Change(None, [f"+4670{i:07d}"]),  # a list: stored as a tuple
+            },
+            label="Åsa Öberg",
+        )
+        for i in range(2500)
+    ]
+    res = await s.record_plan("contoso", "main", ps)
+    assert len(res.written) == 5000
+    got = await s.get_many(list(res.written))
+    for pid, sp in res.written.items():
+        assert sp == got[pid] == await s.get(pid)
+        assert list(sp.proposal.changes) == list(got[pid].proposal.changes)
+
+
+async def test_record_plan_with_an_error_reply_raises_and_leaves_the_client_usable(
+    real_redis: aioredis.Redis, keys: Keys
+) -> None:
+    s = StateStore(real_redis, keys, clock=clock)
+    ps = [match(i) for i in range(5)]
+    await real_redis.set(keys.proposal(ps[2].id), "not a hash")
+
+    with pytest.raises(ResponseError):
+        await s.record_plan("contoso", "main", ps)
+
+    # the connection left with unread replies is not reused: every answer is the right one
+    assert await real_redis.get(keys.proposal(ps[2].id)) == b"not a hash"
+    others = [ps[i] for i in (0, 1, 3, 4)]
+    assert [await s.get(p.id) is not None for p in others] == [True] * 4
+    res = await s.record_plan("contoso", "main", [match(10)])
+    assert [p.id for p in res.new] == [match(10).id]
 
 
 @pytest.mark.slow
