@@ -487,8 +487,9 @@ class GraphClient:
         try:
             body = orjson.loads(content)
         except ValueError:
-            # what orjson refuses but the stdlib reads (NaN, huge integers, lone surrogates,
-            # UTF-16/32, a BOM) is read as before
+            # what orjson refuses but the stdlib reads (NaN, numbers beyond a double, lone
+            # surrogates, UTF-16/32, a BOM) is read as before. (One difference: orjson reads
+            # integers beyond 64 bits as floats; Graph's Edm.Int64 never is.)
             try:
                 body = json.loads(content)
             except ValueError:

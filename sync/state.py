@@ -26,14 +26,16 @@ Proposal hash fields (``Keys.proposal``):
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -52,6 +54,7 @@ from sync.models import (
     Proposal,
     ProposalState,
     StateView,
+    make_entra_user,
 )
 from sync.secrets import SecretBox
 
@@ -197,10 +200,6 @@ class AuditEntry:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _compact(v: Any) -> bytes:
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _dumps(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
@@ -243,26 +242,80 @@ def _dt(v: bytes | str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
 
 
-def _user_dict(u: EntraUser) -> dict[str, Any]:
-    d: dict[str, Any] = {k: v for k, v in u.attrs.items() if v is not None}
-    d["id"] = u.id
-    d["accountEnabled"] = u.enabled
-    return d
+# A snapshot row is the JSON array ``[id, accountEnabled, attrs]``, attrs as held (nulls
+# included): a whole snapshot is written by orjson with no per-user work. Rows written before
+# were Graph's shape, ``{"id", "accountEnabled", ...attrs}`` without the nulls; both are read,
+# and both read as the same user: attrs without null values and without "id", with
+# "accountEnabled" set to the account state. (Not-a-number floats, which Graph's JSON cannot
+# carry, are stored as null.)
 
 
-def user_to_json(u: EntraUser) -> str:
-    """Compact JSON of an Entra user: Graph's shape, ``{"id", "accountEnabled", ...attrs}``.
-    Attributes whose value is null are left out (``attrs.get`` gives None either way)."""
-    return json.dumps(_user_dict(u), separators=(",", ":"), ensure_ascii=False)
+def _snapshot_json(v: Any) -> bytes:
+    """Compact JSON of snapshot rows: orjson; the stdlib for what orjson refuses (integers
+    beyond 64 bits, keys that are not strings, mappings that are not dicts), with a leading
+    space so that it is read back by the stdlib too (orjson reads big integers as floats)."""
+    try:
+        return orjson.dumps(v)
+    except orjson.JSONEncodeError:
+        raw = json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=_plain)
+        return b" " + raw.encode()
+
+
+def _plain(o: Any) -> Any:
+    if isinstance(o, Mapping):
+        return dict(o)
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def _snapshot_loads(raw: bytes | str) -> Any:
+    """Rows written by orjson (``[[...`` or ``["...``: nothing in them reads differently) by
+    orjson; the format before and what the stdlib wrote by the stdlib."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if raw[:2] == b"[[" or raw[:2] == b'["':
+        return orjson.loads(raw)
+    return json.loads(raw)
+
+
+def user_to_json(u: EntraUser) -> bytes:
+    """One snapshot row: compact JSON ``[id, accountEnabled, attrs]``."""
+    return _snapshot_json((u.id, u.enabled, u.attrs))
 
 
 def _user_from_dict(d: dict[str, Any]) -> EntraUser:
+    """A row of the format before (Graph's shape, no nulls)."""
     uid = str(d.pop("id"))
-    return EntraUser(id=uid, enabled=bool(d.get("accountEnabled", True)), attrs=d)
+    return make_entra_user(uid, bool(d.get("accountEnabled", True)), d)
+
+
+def _user_from_row(row: Any) -> EntraUser:
+    """A decoded snapshot row, of either format (the decoded objects are used, not copied)."""
+    if type(row) is not list:
+        return _user_from_dict(row)
+    uid, enabled, attrs = row
+    if None in attrs.values():
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+    attrs.pop("id", None)
+    if attrs.get("accountEnabled") is not enabled:
+        attrs["accountEnabled"] = enabled
+    on = enabled if enabled is True or enabled is False else bool(enabled)
+    return make_entra_user(str(uid), on, attrs)
 
 
 def user_from_json(raw: bytes | str) -> EntraUser:
-    return _user_from_dict(json.loads(raw))
+    return _user_from_row(_snapshot_loads(raw))
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic GC inside (synchronous bulk decoding: many long-lived objects, no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class StateStore:
@@ -846,20 +899,15 @@ class StateStore:
 
     async def save_snapshot(self, tenant: str, users: Iterable[EntraUser]) -> int:
         """Replace the tenant's snapshot with ``users``: a list of compact JSON arrays of up to
-        1,000 users each, written with the overlay of deltas cleared in one MULTI (one round
-        trip; readers never see a half snapshot). Returns the number of users saved."""
+        1,000 rows ``[id, accountEnabled, attrs]`` each (not compressed), written with the
+        overlay of deltas cleared in one MULTI (one round trip; readers never see a half
+        snapshot). Returns the number of users saved."""
         parts: list[bytes] = []
-        chunk: list[dict[str, Any]] = []
         n = 0
-        for u in users:
-            chunk.append(_user_dict(u))
-            n += 1
-            if len(chunk) >= BATCH:
-                parts.append(_compact(chunk))
-                chunk = []
-        if chunk:
-            parts.append(_compact(chunk))
-        del chunk
+        it = iter(users)
+        while chunk := [(u.id, u.enabled, u.attrs) for u in islice(it, BATCH)]:
+            parts.append(_snapshot_json(chunk))
+            n += len(chunk)
         k = self._k
         live = k.snapshot_parts(tenant)
         async with self._r.pipeline(transaction=True) as tx:
@@ -907,13 +955,14 @@ class StateStore:
         pipe.smembers(k.snapshot_removed(tenant))
         parts, over, gone = await pipe.execute()
         users: dict[str, EntraUser] = {}
-        for part in parts:
-            for d in json.loads(part):
-                u = _user_from_dict(d)
+        with _no_gc():
+            for part in parts:
+                for row in _snapshot_loads(part):
+                    u = _user_from_row(row)
+                    users[u.id] = u
+            for raw in (over or {}).values():
+                u = user_from_json(raw)
                 users[u.id] = u
-        for raw in (over or {}).values():
-            u = user_from_json(raw)
-            users[u.id] = u
         for uid in _sset(gone):
             users.pop(uid, None)
         return [users[uid] for uid in sorted(users)]
