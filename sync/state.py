@@ -288,22 +288,34 @@ def _user_from_dict(d: dict[str, Any]) -> EntraUser:
     return make_entra_user(uid, bool(d.get("accountEnabled", True)), d)
 
 
-def _user_from_row(row: Any) -> EntraUser:
-    """A decoded snapshot row, of either format (the decoded objects are used, not copied)."""
-    if type(row) is not list:
-        return _user_from_dict(row)
-    uid, enabled, attrs = row
-    if None in attrs.values():
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-    attrs.pop("id", None)
-    if attrs.get("accountEnabled") is not enabled:
-        attrs["accountEnabled"] = enabled
-    on = enabled if enabled is True or enabled is False else bool(enabled)
-    return make_entra_user(str(uid), on, attrs)
+def _add_rows(rows: Iterable[Any], users: dict[str, EntraUser]) -> None:
+    """The users of decoded snapshot rows, of either format, into ``users`` by id (the decoded
+    objects are used, not copied)."""
+    make = make_entra_user
+    for row in rows:
+        if type(row) is not list:
+            u = _user_from_dict(row)
+            users[u.id] = u
+            continue
+        uid, enabled, attrs = row
+        if None in attrs.values():
+            attrs = {k: v for k, v in attrs.items() if v is not None}
+        if "id" in attrs:
+            del attrs["id"]
+        if attrs.get("accountEnabled") is not enabled:
+            attrs["accountEnabled"] = enabled
+        if type(uid) is not str:
+            uid = str(uid)
+        if enabled is not True and enabled is not False:
+            enabled = bool(enabled)  # (attrs keep the stored value, as before)
+        users[uid] = make(uid, enabled, attrs)
 
 
 def user_from_json(raw: bytes | str) -> EntraUser:
-    return _user_from_row(_snapshot_loads(raw))
+    users: dict[str, EntraUser] = {}
+    _add_rows((_snapshot_loads(raw),), users)
+    (u,) = users.values()
+    return u
 
 
 @contextmanager
@@ -957,9 +969,7 @@ class StateStore:
         users: dict[str, EntraUser] = {}
         with _no_gc():
             for part in parts:
-                for row in _snapshot_loads(part):
-                    u = _user_from_row(row)
-                    users[u.id] = u
+                _add_rows(_snapshot_loads(part), users)
             for raw in (over or {}).values():
                 u = user_from_json(raw)
                 users[u.id] = u
