@@ -242,7 +242,6 @@ def plan(
         cache.begin(region, mapping)
     memo = _Memo(cache)
     old_entra = cache.entra if cache is not None else {}
-    memo_entra = memo.entra
     same = InStep.for_mapping(mapping)
     labels: dict[str, str] = {}
 
@@ -258,7 +257,8 @@ def plan(
     enabled_only = config.scope.enabled_only
     require_phone = config.scope.require_phone
     members = snapshot.group_members
-    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = {}
+    # the memo's dict is the plan's own (users of this snapshot only)
+    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = memo.entra
     in_scope: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = {}
     causes: dict[str, str] = {}
     for user in snapshot.users:
@@ -268,7 +268,6 @@ def plan(
         if uid in entra:
             in_scope.pop(uid, None)
             causes.pop(uid, None)
-        memo_entra[uid] = pair
         entra[uid] = pair
         if enabled_only and not user.enabled:
             causes[uid] = "disabled"

@@ -284,19 +284,10 @@ class SyncService:
         return self._card_key
 
     async def digest(self, pid: str) -> str:
-        return hmac.new(await self._key(), pid.encode(), hashlib.sha256).hexdigest()[:24]
+        return _digest(await self._key(), pid)
 
     async def _item(self, sp: StoredProposal) -> Item:
-        return Item(
-            proposal=sp.proposal,
-            state=sp.state,
-            tenant=sp.tenant,
-            directory=sp.directory,
-            digest=await self.digest(sp.id),
-            decided_by=sp.decided_by,
-            decided_at=sp.decided_at,
-            verb=sp.verb,
-        )
+        return _make_item(sp, await self._key())
 
     # --- reading Entra ----------------------------------------------------------------------
 
@@ -506,6 +497,7 @@ class SyncService:
             for x in auto_applicable(replace(p, proposals=tuple(proposals)), scheduled=scheduled)
         }
         new_items: list[Item] = []
+        key = await self._key()
         # what record_plan created it returns parsed; the rest (re-added to the pending set)
         # is read back, one round trip per 1,000
         stored = dict(rec.written)
@@ -519,7 +511,7 @@ class SyncService:
                 if done.item is not None:
                     auto.append(done.item)
                 continue
-            new_items.append(await self._item(sp))
+            new_items.append(_make_item(sp, key))
         # updates kept pending from an earlier manual run are applied too in scheduled mode
         for pid in rec.kept:
             if pid in auto_ids:
@@ -1338,3 +1330,21 @@ def _is_connection_error(error: Mapping[str, Any]) -> bool:
         "auth_unavailable",
         "bad_config",
     }
+
+
+def _make_item(sp: StoredProposal, key: bytes) -> Item:
+    """The view of a stored proposal, with the digest its card carries (HMAC of the id)."""
+    return Item(
+        proposal=sp.proposal,
+        state=sp.state,
+        tenant=sp.tenant,
+        directory=sp.directory,
+        digest=_digest(key, sp.id),
+        decided_by=sp.decided_by,
+        decided_at=sp.decided_at,
+        verb=sp.verb,
+    )
+
+
+def _digest(key: bytes, pid: str) -> str:
+    return hmac.new(key, pid.encode(), hashlib.sha256).hexdigest()[:24]
