@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -553,3 +554,16 @@ async def test_json_that_only_the_stdlib_reads_is_read_as_before() -> None:
     snap = await _read_from(nan_and_big)
     (u,) = snap.users
     assert math.isnan(u.attrs["n"]) and u.attrs["big"] == 2**70
+
+
+async def test_reading_users_leaves_the_garbage_collector_as_it_found_it(sim: TenantSim) -> None:
+    async with running(sim) as env:
+        assert gc.isenabled()
+        snap = await env.client.read_users(SELECT)
+        assert gc.isenabled() and len(snap.users) == 2500
+        gc.disable()
+        try:
+            await env.client.read_users(SELECT)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
