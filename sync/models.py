@@ -177,14 +177,14 @@ def parse_owned_entra_users(
     (its ``"id"`` removed) and its lists are kept, not copied. Returns the users and, in
     order, the errors of the unreadable entries.
 
-    The common shape (string keys not starting with ``@`` or a digit; values that are strings,
-    nulls, booleans or short lists of strings; ``id`` and the named attributes well-typed) is
-    checked here in one pass per user; anything else goes to ``parse_entra_user`` untouched,
-    which raises the usual error or copies as usual.
+    The common shape (keys sorting from ``"A"`` on, so none starts with ``@``; values that are
+    strings, nulls, booleans or short lists of strings; ``id`` and the named attributes
+    well-typed) is checked here in one pass per user; anything else goes to
+    ``parse_entra_user`` untouched, which raises the usual error or copies as usual.
     """
     users: list[EntraUser] = []
     errors: list[GraphDataError] = []
-    keys: frozenset[str] = frozenset()  # keys already known not to start with "@" or a digit
+    keys: frozenset[str] = frozenset()  # keys already known to sort from "A" on (no "@...")
     for obj in values:
         if type(obj) is not dict:
             pass
