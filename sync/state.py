@@ -535,9 +535,10 @@ class StateStore:
             # One HSETNX per proposal creates it atomically (a hash without "state" is
             # pending), and tells us whether the id existed: no read before the write.
             recs: list[tuple[bytes | str, StoredProposal | None]] = []
-            for p in chunk:
-                rec = self._new_record(p, tenant, directory, now, created_at)
-                recs.append(rec or (self._rec(p, tenant, directory, now), None))
+            with _no_gc():  # ~5 objects a proposal that live on, no cycles
+                for p in chunk:
+                    rec = self._new_record(p, tenant, directory, now, created_at)
+                    recs.append(rec or (self._rec(p, tenant, directory, now), None))
             res = await self._create_recs(
                 [(self._k.proposal(p.id), raw) for p, (raw, _) in zip(chunk, recs, strict=True)]
             )
