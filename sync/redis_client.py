@@ -37,6 +37,9 @@ class HiredisPackConnection(aioredis.Connection):
             args = (*first.split(), *args[1:])
         encode = self.encoder.encode
         packed = tuple(a if type(a) is bytes else encode(a) for a in args)  # type: ignore[no-untyped-call]
+        if max(map(len, packed)) > self._buffer_cutoff:
+            # large values (snapshot parts): redis-py's packer sends them without a copy
+            return super().pack_command(*args)
         return [_pack(packed)]
 
 

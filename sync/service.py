@@ -1245,13 +1245,18 @@ _PAST = {
 
 @contextmanager
 def _no_gc() -> Iterator[None]:
-    """Cyclic GC off inside (nested uses are fine: the outermost turns it back on)."""
+    """Cyclic GC off inside (nested uses are fine: the outermost turns it back on). On the way
+    out, what was allocated meanwhile goes to the oldest generation without a pass
+    (``gc.freeze`` + ``gc.unfreeze``): re-enabling would otherwise start with a young-generation
+    pass over every record of the run (~0.5 s at 100,000 users)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

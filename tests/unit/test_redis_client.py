@@ -55,3 +55,13 @@ def test_plain_redis_urls_use_hiredis_packing_and_tls_urls_keep_their_class() ->
 
 def test_no_url_gives_the_embedded_store() -> None:
     assert type(make_redis(None)).__module__.startswith("fakeredis")
+
+
+def test_large_values_are_packed_by_redis_py_itself_without_a_copy() -> None:
+    big = b"x" * 200_000
+    ours, theirs = HiredisPackConnection(), aioredis.Connection()
+    chunks = ours.pack_command("RPUSH", "k", big, "small")
+    assert any(c is big for c in chunks)  # handed over as is, like redis-py does
+    assert b"".join(map(bytes, chunks)) == b"".join(
+        map(bytes, theirs.pack_command("RPUSH", "k", big, "small"))
+    )
