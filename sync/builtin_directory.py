@@ -245,6 +245,7 @@ def _decode_ids(raw: bytes | str | None) -> list[str]:
 # slower). Every field is set, so the users equal, hash and print like __init__'s.
 _USER_SETTERS = tuple(DirectoryUser.__dict__[f.name].__set__ for f in fields(DirectoryUser))
 _STR_OR_NONE = frozenset({str, type(None)})
+_STR_ONLY = frozenset({str})
 
 
 def _decode_user(raw: bytes | str) -> DirectoryUser:
@@ -276,8 +277,8 @@ def _decode_user(raw: bytes | str) -> DirectoryUser:
             and type(entra) in sn
             and (sync_enabled is True or sync_enabled is False)
             and (active is True or active is False)
-            and (phones is None or (type(phones) is list and all(type(p) is str for p in phones)))
-            and (tags is None or (type(tags) is list and all(type(t) is str for t in tags)))
+            and (not phones or (type(phones) is list and {*map(type, phones)} <= _STR_ONLY))
+            and (not tags or (type(tags) is list and {*map(type, tags)} <= _STR_ONLY))
         ):
             s_id, s_first, s_last, s_display, s_email, s_phones, s_tags, s_entra, s_sync, s_on = (
                 _USER_SETTERS
