@@ -23,7 +23,9 @@ def clean(value: Any) -> str | None:
     """One Entra value as directory text: ``<...>`` removed, whitespace collapsed, empty -> None."""
     if value is None:
         return None
-    if isinstance(value, bool):
+    if type(value) is str:  # nearly every value: no conversion
+        text = value
+    elif isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, list):
         text = ", ".join(c for c in (clean(v) for v in value) if c)
