@@ -28,7 +28,6 @@ Also here: :func:`load_directory_file`, the parser of the directory file (DESIGN
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from redis.exceptions import RedisError, WatchError
 
 from sync.directory import NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, DirectoryUnavailable, InputError
+from sync.gcpause import cyclic_gc_paused
 from sync.keys import Keys
 from sync.models import DirectoryUser
 
@@ -340,23 +340,6 @@ def _sorted_ids(ids: Iterable[str]) -> list[str]:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic GC in a block that builds many objects without cycles and does not await
-    (so no other task runs meanwhile): with 100,000 users in memory, the collections that
-    ~500,000 new objects trigger cost more than building them. What was allocated meanwhile
-    then goes to the oldest generation as it is (``freeze`` + ``unfreeze``: no traversal)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
-
-
-@contextmanager
 def _redis_errors() -> Iterator[None]:
     try:
         yield
@@ -402,7 +385,7 @@ class BuiltinDirectory:
                         self._users_key, cursor, count=SCAN_COUNT
                     )
                     batch = cast(dict[bytes | str, bytes | str], reply)  # fields with values
-                    with _gc_paused():
+                    with cyclic_gc_paused():
                         uids = [f.decode() if isinstance(f, bytes) else str(f) for f in batch]
                         found.update(zip(uids, map(_decode_user, batch.values()), strict=True))
                     if not cursor:
@@ -411,7 +394,7 @@ class BuiltinDirectory:
                 self._mirror, self._mirror_ver, self._ordered = found, ver, False
         m = self._mirror
         if not self._ordered:
-            with _gc_paused():
+            with cyclic_gc_paused():
                 order = _sorted_ids(m)
                 m = self._mirror = dict(zip(order, map(m.__getitem__, order), strict=True))
             self._ordered = True

@@ -9,12 +9,11 @@ but only to the origin of ``base_url`` (the bearer token never leaves for anothe
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -33,6 +32,7 @@ from sync.errors import (
     GraphThrottled,
     GraphUnavailable,
 )
+from sync.gcpause import cyclic_gc_paused
 from sync.graph_attributes import select_attribute
 from sync.models import (
     EntraSnapshot,
@@ -103,27 +103,6 @@ def _error_body(resp: httpx.Response) -> tuple[str, str]:
     code = err.get("code")
     msg = err.get("message")
     return (str(code)[:80] if code else ""), (str(msg)[:200] if msg else "")
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """No cyclic GC inside: reading 100,000 users makes ~300,000 long-lived GC-tracked objects
-    (and no cycles), and every generation-2 pass would walk them all (and the rest of the
-    process) again. Other tasks run meanwhile without it too, for the length of one read.
-
-    At the end what was allocated meanwhile is moved to the oldest generation as it is
-    (``freeze`` + ``unfreeze``: two list splices, no traversal), so re-enabling the collector
-    does not start with a pass over every user just read; the next full collection sees them.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def _permission_hint(permission: str) -> str:
@@ -216,7 +195,7 @@ class GraphClient:
         pages = self.iter_users(select, enabled_only=enabled_only)
         users: list[EntraUser] = []
         try:
-            with _no_gc():  # the users pile up: cyclic GC passes over them are pure cost
+            with cyclic_gc_paused():  # the users pile up: GC passes over them are pure cost
                 async for page in pages:
                     users.extend(page)
         finally:
@@ -254,7 +233,7 @@ class GraphClient:
         final: dict[str, Any] = {}
         pages = self._values(url, what="delta", delta=True, final=final)
         async with aclosing(pages):
-            with _no_gc():  # the first round has every user (see read_users)
+            with cyclic_gc_paused():  # the first round has every user (see read_users)
                 async for values in pages:
                     for obj in values:
                         if isinstance(obj, dict) and "@removed" in obj:

@@ -7,13 +7,12 @@ The bot layer calls only this module's ``SyncService`` and the records below.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -39,6 +38,7 @@ from sync.errors import (
     StoreUnavailable,
     SyncError,
 )
+from sync.gcpause import cyclic_gc_paused
 from sync.keys import Keys
 from sync.models import (
     Blocked,
@@ -377,7 +377,7 @@ class SyncService:
             # no cyclic GC during a run: a run of 100,000 users allocates millions of acyclic
             # records, and the collector would walk all of them several times (~1-2 s); it
             # runs when the run is over (the benchmark shows that pass apart)
-            with _no_gc():
+            with cyclic_gc_paused():
                 results.extend(await self._run_tenant(name, actor, trigger))
         for r in results:
             for listener in self._run_listeners:
@@ -474,7 +474,7 @@ class SyncService:
         state = await self.store.state_view(tenant, directory_name)
         memo_key = (tenant, directory_name)
         cache = self._plan_caches.setdefault(memo_key, PlanCache())
-        with _no_gc():  # the planner allocates no cycles; a full GC pass over 100k users is waste
+        with cyclic_gc_paused():  # the planner allocates no cycles (also runs outside run_sync)
             p = make_plan(snap, dir_users, state, self.config, cache)
             proposals = self._scope_all(p.proposals, tenant, directory_name)
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
@@ -1241,23 +1241,6 @@ _PAST = {
     "remove_sync": "Sync removed",
     "delete_user_confirm": "Deleted",
 }
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Cyclic GC off inside (nested uses are fine: the outermost turns it back on). On the way
-    out, what was allocated meanwhile goes to the oldest generation without a pass
-    (``gc.freeze`` + ``gc.unfreeze``): re-enabling would otherwise start with a young-generation
-    pass over every record of the run (~0.5 s at 100,000 users)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def _scoped(p: Proposal, tenant: str, directory: str) -> Proposal:

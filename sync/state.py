@@ -26,13 +26,12 @@ Proposal hash fields (``Keys.proposal``):
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import math
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -45,6 +44,7 @@ from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sync.errors import LockBusy, ProposalNotFound, ProposalNotPending, StateError
+from sync.gcpause import cyclic_gc_paused
 from sync.keys import Keys
 from sync.models import (
     TRANSITIONS,
@@ -318,22 +318,6 @@ def user_from_json(raw: bytes | str) -> EntraUser:
     return u
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """No cyclic GC inside (synchronous bulk decoding: many long-lived objects, no cycles).
-    What was allocated meanwhile then goes to the oldest generation as it is (``freeze`` +
-    ``unfreeze``: no traversal), so re-enabling starts with no pass over every user loaded."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
-
-
 class StateStore:
     """The sync state. One instance per process; safe for concurrent use by many tasks.
 
@@ -535,7 +519,7 @@ class StateStore:
             # One HSETNX per proposal creates it atomically (a hash without "state" is
             # pending), and tells us whether the id existed: no read before the write.
             recs: list[tuple[bytes | str, StoredProposal | None]] = []
-            with _no_gc():  # ~5 objects a proposal that live on, no cycles
+            with cyclic_gc_paused():  # ~5 objects a proposal that live on, no cycles
                 for p in chunk:
                     rec = self._new_record(p, tenant, directory, now, created_at)
                     recs.append(rec or (self._rec(p, tenant, directory, now), None))
@@ -972,7 +956,7 @@ class StateStore:
         pipe.smembers(k.snapshot_removed(tenant))
         parts, over, gone = await pipe.execute()
         users: dict[str, EntraUser] = {}
-        with _no_gc():
+        with cyclic_gc_paused():
             for part in parts:
                 _add_rows(_snapshot_loads(part), users)
             for raw in (over or {}).values():
