@@ -300,7 +300,20 @@ def _decode_user(raw: bytes | str) -> DirectoryUser:
 
 def _decode_user_json(raw: bytes | str) -> DirectoryUser:
     """``_decode_user`` through json (any stored value; the reference)."""
-    return DirectoryUser.from_dict(json.loads(raw))
+    d = json.loads(raw)
+    get = d.get
+    return DirectoryUser(
+        str(d["id"]),
+        get("first_name"),
+        get("last_name"),
+        get("display_name"),
+        get("email"),
+        tuple(get("phones") or ()),
+        tuple(get("tags") or ()),
+        get("entra_id"),
+        bool(get("sync_enabled", True)),
+        bool(get("active", True)),
+    )
 
 
 def _new_token() -> str:
