@@ -119,7 +119,7 @@ class InStep:
     the directory's, and each is empty or a clean string (``is_clean``). False means "not
     sure": the caller runs ``field_changes``."""
 
-    __slots__ = ("_attrs", "_dir", "_entra", "_pairs")
+    __slots__ = ("_dir", "_entra", "_pairs")
 
     def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
         self._pairs = pairs
@@ -128,7 +128,6 @@ class InStep:
         # itemgetter/attrgetter of one name return the value, of several a tuple: always tuples
         self._entra = itemgetter(*attrs, *attrs[:1]) if len(attrs) == 1 else itemgetter(*attrs)
         self._dir = attrgetter(*names, *names[:1]) if len(names) == 1 else attrgetter(*names)
-        self._attrs = attrs
 
     @classmethod
     def for_mapping(cls, mapping: MappingSettings) -> InStep | None:

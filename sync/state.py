@@ -129,6 +129,21 @@ _STORED_SETTERS = _slot_setters(StoredProposal)
 _PROPOSAL_SETTERS = _slot_setters(Proposal)
 
 
+_NOT_PLAIN = object()
+
+
+def _rec_side(v: Any) -> Any:
+    """One side of a change as ``Proposal.from_dict`` gives it back from a record: a scalar as
+    is, a list or tuple of strings as a tuple; ``_NOT_PLAIN`` for anything else."""
+    if type(v) in _REC_SCALARS:
+        return v
+    if type(v) is list:
+        v = tuple(v)
+    elif type(v) is not tuple:
+        return _NOT_PLAIN
+    return v if all(type(x) is str for x in v) else _NOT_PLAIN
+
+
 def _pending_stored(
     p: Proposal, tenant: str, directory: str, created_at: datetime
 ) -> StoredProposal:
@@ -417,21 +432,12 @@ class StateStore:
         for k in order:
             c = src[k]
             old, new = c.old, c.new
-            fresh = type(c) is not Change  # from_dict: a Change of scalars and tuples
-            if type(old) not in _REC_SCALARS:
-                if type(old) is not tuple:
-                    if type(old) is not list:
-                        return None
-                    old, fresh = tuple(old), True
-                if not all(type(x) is str for x in old):
-                    return None
-            if type(new) not in _REC_SCALARS:
-                if type(new) is not tuple:
-                    if type(new) is not list:
-                        return None
-                    new, fresh = tuple(new), True
-                if not all(type(x) is str for x in new):
-                    return None
+            # from_dict: a Change of scalars and tuples (lists become tuples)
+            old2, new2 = _rec_side(old), _rec_side(new)
+            if old2 is _NOT_PLAIN or new2 is _NOT_PLAIN:
+                return None
+            fresh = type(c) is not Change or old2 is not old or new2 is not new
+            old, new = old2, new2
             if fresh:
                 c, same = Change(old, new), False
             changes[k] = c
@@ -587,16 +593,9 @@ class StateStore:
         pool = self._r.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            encoding, errors = conn.encoder.encoding, conn.encoder.encoding_errors
-            parts: list[bytes] = []
-            for key, value in items:
-                k = key.encode(encoding, errors)
-                v = value if isinstance(value, bytes) else value.encode(encoding, errors)
-                parts.append(
-                    b"*4\r\n$6\r\nHSETNX\r\n$%d\r\n%b\r\n$3\r\nrec\r\n$%d\r\n%b\r\n"
-                    % (len(k), k, len(v), v)
-                )
-            payload = b"".join(parts)
+            # packed by the connection (hiredis with sync.redis_client's connection class)
+            payload = conn.pack_commands([("HSETNX", key, "rec", value) for key, value in items])
+            n = len(items)
             read = conn.read_response
 
             async def send_and_read() -> list[Any]:
@@ -604,7 +603,7 @@ class StateStore:
                 try:
                     async with asyncio.timeout(conn.socket_timeout):
                         await conn.send_packed_command(payload)
-                        return [await read(timeout=math.inf) for _ in parts]
+                        return [await read(timeout=math.inf) for _ in range(n)]
                 except TimeoutError:
                     raise RedisTimeoutError("Timeout reading from Redis") from None
 
