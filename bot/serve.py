@@ -6,13 +6,12 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.app import AppParts, check_bind, create_app
 from sync.config import Config, EnvSettings, load_config
 from sync.keys import Keys
-from sync.redis_client import make_redis as redis_make
+from sync.redis_client import make_redis
 from sync.service import SyncService
 
 log = logging.getLogger(__name__)
@@ -22,16 +21,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def make_redis(env: EnvSettings) -> aioredis.Redis:
-    """REDIS_URL, or the embedded in-process store (fakeredis) so `make run` needs no server."""
-    return redis_make(env.REDIS_URL)
-
-
 def build_service(config: Config, env: EnvSettings) -> SyncService:
     return SyncService(
         config=config,
         env=env,
-        redis=make_redis(env),
+        redis=make_redis(env.REDIS_URL),
         keys=Keys(env.ENTRA_SYNC_REDIS_PREFIX),
         clock=utc_now,
     )

@@ -10,8 +10,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from sync.config import EnvSettings, load_config
 from sync.keys import Keys
 from sync.redis_client import make_redis
@@ -20,10 +18,6 @@ from sync.service import RunResult, SyncService
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _redis(env: EnvSettings) -> aioredis.Redis:
-    return make_redis(env.REDIS_URL)
 
 
 def summarize(r: RunResult) -> dict[str, Any]:
@@ -51,7 +45,7 @@ async def sync_once(
     service = SyncService(
         config=config,
         env=env,
-        redis=_redis(env),
+        redis=make_redis(env.REDIS_URL),
         keys=keys or Keys(env.ENTRA_SYNC_REDIS_PREFIX),
         clock=_now,
     )
@@ -71,7 +65,7 @@ async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | 
     load_config(config_path)  # validates the file; the audit lives in Redis
     from sync.state import StateStore
 
-    store = StateStore(_redis(env), Keys(env.ENTRA_SYNC_REDIS_PREFIX), clock=_now)
+    store = StateStore(make_redis(env.REDIS_URL), Keys(env.ENTRA_SYNC_REDIS_PREFIX), clock=_now)
     entries = [e.to_dict() for e in await store.export_audit()]
     if fmt == "json":
         return json.dumps(entries, indent=1, ensure_ascii=False, default=str) + "\n"
