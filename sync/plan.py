@@ -177,11 +177,23 @@ class InStep:
 
 def scope_cause(u: _Entra, snapshot: EntraSnapshot, config: Config) -> str | None:
     """None when the user is in scope, else why not: disabled / out_of_scope / no_phone."""
-    if config.scope.enabled_only and not u.user.enabled:
+    s = config.scope
+    return _cause(u.user, u.phones, snapshot.group_members, s.enabled_only, s.require_phone)
+
+
+def _cause(
+    user: EntraUser,
+    phones: tuple[tuple[str, str], ...],
+    members: frozenset[str] | None,
+    enabled_only: bool,
+    require_phone: bool,
+) -> str | None:
+    """``scope_cause`` with the settings unpacked (the planner calls it for every user)."""
+    if enabled_only and not user.enabled:
         return "disabled"
-    if snapshot.group_members is not None and u.user.id not in snapshot.group_members:
+    if members is not None and user.id not in members:
         return "out_of_scope"
-    if config.scope.require_phone and not u.phones:
+    if require_phone and not phones:
         return "no_phone"
     return None
 
@@ -251,8 +263,8 @@ def plan(
             lab = labels[user.id] = entra_label(user)
         return lab
 
-    # Entra users with their E.164 numbers, and their scope (scope_cause, inlined: 100,000
-    # users); a later record with the same id replaces an earlier one
+    # Entra users with their E.164 numbers, and their scope; a later record with the same id
+    # replaces an earlier one
     enabled_only = config.scope.enabled_only
     require_phone = config.scope.require_phone
     members = snapshot.group_members
@@ -268,14 +280,11 @@ def plan(
             in_scope.pop(uid, None)
             causes.pop(uid, None)
         entra[uid] = pair
-        if enabled_only and not user.enabled:
-            causes[uid] = "disabled"
-        elif members is not None and uid not in members:
-            causes[uid] = "out_of_scope"
-        elif require_phone and not pair[1]:
-            causes[uid] = "no_phone"
-        else:
+        cause = _cause(user, pair[1], members, enabled_only, require_phone)
+        if cause is None:
             in_scope[uid] = pair
+        else:
+            causes[uid] = cause
 
     # --- linked directory users: updates and removals ---------------------------------------
     ignored = state.ignored
