@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
 from sync.config import Config, MappingSettings
@@ -77,11 +77,16 @@ class PlanCache:
         default_factory=dict
     )
 
+    # what the last plan derived, for an incremental next plan; and how that plan was made
+    world: _World | None = None
+    last_mode: str = ""
+
     def begin(self, region: str, mapping: object) -> None:
         if self.settings is None or self.settings[0] != region or self.settings[1] is not mapping:
             self.settings = (region, mapping)
             self.entra, self.dir_phones, self.linked, self.new, self.match = {}, {}, {}, {}, {}
             self.removal = {}
+            self.world = None
 
 
 def entra_phones(user: EntraUser, region: str) -> tuple[tuple[str, str], ...]:
@@ -217,11 +222,12 @@ def _dir_phones(d: DirectoryUser, region: str) -> frozenset[str]:
 
 class _Memo:
     """The cache's view for one plan: hits come from the old entries, and every entry used is
-    carried into new dicts (users no longer present drop out, and their records are freed)."""
+    carried into new dicts (users no longer present drop out, and their records are freed).
+    An incremental plan (``_World``) updates the cache's own dicts in place instead."""
 
     __slots__ = ("cache", "dir_phones", "entra", "linked", "match", "new", "removal")
 
-    def __init__(self, cache: PlanCache | None) -> None:
+    def __init__(self, cache: PlanCache | None, *, in_place: bool = False) -> None:
         self.cache = cache
         self.entra: dict[str, Any] = {}
         self.dir_phones: dict[str, Any] = {}
@@ -229,6 +235,10 @@ class _Memo:
         self.new: dict[str, Any] = {}
         self.match: dict[str, Any] = {}
         self.removal: dict[str, Any] = {}
+        if in_place and cache is not None:
+            self.entra, self.dir_phones = cache.entra, cache.dir_phones
+            self.linked, self.removal = cache.linked, cache.removal
+            self.new, self.match = cache.new, cache.match
 
     def done(self) -> None:
         c = self.cache
@@ -237,80 +247,188 @@ class _Memo:
             c.new, c.match, c.removal = self.new, self.match, self.removal
 
 
-def plan(
-    snapshot: EntraSnapshot,
-    directory: Sequence[DirectoryUser],
-    state: StateView,
-    config: Config,
-    cache: PlanCache | None = None,
-) -> Plan:
-    """The plan (module docstring). ``cache`` (optional) only memoises derived values between
-    calls; the result is the same with or without it."""
-    region = config.matching.default_region
-    mapping = config.mapping
-    proposals: list[Proposal] = []
-    if cache is not None:
-        cache.begin(region, mapping)
-    memo = _Memo(cache)
-    old_entra = cache.entra if cache is not None else {}
-    same = InStep.for_mapping(mapping)
-    labels: dict[str, str] = {}
+_SortKey = tuple[int, str, str]
 
-    def label_of(user: EntraUser) -> str:
+
+def _sort_key(p: Proposal) -> _SortKey:
+    return (KIND_ORDER[p.kind], p.label.lower(), p.id)
+
+
+def _sort(proposals: list[Proposal], last: _World | None) -> list[tuple[_SortKey, Proposal]]:
+    """The proposals with their keys, by kind, then label, then id (the keys are unique: the
+    id is a hash of what the proposal does). With the last plan's order (an incremental plan:
+    most proposals are the very same objects), only the new ones get keys and are sorted; the
+    two sorted runs are then merged (one linear pass of the sort)."""
+    if last is None or not last.order:
+        out = [(_sort_key(p), p) for p in proposals]
+    else:
+        before = last.order
+        now = {p.id: p for p in proposals}
+        out = [kp for kp in before if now.get(kp[1].id) is kp[1]]
+        was = {kp[1].id: kp[1] for kp in before}
+        added = [(_sort_key(p), p) for p in proposals if was.get(p.id) is not p]
+        added.sort(key=itemgetter(0))
+        out += added
+    out.sort(key=itemgetter(0))
+    return out
+
+
+# (Entra user, its numbers that unlinked directory users have, its e-mails that they have)
+_Reach = tuple[EntraUser, tuple[tuple[str, str], ...], tuple[str, ...]]
+
+
+@dataclass(slots=True)
+class _World:
+    """What one plan derived, kept (in the ``PlanCache``) so that the next plan over the same
+    directory objects, state and config re-derives only the Entra users that changed: the
+    usual delta round, where ~1 % of the users differ. Everything kept here is a function of
+    the inputs checked by ``reusable``, of the Entra records (compared by identity), or of
+    both; the candidate section (matches, conflicts, new users) is re-run every plan."""
+
+    config: Config
+    directory: list[DirectoryUser]
+    ignored: frozenset[str]
+    owners: dict[str, str]
+    confirmed: bool
+    members: frozenset[str] | None
+    # Entra id -> (user, E.164 phones); the in-scope ones; why the others are out of scope
+    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]]
+    in_scope: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]]
+    causes: dict[str, str]
+    # from the directory alone: every linked Entra id; Entra id -> index of the directory user
+    # that syncs it (the first one linked, when its sync switch is on)
+    linked_ids: set[str]
+    active: dict[str, int]
+    by_phone: dict[str, list[DirectoryUser]]
+    by_email: dict[str, list[DirectoryUser]]
+    # per directory index: the update, the removal, or in step
+    updates: dict[int, Proposal] = field(default_factory=dict)
+    removals: dict[int, Proposal] = field(default_factory=dict)
+    in_step: set[int] = field(default_factory=set)
+    # the candidates whose numbers or e-mails some unlinked directory user has (they may
+    # match or conflict), and the new-user proposals of all others (no match is possible)
+    reaching: set[str] = field(default_factory=set)
+    lone: dict[str, Proposal] = field(default_factory=dict)
+    # Entra id -> ``reach`` of its record
+
+    reaches: dict[str, _Reach] = field(default_factory=dict)
+    # the plan's proposals in their order, with their sort keys
+    order: list[tuple[_SortKey, Proposal]] = field(default_factory=list)
+
+    def reusable(
+        self,
+        directory: Sequence[DirectoryUser],
+        state: StateView,
+        config: Config,
+        members: frozenset[str] | None,
+    ) -> bool:
+        return (
+            config is self.config
+            and len(directory) == len(self.directory)
+            and all(map(is_, directory, self.directory))
+            and state.ignored == self.ignored
+            and state.number_owners == self.owners
+            and state.removals_confirmed == self.confirmed
+            and (members is self.members or members == self.members)
+        )
+
+    def changes(self, users: Sequence[EntraUser]) -> tuple[list[EntraUser], list[str]] | None:
+        """(records that are not the ones planned last time, ids no longer present), or None
+        when the snapshot has an id twice (the full plan settles which record counts).
+        Records are compared by identity."""
+        get = self.entra.get
+        changed = [u for u in users if (hit := get(u.id)) is None or hit[0] is not u]
+        ids = set(map(attrgetter("id"), users))
+        if len(ids) != len(users):
+            return None
+        entra = self.entra
+        added = sum(1 for u in changed if u.id not in entra)
+        if len(ids) == len(entra) + added:
+            return changed, []
+        return changed, list(entra.keys() - ids)
+
+    def reach(self, user: EntraUser, phones: tuple[tuple[str, str], ...]) -> _Reach:
+        """The user's numbers and e-mail addresses that some unlinked directory user has (in
+        order): the only ones a match or a conflict can come from. Memoised per record."""
+        hit = self.reaches.get(user.id)
+        if hit is not None and hit[0] is user:
+            return hit
+        by_phone, by_email = self.by_phone, self.by_email
+        r = (
+            user,
+            tuple(p for p in phones if p[0] in by_phone),
+            tuple(e for e in user.emails if e in by_email),
+        )
+        self.reaches[user.id] = r
+        return r
+
+
+class _Planner:
+    """One plan's constants and working state (``plan`` drives it)."""
+
+    def __init__(
+        self, snapshot: EntraSnapshot, state: StateView, config: Config, cache: PlanCache | None
+    ) -> None:
+        self.region = config.matching.default_region
+        self.mapping = config.mapping
+        self.config = config
+        self.state = state
+        self.cache = cache
+        self.same = InStep.for_mapping(self.mapping)
+        self.labels: dict[str, str] = {}
+        self.enabled_only = config.scope.enabled_only
+        self.require_phone = config.scope.require_phone
+        self.members = snapshot.group_members
+
+    def label_of(self, user: EntraUser) -> str:
         """entra_label, computed only for users a proposal names."""
-        lab = labels.get(user.id)
+        lab = self.labels.get(user.id)
         if lab is None:
-            lab = labels[user.id] = entra_label(user)
+            lab = self.labels[user.id] = entra_label(user)
         return lab
 
-    # Entra users with their E.164 numbers, and their scope; a later record with the same id
-    # replaces an earlier one
-    enabled_only = config.scope.enabled_only
-    require_phone = config.scope.require_phone
-    members = snapshot.group_members
-    # the memo's dict is the plan's own (users of this snapshot only)
-    entra: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = memo.entra
-    in_scope: dict[str, tuple[EntraUser, tuple[tuple[str, str], ...]]] = {}
-    causes: dict[str, str] = {}
-    for user in snapshot.users:
-        uid = user.id
-        hit = old_entra.get(uid)
-        pair = hit if hit is not None and hit[0] is user else (user, entra_phones(user, region))
-        if uid in entra:
-            in_scope.pop(uid, None)
-            causes.pop(uid, None)
-        entra[uid] = pair
-        cause = _cause(user, pair[1], members, enabled_only, require_phone)
-        if cause is None:
-            in_scope[uid] = pair
-        else:
-            causes[uid] = cause
+    # --- Entra users with their E.164 numbers, and their scope ----------------------------
+    def take_users(
+        self, w: _World, users: Sequence[EntraUser], old: Mapping[str, Any], fresh: bool
+    ) -> None:
+        """Enter records into the world; a later record with the same id replaces an earlier
+        one. ``fresh``: the world's dicts start empty (no earlier entry to replace)."""
+        region, members = self.region, self.members
+        enabled_only, require_phone = self.enabled_only, self.require_phone
+        entra, in_scope, causes = w.entra, w.in_scope, w.causes
+        for user in users:
+            uid = user.id
+            hit = old.get(uid)
+            pair = hit if hit is not None and hit[0] is user else (user, entra_phones(user, region))
+            if not fresh or uid in entra:
+                in_scope.pop(uid, None)
+                causes.pop(uid, None)
+            entra[uid] = pair
+            cause = _cause(user, pair[1], members, enabled_only, require_phone)
+            if cause is None:
+                in_scope[uid] = pair
+            else:
+                causes[uid] = cause
 
     # --- linked directory users: updates and removals ---------------------------------------
-    ignored = state.ignored
-    linked_ids: set[str] = set()
-    removals: list[Proposal] = []
-    synced = syncable = linked_count = 0
-    for d in directory:
+    def link_outcome(self, w: _World, i: int, d: DirectoryUser, memo: _Memo) -> None:
+        """The outcome for the i-th directory user, which syncs Entra user ``d.entra_id`` (its
+        earlier outcome already taken away)."""
         eid = d.entra_id
-        if eid is None or eid in linked_ids:
-            continue  # a second directory user linked to the same Entra user: keep the first
-        linked_ids.add(eid)
-        if not d.sync_enabled:
-            continue
-        linked_count += 1
-        cur = in_scope.get(eid)
-        if cur is None or eid in ignored:
-            if eid in ignored:
-                continue
-            cause = causes.get(eid, "deleted")
-            known = entra.get(eid)
+        assert eid is not None
+        if eid in w.ignored:
+            return
+        cache = self.cache
+        cur = w.in_scope.get(eid)
+        if cur is None:
+            cause = w.causes.get(eid, "deleted")
+            known = w.entra.get(eid)
             gone = known[0] if known is not None else None
             rhit = cache.removal.get(d.id) if cache is not None else None
             if rhit is not None and rhit[0] is d and rhit[1] is gone and rhit[2] == cause:
                 removal = rhit[3]
             else:
-                label = label_of(gone) if gone is not None else _dir_label(d)
+                label = self.label_of(gone) if gone is not None else _dir_label(d)
                 removal = Proposal(
                     kind=Kind.REMOVAL,
                     entra_id=eid,
@@ -321,20 +439,20 @@ def plan(
                     app_label=_dir_label(d),
                 )
             memo.removal[d.id] = (d, gone, cause, removal)
-            removals.append(removal)
-            continue
-        syncable += 1
+            memo.linked.pop(d.id, None)
+            w.removals[i] = removal
+            return
         user = cur[0]
         lhit = cache.linked.get(d.id) if cache is not None else None
         if lhit is not None and lhit[0] is d and lhit[1] is user:
             update = lhit[2]
-        elif same is not None and same(user.attrs, d):
+        elif self.same is not None and self.same(user.attrs, d):
             update = None
         else:
             update = None
-            changes = field_changes(user, d, mapping)
+            changes = field_changes(user, d, self.mapping)
             if changes:
-                label = label_of(user)
+                label = self.label_of(user)
                 update = Proposal(
                     kind=Kind.UPDATE,
                     entra_id=eid,
@@ -345,108 +463,37 @@ def plan(
                     app_label=_dir_label(d),
                 )
         memo.linked[d.id] = (d, user, update)
+        memo.removal.pop(d.id, None)
         if update is not None:
-            proposals.append(update)
+            w.updates[i] = update
         else:
-            synced += 1
+            w.in_step.add(i)
 
     # --- unlinked Entra users: conflicts, matches, new -----------------------------------
-    # filter, then sort the (few) ids: not every in-scope user
-    candidates = [
-        _Entra(*in_scope[uid])
-        for uid in sorted(
-            uid for uid in in_scope if uid not in linked_ids and uid not in state.ignored
-        )
-    ]
-    free_dir = [d for d in directory if d.entra_id is None and d.active]
-    by_phone: dict[str, list[DirectoryUser]] = defaultdict(list)
-    by_email: dict[str, list[DirectoryUser]] = defaultdict(list)
-    for d in free_dir:
-        phit = cache.dir_phones.get(d.id) if cache is not None else None
-        numbers = phit[1] if phit is not None and phit[0] is d else _dir_phones(d, region)
-        memo.dir_phones[d.id] = (d, numbers)
-        for e in numbers:
-            by_phone[e].append(d)
-        if d.email:
-            by_email[d.email.strip().lower()].append(d)
-
-    holders: dict[str, list[_Entra]] = defaultdict(list)
-    for u in candidates:
-        for e164, _src in u.phones:
-            holders[e164].append(u)
-
-    in_conflict: set[str] = set()
-    blocked_numbers: dict[str, str | None] = {}  # number -> the only Entra id allowed to use it
-    for number, users in sorted(holders.items()):
-        if len(users) < 2 or number not in by_phone:
-            continue
-        owner = state.number_owners.get(number)
-        ids = sorted(u.user.id for u in users)
-        if owner in ids:
-            blocked_numbers[number] = owner
-            continue
-        blocked_numbers[number] = None
-        in_conflict.update(ids)
-        holder = by_phone[number][0]
-        names = ", ".join(label_of(entra[i][0]) for i in ids)
-        proposals.append(
-            Proposal(
-                kind=Kind.CONFLICT,
-                entra_id=None,
-                app_user_id=holder.id if len(by_phone[number]) == 1 else None,
-                reason=(
-                    f"{len(ids)} Entra users have the number {number}: {names}; choose the owner"
-                ),
-                entra_ids=tuple(ids),
-                entra_labels=tuple(label_of(entra[i][0]) for i in ids),
-                number=number,
-                label=number,
-                app_label=_dir_label(holder) if len(by_phone[number]) == 1 else "",
-            )
-        )
-
-    claimed: dict[str, str] = {}  # directory user id -> Entra id that matched it
-    for u in candidates:
-        if u.user.id in in_conflict:
-            continue
-        found = _find_match(u, config, by_phone, by_email, blocked_numbers, claimed)
-        uid = u.user.id
-        if found is not None:
-            d, key, value, why = found
-            claimed[d.id] = uid
-            syncable += 1
-            mhit = cache.match.get(uid) if cache is not None else None
-            if (
-                mhit is not None
-                and mhit[0] is u.user
-                and mhit[1] is d
-                and mhit[2:5] == (key, value, why)
-            ):
-                match = mhit[5]
-            else:
-                label = label_of(u.user)
-                match = Proposal(
-                    kind=Kind.MATCH,
-                    entra_id=uid,
-                    app_user_id=d.id,
-                    reason=f"{label} matches {_dir_label(d)} by {why}",
-                    changes=field_changes(u.user, d, mapping),
-                    match_key=key,
-                    match_value=value,
-                    label=label,
-                    app_label=_dir_label(d),
-                )
-            memo.match[uid] = (u.user, d, key, value, why, match)
-            proposals.append(match)
-            continue
-        nhit = cache.new.get(uid) if cache is not None else None
-        if nhit is not None and nhit[0] is u.user:
-            new = nhit[1]
+    def candidate(
+        self, w: _World, uid: str, pair: tuple[EntraUser, tuple[tuple[str, str], ...]], memo: _Memo
+    ) -> None:
+        """Place a candidate (unlinked, in scope, not ignored): one that may match or conflict
+        (``reaching``), or a sure new user (``lone``)."""
+        r = w.reach(*pair)
+        if r[1] or r[2]:
+            w.reaching.add(uid)
         else:
-            changes = field_changes(u.user, None, mapping)
-            if u.phones:
-                changes["phones"] = Change(None, tuple(e for e, _ in u.phones))
-            label = label_of(u.user)
+            w.lone[uid] = self.new_user(pair[0], pair[1], memo)
+
+    def new_user(
+        self, user: EntraUser, phones: tuple[tuple[str, str], ...], memo: _Memo
+    ) -> Proposal:
+        uid = user.id
+        cache = self.cache
+        nhit = cache.new.get(uid) if cache is not None else None
+        if nhit is not None and nhit[0] is user:
+            new: Proposal = nhit[1]
+        else:
+            changes = field_changes(user, None, self.mapping)
+            if phones:
+                changes["phones"] = Change(None, tuple(e for e, _ in phones))
+            label = self.label_of(user)
             new = Proposal(
                 kind=Kind.NEW,
                 entra_id=uid,
@@ -455,15 +502,221 @@ def plan(
                 changes=changes,
                 label=label,
             )
-        memo.new[uid] = (u.user, new)
-        proposals.append(new)
+        memo.new[uid] = (user, new)
+        return new
+
+    def candidates(self, w: _World, memo: _Memo) -> tuple[list[Proposal], int]:
+        """(the conflict, match and new-user proposals, how many matches)."""
+        cache, mapping, state = self.cache, self.mapping, self.state
+        entra, by_phone, by_email = w.entra, w.by_phone, w.by_email
+        label_of = self.label_of
+        proposals: list[Proposal] = []
+        in_scope, reach = w.in_scope, w.reach
+        # (user, E.164 phones, reach): the matching order is by Entra id
+        candidates = [(*in_scope[uid], reach(*in_scope[uid])) for uid in sorted(w.reaching)]
+        holders: dict[str, list[EntraUser]] = defaultdict(list)
+        for _user, _phones, r in candidates:
+            for e164, _src in r[1]:
+                holders[e164].append(_user)
+        shared = [(n, us) for n, us in holders.items() if len(us) >= 2]
+
+        in_conflict: set[str] = set()
+        blocked_numbers: dict[str, str | None] = {}  # number -> the only Entra id allowed
+        for number, users in sorted(shared):
+            owner = state.number_owners.get(number)
+            ids = sorted(u.id for u in users)
+            if owner in ids:
+                blocked_numbers[number] = owner
+                continue
+            blocked_numbers[number] = None
+            in_conflict.update(ids)
+            holder = by_phone[number][0]
+            names = ", ".join(label_of(entra[i][0]) for i in ids)
+            proposals.append(
+                Proposal(
+                    kind=Kind.CONFLICT,
+                    entra_id=None,
+                    app_user_id=holder.id if len(by_phone[number]) == 1 else None,
+                    reason=(
+                        f"{len(ids)} Entra users have the number {number}: {names}; "
+                        "choose the owner"
+                    ),
+                    entra_ids=tuple(ids),
+                    entra_labels=tuple(label_of(entra[i][0]) for i in ids),
+                    number=number,
+                    label=number,
+                    app_label=_dir_label(holder) if len(by_phone[number]) == 1 else "",
+                )
+            )
+
+        matched = 0
+        claimed: dict[str, str] = {}  # directory user id -> Entra id that matched it
+        config = self.config
+        for user, phones, r in candidates:
+            uid = user.id
+            if uid in in_conflict:
+                continue
+            found = (
+                _find_match(r, config, by_phone, by_email, blocked_numbers, claimed)
+                if r[1] or r[2]
+                else None
+            )
+            if found is not None:
+                d, key, value, why = found
+                claimed[d.id] = uid
+                matched += 1
+                mhit = cache.match.get(uid) if cache is not None else None
+                if (
+                    mhit is not None
+                    and mhit[0] is user
+                    and mhit[1] is d
+                    and mhit[2:5] == (key, value, why)
+                ):
+                    match = mhit[5]
+                else:
+                    label = label_of(user)
+                    match = Proposal(
+                        kind=Kind.MATCH,
+                        entra_id=uid,
+                        app_user_id=d.id,
+                        reason=f"{label} matches {_dir_label(d)} by {why}",
+                        changes=field_changes(user, d, mapping),
+                        match_key=key,
+                        match_value=value,
+                        label=label,
+                        app_label=_dir_label(d),
+                    )
+                memo.match[uid] = (user, d, key, value, why, match)
+                proposals.append(match)
+                continue
+            proposals.append(self.new_user(user, phones, memo))
+        proposals += w.lone.values()
+        return proposals, matched
+
+
+def _new_world(
+    directory: Sequence[DirectoryUser],
+    state: StateView,
+    config: Config,
+    members: frozenset[str] | None,
+    region: str,
+    cache: PlanCache | None,
+    memo: _Memo,
+) -> _World:
+    """A world with the directory's side derived (links and the index of unlinked users)."""
+    linked_ids: set[str] = set()
+    active: dict[str, int] = {}
+    by_phone: dict[str, list[DirectoryUser]] = defaultdict(list)
+    by_email: dict[str, list[DirectoryUser]] = defaultdict(list)
+    old_phones = cache.dir_phones if cache is not None else {}
+    for i, d in enumerate(directory):
+        eid = d.entra_id
+        if eid is not None:
+            if eid not in linked_ids:  # a second directory user linked to it: the first counts
+                linked_ids.add(eid)
+                if d.sync_enabled:
+                    active[eid] = i
+            continue
+        if not d.active:
+            continue
+        phit = old_phones.get(d.id)
+        numbers = phit[1] if phit is not None and phit[0] is d else _dir_phones(d, region)
+        memo.dir_phones[d.id] = (d, numbers)
+        for e in numbers:
+            by_phone[e].append(d)
+        if d.email:
+            by_email[d.email.strip().lower()].append(d)
+    return _World(
+        config=config,
+        directory=list(directory),
+        ignored=frozenset(state.ignored),
+        owners=dict(state.number_owners),
+        confirmed=state.removals_confirmed,
+        members=members,
+        entra=memo.entra,
+        in_scope={},
+        causes={},
+        linked_ids=linked_ids,
+        active=active,
+        by_phone=dict(by_phone),
+        by_email=dict(by_email),
+    )
+
+
+def plan(
+    snapshot: EntraSnapshot,
+    directory: Sequence[DirectoryUser],
+    state: StateView,
+    config: Config,
+    cache: PlanCache | None = None,
+) -> Plan:
+    """The plan (module docstring). ``cache`` (optional) only memoises derived values between
+    calls; the result is the same with or without it. With a cache, a plan over the very same
+    directory objects, state and config as the last one re-derives only the Entra users whose
+    records changed (``_World``)."""
+    if cache is not None:
+        cache.begin(config.matching.default_region, config.mapping)
+    pl = _Planner(snapshot, state, config, cache)
+    members = snapshot.group_members
+    w = cache.world if cache is not None else None
+    delta = None
+    if w is not None and w.reusable(directory, state, config, members):
+        delta = w.changes(snapshot.users)
+    if w is not None and delta is not None:
+        # incremental: only the changed (added, replaced, removed) Entra users
+        changed, removed = delta
+        memo = _Memo(cache, in_place=True)
+        touched = [u.id for u in changed]
+        for uid in removed:
+            del w.entra[uid]
+            w.reaches.pop(uid, None)
+            w.in_scope.pop(uid, None)
+            w.causes.pop(uid, None)
+        pl.take_users(w, changed, w.entra, fresh=False)
+        touched += removed
+        mode = "incremental"
+    else:
+        memo = _Memo(cache)
+        w = _new_world(directory, state, config, members, pl.region, cache, memo)
+        pl.take_users(w, snapshot.users, cache.entra if cache is not None else {}, fresh=True)
+        touched = []
+        mode = "full"
+    active = w.active
+    if mode == "full":
+        for i in active.values():
+            pl.link_outcome(w, i, w.directory[i], memo)
+        linked_ids, ignored = w.linked_ids, w.ignored
+        for uid, pair in w.in_scope.items():
+            if uid not in linked_ids and uid not in ignored:
+                pl.candidate(w, uid, pair, memo)
+    else:
+        for uid in touched:
+            at = active.get(uid)
+            if at is not None:
+                w.updates.pop(at, None)
+                w.removals.pop(at, None)
+                w.in_step.discard(at)
+                pl.link_outcome(w, at, w.directory[at], memo)
+            w.reaching.discard(uid)
+            w.lone.pop(uid, None)
+            memo.match.pop(uid, None)
+            now = w.in_scope.get(uid)
+            if now is None or uid in w.linked_ids or uid in w.ignored:
+                memo.new.pop(uid, None)
+            else:
+                pl.candidate(w, uid, now, memo)
+
+    proposals = [w.updates[i] for i in sorted(w.updates)]
+    found, matched = pl.candidates(w, memo)
+    proposals += found
 
     # --- removals and the guard -----------------------------------------------------------
+    removals = [w.removals[i] for i in sorted(w.removals)] if snapshot.complete else []
+    # (a partial read never removes anyone)
     blocked: list[Blocked] = []
-    if not snapshot.complete:
-        removals = []  # a partial read never removes anyone
     if removals:
         guard = config.guard
+        linked_count = len(active)
         too_many = len(removals) > guard.max_removals
         too_large = len(removals) >= 2 and len(removals) > guard.max_removal_share * linked_count
         if (too_many or too_large) and not state.removals_confirmed:
@@ -480,10 +733,20 @@ def plan(
             )
             removals = []
     proposals.extend(removals)
-    memo.done()
-    proposals.sort(key=lambda p: (KIND_ORDER[p.kind], p.label.lower(), p.id))
+    if cache is not None:
+        if mode == "full":
+            memo.done()
+        cache.world = w
+        cache.last_mode = mode
+    ordered = _sort(proposals, w if mode == "incremental" else None)
+    if cache is not None:
+        w.order = ordered
+    synced = len(w.in_step)
     return Plan(
-        proposals=tuple(proposals), blocked=tuple(blocked), synced=synced, syncable=syncable
+        proposals=tuple(map(itemgetter(1), ordered)),
+        blocked=tuple(blocked),
+        synced=synced,
+        syncable=synced + len(w.updates) + matched,
     )
 
 
@@ -498,24 +761,27 @@ def _dir_label(d: DirectoryUser) -> str:
 
 
 def _find_match(
-    u: _Entra,
+    r: _Reach,
     config: Config,
     by_phone: dict[str, list[DirectoryUser]],
     by_email: dict[str, list[DirectoryUser]],
     blocked_numbers: dict[str, str | None],
     claimed: dict[str, str],
 ) -> tuple[DirectoryUser, str, str, str] | None:
+    """The first key (in the configured order) that leads to exactly one unclaimed directory
+    user. ``r``: the user's numbers and e-mails that some unlinked directory user has."""
+    uid = r[0].id
     for key in config.matching.keys:
         if key == "phone":
-            for e164, source in u.phones:
-                if e164 in blocked_numbers and blocked_numbers[e164] != u.user.id:
+            for e164, source in r[1]:
+                if e164 in blocked_numbers and blocked_numbers[e164] != uid:
                     continue
-                hits = [d for d in by_phone.get(e164, ()) if d.id not in claimed]
+                hits = [d for d in by_phone[e164] if d.id not in claimed]
                 if len(hits) == 1:
                     return hits[0], "phone", e164, f"phone {e164} ({source})"
         else:
-            for email in u.user.emails:
-                hits = [d for d in by_email.get(email, ()) if d.id not in claimed]
+            for email in r[2]:
+                hits = [d for d in by_email[email] if d.id not in claimed]
                 if len(hits) == 1:
                     return hits[0], "email", email, f"e-mail {email}"
     return None

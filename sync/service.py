@@ -11,10 +11,12 @@ import hashlib
 import hmac
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from operator import attrgetter, is_, itemgetter
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -189,6 +191,7 @@ class SyncService:
         # and the scoped ids of its proposals (both only memoise; see PlanCache)
         self._plan_caches: dict[tuple[str, str], PlanCache] = {}
         self._scoped_memo: dict[tuple[str, str], dict[str, tuple[Proposal, Proposal]]] = {}
+        self._linked_memo: dict[tuple[str, str], tuple[list[DirectoryUser], dict[str, None]]] = {}
         self._group_members: dict[str, frozenset[str] | None] = {}
         self._complete: dict[str, bool] = {}
         self._delta_changed: dict[str, set[str]] = {}  # tenant -> ids of the last delta round
@@ -535,11 +538,8 @@ class SyncService:
         # per-user "last synced": every linked user after a full read; after a delta round only
         # the users Graph reported (the tenant's last-sync time covers everybody else)
         changed = self._delta_changed.get(tenant) if mode == "delta" else None
-        linked_in_scope = [
-            d.entra_id
-            for d in dir_users
-            if d.entra_id and d.sync_enabled and (changed is None or d.entra_id in changed)
-        ]
+        linked = self._linked_ids(tenant, directory_name, dir_users)
+        linked_in_scope = list(linked) if changed is None else [e for e in changed if e in linked]
         await self.store.set_user_last_sync(tenant, linked_in_scope, now)
         blocked = list(p.blocked)
         return RunResult(
@@ -557,21 +557,36 @@ class SyncService:
             mode="delta" if mode == "delta" else "full",
         )
 
+    def _linked_ids(
+        self, tenant: str, directory: str, dir_users: list[DirectoryUser]
+    ) -> dict[str, None]:
+        """The Entra ids that directory users with sync on are linked to, in directory order;
+        memoised while the listing is the very same directory user objects."""
+        last = self._linked_memo.get((tenant, directory))
+        if (
+            last is not None
+            and len(last[0]) == len(dir_users)
+            and all(map(is_, last[0], dir_users))
+        ):
+            return last[1]
+        linked = dict.fromkeys(d.entra_id for d in dir_users if d.entra_id and d.sync_enabled)
+        self._linked_memo[(tenant, directory)] = (dir_users, linked)
+        return linked
+
     def _scope_all(
         self, proposals: Sequence[Proposal], tenant: str, directory: str
     ) -> list[Proposal]:
         """``_scoped`` for a plan's proposals, memoised for proposals the planner gave back
         unchanged (the very same objects) since the last run."""
         old = self._scoped_memo.get((tenant, directory), {})
-        memo: dict[str, tuple[Proposal, Proposal]] = {}
-        out: list[Proposal] = []
-        for x in proposals:
-            hit = old.get(x.id)
-            scoped = hit[1] if hit is not None and hit[0] is x else _scoped(x, tenant, directory)
-            memo[x.id] = (x, scoped)
-            out.append(scoped)
-        self._scoped_memo[(tenant, directory)] = memo
-        return out
+        ids = list(map(attrgetter("id"), proposals))
+        hits = list(map(old.get, ids))
+        pairs: list[tuple[Proposal, Proposal]] = [
+            hit if hit is not None and hit[0] is x else (x, _scoped(x, tenant, directory))
+            for x, hit in zip(proposals, hits, strict=True)
+        ]
+        self._scoped_memo[(tenant, directory)] = dict(zip(ids, pairs, strict=True))
+        return list(map(itemgetter(1), pairs))
 
     async def _reopen(
         self, tenant: str, directory: str, proposals: list[Proposal], rec: RecordResult
@@ -1283,14 +1298,14 @@ def _pending_counts(
     """What is pending for this tenant+directory right after recording a plan, by kind: the
     plan's kept and new proposals, minus those applied automatically (no Redis read: loading
     every pending proposal cost a round trip per 1,000 and a JSON parse per proposal)."""
-    kinds = {x.id: x.kind for x in proposals}
+    kinds = {x.id: x.kind for x in proposals}  # (a later duplicate id wins, as it always did)
+    pending = set(rec.kept)
+    pending.update(x.id for x in rec.new)
+    counts = Counter(map(kinds.__getitem__, pending & kinds.keys()))
     applied = {i.id for i in auto if i.state is not ProposalState.PENDING}
-    counts = {k.value: 0 for k in Kind}
-    for pid in dict.fromkeys([*rec.kept, *(x.id for x in rec.new)]):
-        kind = kinds.get(pid)
-        if kind is not None and pid not in applied:
-            counts[kind.value] += 1
-    return counts
+    for pid in applied & pending & kinds.keys():
+        counts[kinds[pid]] -= 1
+    return {k.value: counts[k] for k in Kind}
 
 
 def _link_key(select: Sequence[str]) -> str:

@@ -249,7 +249,12 @@ def _smap(h: Any) -> dict[str, str]:
 
 
 def _sset(m: Any) -> set[str]:
-    return {_str(x) for x in (m or ())}
+    if not m:
+        return set()
+    try:
+        return set(map(bytes.decode, m))  # the usual reply: bytes (UTF-8)
+    except TypeError:  # a client that decodes replies itself (str)
+        return {_str(x) for x in m}
 
 
 def _dt(v: bytes | str | None) -> datetime | None:

@@ -185,3 +185,56 @@ def test_a_plan_with_a_warm_cache_equals_the_plan_without_one(
 def test_clean_collapses_whitespace_exactly_like_the_regex_rule(text: str) -> None:
     expected = re.sub(r"\s+", " ", re.sub(r"<[^>]*>", "", text)).strip() or None
     assert clean(text) == expected
+
+
+@st.composite
+def next_reads(draw: Any, snapshot: EntraSnapshot) -> EntraSnapshot:
+    """The next read of a tenant: each user kept (the very same record), replaced by a new
+    record with the same id, or gone; new users; sometimes an id twice; complete or not."""
+    other, _ = draw(worlds())
+    spare = list(other.users)
+    users = []
+    for u in snapshot.users:
+        what = draw(st.sampled_from(["keep", "keep", "replace", "gone"]))
+        if what == "keep":
+            users.append(u)
+        elif what == "replace" and spare:
+            users.append(replace(spare.pop(), id=u.id))
+    for k, u in enumerate(spare[: draw(st.integers(0, 2))]):
+        users.append(replace(u, id=f"n{k}"))
+    if users and draw(st.integers(0, 9)) == 0:
+        users.append(replace(spare[0] if spare else users[0], id=users[0].id))
+    return replace(snapshot, users=users, complete=draw(st.booleans()))
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), first=worlds(), applied=st.booleans(), rounds=st.integers(1, 3))
+def test_an_incremental_plan_equals_the_plan_made_from_scratch(
+    data: st.DataObject,
+    first: tuple[EntraSnapshot, list[DirectoryUser]],
+    applied: bool,
+    rounds: int,
+) -> None:
+    """Same directory objects, state and config as the last plan: only the changed Entra
+    records are re-derived (cache.last_mode), and the plan is the one a cold planner makes."""
+    snap, directory = first
+    state = StateView()
+    if applied:  # linked users, owners of shared numbers and so on
+        directory, state = apply_all(plan(snap, directory, state, CFG), snap, directory, state)
+    cache = PlanCache()
+    assert plan(snap, directory, state, CFG, cache) == plan(snap, directory, state, CFG)
+    assert cache.last_mode == "full"
+    for _ in range(rounds):
+        snap = data.draw(next_reads(snap))
+        warm = plan(snap, directory, state, CFG, cache)
+        assert warm == plan(snap, directory, state, CFG)
+        twice = len({u.id for u in snap.users}) != len(snap.users)
+        assert cache.last_mode == ("full" if twice else "incremental")
+    # anything else changed: a plan from scratch (with the memo), still the same plan
+    state2 = replace(state, ignored=frozenset(["someone"]))
+    assert plan(snap, directory, state2, CFG, cache) == plan(snap, directory, state2, CFG)
+    assert cache.last_mode == "full"
+    directory2 = list(directory)
+    assert plan(snap, directory2, state2, CFG, cache) == plan(snap, directory2, state2, CFG)
+    # a new list of the very same objects
+    assert cache.last_mode == ("full" if twice else "incremental")
