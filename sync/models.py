@@ -509,15 +509,29 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotDiff:
+    """How a snapshot's users differ from those of an earlier snapshot of the same reader:
+    ``base`` is that snapshot's ``token``; ``records``: every id added, replaced or removed
+    since, with its record now (None: removed). Every other id has the very same record
+    object. A planner that planned the ``base`` snapshot re-plans only these ids."""
+
+    base: object
+    records: Mapping[str, EntraUser | None]
+
+
+@dataclass(frozen=True, slots=True)
 class EntraSnapshot:
     """What one read of a tenant gave. ``complete`` is False when the read failed part-way or
-    some records were unreadable: such a snapshot never yields removals."""
+    some records were unreadable: such a snapshot never yields removals. ``token`` (any
+    object, compared by identity) names this set of users for a later ``SnapshotDiff``."""
 
     users: Sequence[EntraUser]
     complete: bool = True
     # ids of the members of the scope groups (transitive), or None for "all users"
     group_members: frozenset[str] | None = None
     invalid: tuple[str, ...] = ()
+    token: object = field(default=None, compare=False)
+    since: SnapshotDiff | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -305,13 +305,20 @@ class _World:
     updates: dict[int, Proposal] = field(default_factory=dict)
     removals: dict[int, Proposal] = field(default_factory=dict)
     in_step: set[int] = field(default_factory=set)
-    # the candidates whose numbers or e-mails some unlinked directory user has (they may
-    # match or conflict), and the new-user proposals of all others (no match is possible)
-    reaching: set[str] = field(default_factory=set)
+    # the candidates (see _Planner.candidate): new-user proposals of the lone ones, the
+    # proposals of the alone ones (and how many are matches), the contested ids; per
+    # candidate that reaches any, the directory user ids it reaches; per directory user id,
+    # the candidates that reach it
     lone: dict[str, Proposal] = field(default_factory=dict)
+    alone: dict[str, Proposal] = field(default_factory=dict)
+    alone_matches: int = 0
+    contested: set[str] = field(default_factory=set)
+    dreach: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    reachers: dict[str, set[str]] = field(default_factory=dict)
     # Entra id -> ``reach`` of its record
-
     reaches: dict[str, _Reach] = field(default_factory=dict)
+    # the planned snapshot's token (``SnapshotDiff.base`` of the next one)
+    token: object = None
     # the plan's proposals in their order, with their sort keys
     order: list[tuple[_SortKey, Proposal]] = field(default_factory=list)
 
@@ -331,6 +338,20 @@ class _World:
             and state.removals_confirmed == self.confirmed
             and (members is self.members or members == self.members)
         )
+
+    def diff(self, snapshot: EntraSnapshot) -> tuple[list[EntraUser], list[str]] | None:
+        """``changes``, from the snapshot's own ``SnapshotDiff`` when it is relative to the
+        snapshot planned last time (no pass over every user)."""
+        since = snapshot.since
+        if since is None or self.token is None or since.base is not self.token:
+            return self.changes(snapshot.users)
+        entra = self.entra
+        changed = [u for u in since.records.values() if u is not None]
+        removed = [uid for uid, u in since.records.items() if u is None and uid in entra]
+        added = sum(1 for u in changed if u.id not in entra)
+        if len(snapshot.users) != len(entra) + added - len(removed):
+            return self.changes(snapshot.users)  # not what it says it is: compare them all
+        return changed, removed
 
     def changes(self, users: Sequence[EntraUser]) -> tuple[list[EntraUser], list[str]] | None:
         """(records that are not the ones planned last time, ids no longer present), or None
@@ -470,16 +491,84 @@ class _Planner:
             w.in_step.add(i)
 
     # --- unlinked Entra users: conflicts, matches, new -----------------------------------
+    # A candidate (unlinked, in scope, not ignored) is one of: ``lone`` (no number or e-mail
+    # of it is held by an unlinked directory user: a sure new user), ``alone`` (every
+    # directory user it can reach is reachable by no other candidate: its match or new-user
+    # proposal depends on nobody else), or ``contested`` (it shares a reachable directory
+    # user with another candidate, which is also how numbers shared by several candidates
+    # show up). Only the contested ones run through the greedy matching and the conflict
+    # rule each plan, in Entra id order; the result is the one of running all of them.
+
     def candidate(
-        self, w: _World, uid: str, pair: tuple[EntraUser, tuple[tuple[str, str], ...]], memo: _Memo
+        self,
+        w: _World,
+        uid: str,
+        pair: tuple[EntraUser, tuple[tuple[str, str], ...]],
+        memo: _Memo,
+        dirty: set[str],
     ) -> None:
-        """Place a candidate (unlinked, in scope, not ignored): one that may match or conflict
-        (``reaching``), or a sure new user (``lone``)."""
+        """Enter a candidate (see above); ``dirty`` gets the ids whose kind must be settled."""
         r = w.reach(*pair)
-        if r[1] or r[2]:
-            w.reaching.add(uid)
-        else:
+        if not (r[1] or r[2]):
             w.lone[uid] = self.new_user(pair[0], pair[1], memo)
+            return
+        by_phone, by_email = w.by_phone, w.by_email
+        ids = {d.id: None for _e, _s in r[1] for d in by_phone[_e]}
+        ids.update((d.id, None) for e in r[2] for d in by_email[e])
+        dirs = tuple(ids)
+        w.dreach[uid] = dirs
+        reachers = w.reachers
+        for did in dirs:
+            rs = reachers.get(did)
+            if rs is None:
+                reachers[did] = {uid}
+            else:
+                if len(rs) == 1:
+                    dirty.update(rs)  # no longer alone
+                rs.add(uid)
+        dirty.add(uid)
+
+    def leave(self, w: _World, uid: str, dirty: set[str]) -> None:
+        """Take an Entra user out of the candidates, wherever it was."""
+        w.lone.pop(uid, None)
+        self.drop_alone(w, uid)
+        w.contested.discard(uid)
+        dirs = w.dreach.pop(uid, ())
+        reachers = w.reachers
+        for did in dirs:
+            rs = reachers[did]
+            rs.discard(uid)
+            if len(rs) == 1:
+                dirty.update(rs)  # perhaps alone now
+            elif not rs:
+                del reachers[did]
+
+    def drop_alone(self, w: _World, uid: str) -> None:
+        had = w.alone.pop(uid, None)
+        if had is not None and had.kind is Kind.MATCH:
+            w.alone_matches -= 1
+
+    def settle(self, w: _World, dirty: set[str], memo: _Memo) -> None:
+        """Alone or contested, for each candidate that may have changed kind."""
+        reachers, dreach, in_scope = w.reachers, w.dreach, w.in_scope
+        by_phone, by_email, config = w.by_phone, w.by_email, self.config
+        for uid in dirty:
+            dirs = dreach.get(uid)
+            if dirs is None:
+                continue  # no longer a candidate that reaches anyone
+            self.drop_alone(w, uid)
+            if any(len(reachers[did]) > 1 for did in dirs):
+                w.contested.add(uid)
+                continue
+            w.contested.discard(uid)
+            user, phones = in_scope[uid]
+            r = w.reach(user, phones)
+            found = _find_match(r, config, by_phone, by_email, {}, {})
+            if found is not None:
+                w.alone[uid] = self.match_proposal(user, found, memo)
+                w.alone_matches += 1
+            else:
+                w.alone[uid] = self.new_user(user, phones, memo)
 
     def new_user(
         self, user: EntraUser, phones: tuple[tuple[str, str], ...], memo: _Memo
@@ -505,15 +594,39 @@ class _Planner:
         memo.new[uid] = (user, new)
         return new
 
+    def match_proposal(
+        self, user: EntraUser, found: tuple[DirectoryUser, str, str, str], memo: _Memo
+    ) -> Proposal:
+        uid = user.id
+        d, key, value, why = found
+        mhit = self.cache.match.get(uid) if self.cache is not None else None
+        if mhit is not None and mhit[0] is user and mhit[1] is d and mhit[2:5] == found[1:]:
+            match: Proposal = mhit[5]
+        else:
+            label = self.label_of(user)
+            match = Proposal(
+                kind=Kind.MATCH,
+                entra_id=uid,
+                app_user_id=d.id,
+                reason=f"{label} matches {_dir_label(d)} by {why}",
+                changes=field_changes(user, d, self.mapping),
+                match_key=key,
+                match_value=value,
+                label=label,
+                app_label=_dir_label(d),
+            )
+        memo.match[uid] = (user, d, key, value, why, match)
+        return match
+
     def candidates(self, w: _World, memo: _Memo) -> tuple[list[Proposal], int]:
         """(the conflict, match and new-user proposals, how many matches)."""
-        cache, mapping, state = self.cache, self.mapping, self.state
+        state = self.state
         entra, by_phone, by_email = w.entra, w.by_phone, w.by_email
         label_of = self.label_of
         proposals: list[Proposal] = []
         in_scope, reach = w.in_scope, w.reach
         # (user, E.164 phones, reach): the matching order is by Entra id
-        candidates = [(*in_scope[uid], reach(*in_scope[uid])) for uid in sorted(w.reaching)]
+        candidates = [(*in_scope[uid], reach(*in_scope[uid])) for uid in sorted(w.contested)]
         holders: dict[str, list[EntraUser]] = defaultdict(list)
         for _user, _phones, r in candidates:
             for e164, _src in r[1]:
@@ -549,47 +662,21 @@ class _Planner:
                 )
             )
 
-        matched = 0
+        matched = w.alone_matches
         claimed: dict[str, str] = {}  # directory user id -> Entra id that matched it
         config = self.config
         for user, phones, r in candidates:
             uid = user.id
             if uid in in_conflict:
                 continue
-            found = (
-                _find_match(r, config, by_phone, by_email, blocked_numbers, claimed)
-                if r[1] or r[2]
-                else None
-            )
+            found = _find_match(r, config, by_phone, by_email, blocked_numbers, claimed)
             if found is not None:
-                d, key, value, why = found
-                claimed[d.id] = uid
+                claimed[found[0].id] = uid
                 matched += 1
-                mhit = cache.match.get(uid) if cache is not None else None
-                if (
-                    mhit is not None
-                    and mhit[0] is user
-                    and mhit[1] is d
-                    and mhit[2:5] == (key, value, why)
-                ):
-                    match = mhit[5]
-                else:
-                    label = label_of(user)
-                    match = Proposal(
-                        kind=Kind.MATCH,
-                        entra_id=uid,
-                        app_user_id=d.id,
-                        reason=f"{label} matches {_dir_label(d)} by {why}",
-                        changes=field_changes(user, d, mapping),
-                        match_key=key,
-                        match_value=value,
-                        label=label,
-                        app_label=_dir_label(d),
-                    )
-                memo.match[uid] = (user, d, key, value, why, match)
-                proposals.append(match)
-                continue
-            proposals.append(self.new_user(user, phones, memo))
+                proposals.append(self.match_proposal(user, found, memo))
+            else:
+                proposals.append(self.new_user(user, phones, memo))
+        proposals += w.alone.values()
         proposals += w.lone.values()
         return proposals, matched
 
@@ -661,7 +748,7 @@ def plan(
     w = cache.world if cache is not None else None
     delta = None
     if w is not None and w.reusable(directory, state, config, members):
-        delta = w.changes(snapshot.users)
+        delta = w.diff(snapshot)
     if w is not None and delta is not None:
         # incremental: only the changed (added, replaced, removed) Entra users
         changed, removed = delta
@@ -682,13 +769,14 @@ def plan(
         touched = []
         mode = "full"
     active = w.active
+    dirty: set[str] = set()
     if mode == "full":
         for i in active.values():
             pl.link_outcome(w, i, w.directory[i], memo)
         linked_ids, ignored = w.linked_ids, w.ignored
         for uid, pair in w.in_scope.items():
             if uid not in linked_ids and uid not in ignored:
-                pl.candidate(w, uid, pair, memo)
+                pl.candidate(w, uid, pair, memo, dirty)
     else:
         for uid in touched:
             at = active.get(uid)
@@ -697,14 +785,14 @@ def plan(
                 w.removals.pop(at, None)
                 w.in_step.discard(at)
                 pl.link_outcome(w, at, w.directory[at], memo)
-            w.reaching.discard(uid)
-            w.lone.pop(uid, None)
+            pl.leave(w, uid, dirty)
             memo.match.pop(uid, None)
             now = w.in_scope.get(uid)
             if now is None or uid in w.linked_ids or uid in w.ignored:
                 memo.new.pop(uid, None)
             else:
-                pl.candidate(w, uid, now, memo)
+                pl.candidate(w, uid, now, memo, dirty)
+    pl.settle(w, dirty, memo)
 
     proposals = [w.updates[i] for i in sorted(w.updates)]
     found, matched = pl.candidates(w, memo)
@@ -738,6 +826,7 @@ def plan(
             memo.done()
         cache.world = w
         cache.last_mode = mode
+        w.token = snapshot.token
     ordered = _sort(proposals, w if mode == "incremental" else None)
     if cache is not None:
         w.order = ordered

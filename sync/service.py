@@ -51,6 +51,7 @@ from sync.models import (
     Plan,
     Proposal,
     ProposalState,
+    SnapshotDiff,
 )
 from sync.phones import normalize
 from sync.plan import PlanCache, auto_applicable
@@ -187,6 +188,7 @@ class SyncService:
         self.tenants: dict[str, TenantRuntime] = {}
         self.directories: dict[str, Directory] = {}
         self._snapshots: dict[str, dict[str, EntraUser]] = {}
+        self._tokens: dict[str, object] = {}  # the token of the last snapshot read
         # memos between runs, per (tenant, directory): derived per-user values for the planner
         # and the scoped ids of its proposals (both only memoise; see PlanCache)
         self._plan_caches: dict[tuple[str, str], PlanCache] = {}
@@ -326,30 +328,45 @@ class SyncService:
                     await self.store.clear_delta_link(name, link_key)
                 else:
                     self._delta_changed[name] = {u.id for u in delta.changed}
+                    records: dict[str, EntraUser | None] = {}
                     for u in delta.changed:
-                        users[u.id] = u
+                        users[u.id] = records[u.id] = u
                     removed = [uid for uid, _ in delta.removed]
                     for uid in removed:
-                        users.pop(uid, None)
+                        if users.pop(uid, None) is not None:
+                            records[uid] = None
                     members = await self._members(rt, groups)
                     self._snapshots[name] = users
                     await self.store.update_snapshot(name, delta.changed, removed)
                     await self.store.set_delta_link(name, link_key, delta.delta_link)
                     complete = delta.complete and self._complete.get(name, True)
+                    # the planner re-plans only these users (SnapshotDiff)
+                    since = SnapshotDiff(self._tokens.get(name), records)
                     snap = EntraSnapshot(
-                        list(users.values()), complete, members, tuple(delta.invalid)
+                        list(users.values()),
+                        complete,
+                        members,
+                        tuple(delta.invalid),
+                        token=self._new_token(name),
+                        since=since,
                     )
                     return snap, "delta"
         self._delta_changed.pop(name, None)
         link = await _latest_delta_link(rt, select)
         snap = await rt.graph.read_users(select, groups=groups)
         self._snapshots[name] = {u.id: u for u in snap.users}
+        snap = replace(snap, token=self._new_token(name))
         self._complete[name] = snap.complete
         self._group_members[name] = snap.group_members
         await self.store.save_snapshot(name, snap.users)
         if link is not None:
             await self.store.set_delta_link(name, link_key, link)
         return snap, "full"
+
+    def _new_token(self, tenant: str) -> object:
+        """A token for the snapshot about to be planned (``SnapshotDiff.base`` of the next)."""
+        token = self._tokens[tenant] = object()
+        return token
 
     async def _members(self, rt: TenantRuntime, groups: Sequence[str]) -> frozenset[str] | None:
         if not groups:
@@ -489,8 +506,10 @@ class SyncService:
         rec = await self.store.record_plan(tenant, directory_name, proposals)
         if rec.already_decided:
             proposals, rec = await self._reopen(tenant, directory_name, proposals, rec)
+        # superseded cards are updated in place: their stored state read in one batch
+        gone = await self.store.get_many(rec.superseded) if rec.superseded else {}
         for pid in rec.superseded:
-            sp = await self.store.get(pid)
+            sp = gone.get(pid)
             if sp is not None:
                 await self._notify(await self._item(sp))
         auto: list[Item] = []
@@ -643,6 +662,7 @@ class SyncService:
             if not loaded:
                 return None
             self._snapshots[tenant] = {u.id: u for u in loaded}
+            self._tokens.pop(tenant, None)  # not the users a token names
             snap = self._cached_snapshot(tenant)
             assert snap is not None
         started = self.clock()
@@ -987,6 +1007,7 @@ class SyncService:
             loaded = await self.store.load_snapshot(tenant)
             if loaded:
                 self._snapshots[tenant] = {u.id: u for u in loaded}
+                self._tokens.pop(tenant, None)  # not the users a token names
         for sp in intents:
             res = sp.result or {}
             verb = str(res.get("verb") or sp.verb or "")
@@ -1210,6 +1231,7 @@ class SyncService:
         await self.store.disconnect(name, actor_id=actor.id, actor_name=actor.name)
         self.tenants.pop(name, None)
         self._snapshots.pop(name, None)
+        self._tokens.pop(name, None)
         return unlinked
 
     # --- scheduler ------------------------------------------------------------------------
