@@ -6,8 +6,9 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -470,6 +471,17 @@ class Proposal:
             entra_labels=tuple(d.get("entra_labels") or ()),
             id=d.get("id", ""),
         )
+
+    def with_id(self, pid: str) -> Proposal:
+        """The same proposal under another id: ``dataclasses.replace(self, id=pid)`` without
+        its per-field keyword handling (every proposal of a plan is scoped this way)."""
+        return Proposal(*_PROPOSAL_BODY(self), pid)  # type: ignore[call-arg,misc]
+
+
+# every field but ``id``, which is the last one (checked here and in the tests)
+_PROPOSAL_FIELDS = tuple(f.name for f in fields(Proposal))
+assert _PROPOSAL_FIELDS[-1] == "id"
+_PROPOSAL_BODY = attrgetter(*_PROPOSAL_FIELDS[:-1])
 
 
 @dataclass(frozen=True, slots=True)

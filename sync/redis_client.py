@@ -24,6 +24,10 @@ except ImportError:  # pragma: no cover - hiredis is a pinned dependency
     _pack = None
 
 
+_TEXT = frozenset({str, bytes})
+_UTF8 = frozenset({"utf-8", "utf8", "UTF-8"})
+
+
 class HiredisPackConnection(aioredis.Connection):
     """A TCP connection whose commands are packed by hiredis (same bytes as redis-py's)."""
 
@@ -35,7 +39,17 @@ class HiredisPackConnection(aioredis.Connection):
             args = (*first.encode().split(), *args[1:])
         elif b" " in first:
             args = (*first.split(), *args[1:])
-        encode = self.encoder.encode
+        enc = self.encoder
+        if (
+            set(map(type, args)) <= _TEXT
+            and enc.encoding in _UTF8  # type: ignore[attr-defined]
+            and enc.encoding_errors == "strict"  # type: ignore[attr-defined]
+            and max(map(len, args)) <= self._buffer_cutoff // 4
+        ):
+            # str and bytes only (the usual command), no value near the cutoff even as
+            # UTF-8: hiredis encodes str as UTF-8 (strict) itself, as redis-py's encoder does
+            return [_pack(args)]
+        encode = enc.encode
         packed = tuple(a if type(a) is bytes else encode(a) for a in args)  # type: ignore[no-untyped-call]
         if max(map(len, packed)) > self._buffer_cutoff:
             # large values (snapshot parts): redis-py's packer sends them without a copy

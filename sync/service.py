@@ -1285,7 +1285,7 @@ def _scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
     ``p`` comes from the planner, so its id is its content id (``compute_id``)."""
     base = p.id
     pid = hashlib.sha256(f"{tenant}\x00{directory}\x00{base}".encode()).hexdigest()[:20]
-    return replace(p, id=pid)
+    return p.with_id(pid)
 
 
 def _unreadable_warning(snap: EntraSnapshot) -> GraphDataError | None:

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import chain, islice, repeat
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -1007,14 +1007,9 @@ class StateStore:
         key = self._k.user_last_sync(tenant)
         iso = self._iso(at)
         pipe = self._r.pipeline(transaction=False)
-        batch: dict[str, str] = {}
-        for uid in ids:
-            batch[uid] = iso
-            if len(batch) >= BATCH:
-                pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
-                batch = {}
-        if batch:
-            pipe.hset(key, mapping=batch)  # type: ignore[arg-type]
+        for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
+            # HSET key id1 iso id2 iso ...: the arguments laid out without a per-user step
+            pipe.execute_command("HSET", key, *chain.from_iterable(zip(chunk, repeat(iso))))
         if len(pipe):
             await pipe.execute()
 

@@ -471,6 +471,39 @@ async def test_the_second_sync_reads_only_changes_with_a_delta_query(svc: SyncSe
     assert third.mode == "delta" and third.superseded  # Cia's `new` item went with her
 
 
+async def test_delta_runs_plan_only_the_changed_users_and_give_what_a_cold_plan_gives(
+    svc: SyncService,
+) -> None:
+    """A delta round hands the planner what changed (SnapshotDiff): the plan is incremental,
+    and what is pending is what a plan from scratch of the same data proposes."""
+
+    async def pending_vs_cold() -> None:
+        ((_t, _d, cold),) = await svc.preview()  # no cache: a plan from scratch
+        pending = {
+            (i.proposal.kind, i.proposal.entra_id, i.proposal.app_user_id)
+            for i in await svc.pending()
+        }
+        assert pending == {(p.kind, p.entra_id, p.app_user_id) for p in cold.proposals}
+
+    (first,) = await svc.run_sync(actor=ADA)
+    assert first.mode == "full"
+    await pending_vs_cold()
+    (cache,) = svc._plan_caches.values()
+    rounds = [
+        lambda: sim(svc).update_user("e-anna", surname="Holm", displayName="Anna Holm"),
+        lambda: sim(svc).upsert_user(entra("e-dan", "Dan", "Ek", "+46 70 222 22 22")),
+        lambda: sim(svc).delete_user("e-cia"),
+        lambda: sim(svc).update_user("e-anna", accountEnabled=False),
+    ]
+    for change in rounds:
+        change()
+        (run,) = await svc.run_sync(actor=ADA)
+        assert (run.status, run.mode, cache.last_mode) == ("ok", "delta", "incremental")
+        await pending_vs_cold()
+    kinds = {i.proposal.kind for i in await svc.pending()}
+    assert Kind.REMOVAL in kinds and Kind.CONFLICT in kinds  # Anna disabled; Bo's number twice
+
+
 async def test_an_expired_delta_link_falls_back_to_a_full_read(svc: SyncService) -> None:
     await svc.run_sync(actor=ADA)
     sim(svc).faults.delta_expired = True

@@ -128,3 +128,29 @@ def test_compute_id_keeps_the_ids_of_the_json_implementation() -> None:
     for want, p in cases.items():
         assert p.compute_id() == reference_id(p)
         assert p.id == want
+
+
+def test_with_id_is_replace_of_the_id_with_every_other_field_kept() -> None:
+    from dataclasses import fields, replace
+
+    p = Proposal(
+        kind=Kind.CONFLICT,
+        entra_id="e1",
+        app_user_id="d1",
+        reason="why",
+        changes={"mobile": Change("+46701234567", "+46701234568")},
+        entra_ids=("e1", "e2"),
+        match_key="phone",
+        match_value="+46701234567",
+        number="+46701234567",
+        removal_cause="deleted",
+        label="Anna",
+        app_label="Anna A",
+        entra_labels=("Anna", "Bo"),
+    )
+    # every field set to something other than its default, so a field with_id dropped shows
+    for f in fields(Proposal):
+        assert getattr(p, f.name) != f.default, f.name
+    scoped = p.with_id("scoped-id")
+    assert scoped == replace(p, id="scoped-id")
+    assert scoped.id == "scoped-id" and p.id != "scoped-id"
