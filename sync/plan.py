@@ -264,6 +264,8 @@ def _sort(proposals: list[Proposal], last: _World | None) -> list[tuple[_SortKey
     else:
         before = last.order
         now = {p.id: p for p in proposals}
+        if len(now) != len(proposals):  # an id twice (never seen): sort them all
+            return _sort(proposals, None)
         out = [kp for kp in before if now.get(kp[1].id) is kp[1]]
         was = {kp[1].id: kp[1] for kp in before}
         added = [(_sort_key(p), p) for p in proposals if was.get(p.id) is not p]
@@ -283,7 +285,8 @@ class _World:
     directory objects, state and config re-derives only the Entra users that changed: the
     usual delta round, where ~1 % of the users differ. Everything kept here is a function of
     the inputs checked by ``reusable``, of the Entra records (compared by identity), or of
-    both; the candidate section (matches, conflicts, new users) is re-run every plan."""
+    both; of the candidate section only the contested candidates (see ``_Planner``) run
+    through matching and the conflict rule every plan."""
 
     config: Config
     directory: list[DirectoryUser]

@@ -9,7 +9,7 @@ from sync.config import MappingSettings, default_mapping
 from sync.mapping import clean, field_changes
 from sync.models import DirectoryUser, EntraUser
 from sync.phones import normalize
-from sync.plan import InStep, entra_phones, is_clean
+from sync.plan import KIND_ORDER, InStep, entra_phones, is_clean
 
 # names as people type them, plus every kind of whitespace, angle brackets and separators
 TEXT = st.one_of(
@@ -110,3 +110,34 @@ def test_entra_phones_fast_path_gives_the_general_result(
         if e is not None and e not in expected:
             expected[e] = source
     assert entra_phones(user, "SE") == tuple(expected.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.lists(st.sampled_from(["Anna", "anna", "Bo", "Åsa", ""]), min_size=1, max_size=8),
+    keep=st.lists(st.booleans(), min_size=8, max_size=8),
+    twice=st.booleans(),
+)
+def test_sorting_with_the_last_order_gives_the_order_of_a_sort_from_scratch(
+    labels: list[str], keep: list[bool], twice: bool
+) -> None:
+    """``_sort`` merges the proposals kept from the last plan (already in order) with the new
+    ones; it must give what sorting everything gives, also when an id is there twice."""
+    from dataclasses import replace
+
+    from sync.models import Kind, Proposal
+    from sync.plan import _sort, _World
+
+    kinds = [Kind.UPDATE, Kind.NEW, Kind.MATCH, Kind.REMOVAL]
+    made = [
+        Proposal(kind=kinds[i % 4], entra_id=f"e{i}", app_user_id=None, reason="r", label=lab)
+        for i, lab in enumerate(labels)
+    ]
+    last = object.__new__(_World)
+    last.order = _sort(list(made), None)
+    now = [p if keep[i] else replace(p, label=p.label + "x", id="") for i, p in enumerate(made)]
+    if twice:
+        now.append(replace(now[0]))  # another object with the same id
+    expected = sorted(now, key=lambda p: (KIND_ORDER[p.kind], p.label.lower(), p.id))
+    got = [p for _k, p in _sort(list(now), last)]
+    assert [(p.kind, p.label, p.id) for p in got] == [(p.kind, p.label, p.id) for p in expected]
