@@ -55,7 +55,10 @@ class PlanCache:
     directory): E.164 numbers, update and new-user proposals, the numbers of directory
     users. An entry is used only while it was computed from the very same record objects (``is``),
     so changed users are recomputed; entries are computed with one region and mapping and
-    dropped when those change. ``plan`` with a cache returns what it returns without one."""
+    dropped when those change. It also keeps the last plan's ``_World``, from which the next
+    plan over the same directory objects, state and config re-derives only the changed Entra
+    users (``last_mode`` says "incremental"; else "full"). ``plan`` with a cache returns what
+    it returns without one."""
 
     settings: tuple[str, object] | None = None
     # Entra id -> (user, E.164 phones)
