@@ -653,6 +653,7 @@ async def sync_phases(
 
             res, t, req, rtt = await timed_run("full")
             out |= {"full_sync_s": t, "full_mode": res.mode, "graph_requests": req}
+            out["full_phases"] = dict(res.phases)
             # the cyclic GC is off during a run; what its deferred pass costs, shown apart
             t0 = time.perf_counter()
             gc.collect()
@@ -664,6 +665,7 @@ async def sync_phases(
             out["changes"] = await asyncio.to_thread(sim.call, "change", changes)
             res, t, req, rtt = await timed_run("delta")
             out |= {"delta_sync_s": t, "delta_mode": res.mode, "delta_graph_requests": req}
+            out["delta_phases"] = dict(res.phases)
             out |= {"delta_redis_round_trips": rtt, "delta_new_items": len(res.new_items)}
             out["peak_rss_mb"] = _peak_rss_mb()
         finally:

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter, is_, itemgetter
+from time import perf_counter
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -116,6 +117,9 @@ class RunResult:
     blocked: Sequence[Blocked] = ()
     counters: Mapping[str, int] = field(default_factory=dict)
     mode: Literal["full", "delta"] = "full"
+    # where the run's time went (seconds of wall time per step: read, listing, plan, record,
+    # last_sync, rest): diagnostics for the benchmark and the logs, not business time
+    phases: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,13 +427,17 @@ class SyncService:
                     d: asyncio.ensure_future(self.directories[d].list_users()) for d in dirs
                 }
                 try:
+                    lap = perf_counter()
                     snap, mode = await self._read(rt)
+                    read_s = perf_counter() - lap
                     out = []
                     for d in dirs:
+                        lap = perf_counter()
                         listed = list(await listings[d])
+                        phases = {"read": read_s, "listing": perf_counter() - lap}
                         out.append(
                             await self._plan_and_record(
-                                rt, d, snap, actor, trigger, started, mode, listed
+                                rt, d, snap, actor, trigger, started, mode, listed, phases
                             )
                         )
                     return out
@@ -487,8 +495,11 @@ class SyncService:
         started: datetime,
         mode: str,
         dir_users: list[DirectoryUser] | None = None,
+        phases: dict[str, float] | None = None,
     ) -> RunResult:
         tenant = rt.name
+        phases = {} if phases is None else phases
+        lap = perf_counter()
         if dir_users is None:
             dir_users = list(await self.directories[directory_name].list_users())
         state = await self.store.state_view(tenant, directory_name)
@@ -497,6 +508,7 @@ class SyncService:
         with cyclic_gc_paused():  # the planner allocates no cycles (also runs outside run_sync)
             p = make_plan(snap, dir_users, state, self.config, cache)
             proposals = self._scope_all(p.proposals, tenant, directory_name)
+        phases["plan"], lap = perf_counter() - lap, perf_counter()
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
             await self.store.consume_guard(tenant, directory_name)
         if not snap.complete:
@@ -504,6 +516,7 @@ class SyncService:
             held = await self.store.pending(tenant, directory_name, Kind.REMOVAL)
             proposals += [sp.proposal for sp in held]
         rec = await self.store.record_plan(tenant, directory_name, proposals)
+        phases["record"], lap = perf_counter() - lap, perf_counter()
         if rec.already_decided:
             proposals, rec = await self._reopen(tenant, directory_name, proposals, rec)
         # superseded cards are updated in place: their stored state read in one batch
@@ -557,9 +570,13 @@ class SyncService:
         # per-user "last synced": every linked user after a full read; after a delta round only
         # the users Graph reported (the tenant's last-sync time covers everybody else)
         changed = self._delta_changed.get(tenant) if mode == "delta" else None
+        rest = perf_counter() - lap
+        lap = perf_counter()
         linked = self._linked_ids(tenant, directory_name, dir_users)
         linked_in_scope = list(linked) if changed is None else [e for e in changed if e in linked]
         await self.store.set_user_last_sync(tenant, linked_in_scope, now)
+        phases["last_sync"] = perf_counter() - lap
+        phases["rest"] = rest
         blocked = list(p.blocked)
         return RunResult(
             tenant=tenant,
@@ -574,6 +591,7 @@ class SyncService:
             blocked=blocked,
             counters=counters,
             mode="delta" if mode == "delta" else "full",
+            phases={k: round(v, 4) for k, v in phases.items()},
         )
 
     def _linked_ids(

@@ -53,5 +53,11 @@ async def test_bench_with_2000_users_reports_every_figure(
     assert figures["graph_requests"] == figures["expected_graph_requests"]
     assert figures["digest_pending_items"] >= 10_000
     assert figures["digest_messages"] <= 10 and figures["digest_max_per_30s"] <= 60
+    # where each run's time went: every step reported, each a part of the run it belongs to
+    steps = {"read", "listing", "plan", "record", "last_sync", "rest"}
+    for run in ("full", "delta"):
+        phases = figures[f"{run}_phases"]
+        assert set(phases) == steps and min(phases.values()) >= 0, phases
+        assert sum(phases.values()) <= figures[f"{run}_sync_s"], (run, phases)
     assert (tmp_path / "bench" / "results.json").exists()
     assert [k async for k in real_redis.scan_iter(match="bench:*", count=1000)] == []
