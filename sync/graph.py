@@ -194,12 +194,10 @@ class GraphClient:
         never a partial snapshot."""
         pages = self.iter_users(select, enabled_only=enabled_only)
         users: list[EntraUser] = []
-        try:
+        async with aclosing(pages):
             with cyclic_gc_paused():  # the users pile up: GC passes over them are pure cost
                 async for page in pages:
                     users.extend(page)
-        finally:
-            await pages.aclose()
         invalid = list(pages.invalid)
         members: frozenset[str] | None = None
         if groups:
@@ -323,7 +321,7 @@ class GraphClient:
         """
         token = await self._tokens.token()
         token_at = self._clock()
-        body, used = await self._get(url, token, what=what, group=group, delta=delta)
+        body, used = await self._get(url, token, what=what, group=group, delta=delta, sent=None)
         pending: asyncio.Task[tuple[dict[str, Any], str]] | None = None
         try:
             while True:
@@ -347,6 +345,7 @@ class GraphClient:
                     pending = asyncio.ensure_future(
                         self._get(link, token, what=what, group=group, delta=delta, sent=sent)
                     )
+                    pending.add_done_callback(_setter(sent))
                     await sent.wait()  # the request is out (or its first attempt ended)
                 yield values
                 del values
@@ -369,26 +368,11 @@ class GraphClient:
         what: str,
         group: str | None,
         delta: bool,
-        sent: asyncio.Event | None = None,
-    ) -> tuple[dict[str, Any], str]:
-        """One page: (the JSON body, the token that was accepted). Retries, refreshes the token
-        once on a 401. ``sent`` is set once the first attempt's request is sent or has ended."""
-        try:
-            return await self._get_page(url, token, what=what, group=group, delta=delta, sent=sent)
-        finally:
-            if sent is not None:
-                sent.set()
-
-    async def _get_page(
-        self,
-        url: str,
-        token: str,
-        *,
-        what: str,
-        group: str | None,
-        delta: bool,
         sent: asyncio.Event | None,
     ) -> tuple[dict[str, Any], str]:
+        """One page: (the JSON body, the token that was accepted). Retries, refreshes the token
+        once on a 401. ``sent`` is set once the first attempt's request is sent or has ended
+        (the prefetching caller also sets it when the task ends, however it ends)."""
         policy = self.retry
         attempt = 0
         refreshed = False
@@ -513,3 +497,12 @@ class GraphClient:
         if status >= 500:
             return GraphUnavailable(f"Microsoft Graph failed reading {what} ({detail})")
         return GraphError(f"Microsoft Graph refused the {what} request ({detail})")
+
+
+def _setter(event: asyncio.Event) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that sets ``event`` (however the task ended)."""
+
+    def done(_task: asyncio.Future[Any]) -> None:
+        event.set()
+
+    return done

@@ -32,7 +32,7 @@ import math
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain, islice, repeat
 from typing import Any, Literal, TypeVar
@@ -55,6 +55,8 @@ from sync.models import (
     ProposalState,
     StateView,
     make_entra_user,
+    proposal_of,
+    slot_setters,
 )
 from sync.secrets import SecretBox
 
@@ -115,18 +117,8 @@ class StoredProposal:
         return self.proposal.id
 
 
-def _slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
-    """The slot setters of a frozen slotted dataclass, in field order."""
-    return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
-
-
-# Bulk paths (record_plan's ``written``: ~19,000 at 100,000 users) build these records by
-# setting the slots directly: a frozen dataclass's __init__ goes through object.__setattr__
-# per field (~4x slower). Every field is set, so the objects equal (and compare, hash and
-# print like) the ones __init__ builds; ids are given, so Proposal's __post_init__ has
-# nothing to do.
-_STORED_SETTERS = _slot_setters(StoredProposal)
-_PROPOSAL_SETTERS = _slot_setters(Proposal)
+# record_plan's ``written`` (~19,000 at 100,000 users) builds these by their slot setters
+_STORED_SETTERS = slot_setters(StoredProposal)
 
 
 _NOT_PLAIN = object()
@@ -162,14 +154,6 @@ def _pending_stored(
     s9(sp, None)
     s10(sp, None)
     return sp
-
-
-def _proposal(*values: Any) -> Proposal:
-    """``Proposal(*values)`` for all 14 fields, the id included (not empty)."""
-    p: Proposal = object.__new__(Proposal)
-    for setter, value in zip(_PROPOSAL_SETTERS, values, strict=True):
-        setter(p, value)
-    return p
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +470,7 @@ class StateStore:
         except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
             return None
         if not same:
-            p = _proposal(
+            p = proposal_of(
                 kind,
                 entra_id,
                 app_id,
@@ -963,9 +947,7 @@ class StateStore:
         with cyclic_gc_paused():
             for part in parts:
                 _add_rows(_snapshot_loads(part), users)
-            for raw in (over or {}).values():
-                u = user_from_json(raw)
-                users[u.id] = u
+            _add_rows(map(_snapshot_loads, (over or {}).values()), users)
         for uid in _sset(gone):
             users.pop(uid, None)
         return [users[uid] for uid in sorted(users)]

@@ -477,19 +477,26 @@ def _user(i: int) -> dict[str, Any]:
     return {"id": f"e{i}", "accountEnabled": True, "displayName": f"User {i}"}
 
 
-async def test_stopping_early_cancels_the_request_in_flight() -> None:
-    started: list[str] = []
+def _second_page_never_comes(
+    started: list[str],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler: the first page (one user, a nextLink) at once, the second never."""
     never = asyncio.Event()
 
-    async def slow_second_page(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.Response:
         started.append(request.query.get("page", "1"))
         if "page" in request.query:
             await never.wait()  # the second page would take forever
         link = str(request.url.with_query({"page": "2"}))
         return web.json_response({"value": [_user(1)], "@odata.nextLink": link})
 
+    return handler
+
+
+async def test_stopping_early_cancels_the_request_in_flight() -> None:
+    started: list[str] = []
     transport = TrackingTransport()
-    async with odd_server(slow_second_page) as url:
+    async with odd_server(_second_page_never_comes(started)) as url:
         async with httpx.AsyncClient(transport=transport) as http:
             client = GraphClient(StaticTokenProvider("t"), base_url=f"{url}/v1.0", http=http)
             pages = client.iter_users(SELECT)
@@ -504,16 +511,8 @@ async def test_stopping_early_cancels_the_request_in_flight() -> None:
 
 
 async def test_an_error_while_reading_pages_leaves_no_request_running() -> None:
-    never = asyncio.Event()
-
-    async def users_for_latest(request: web.Request) -> web.Response:
-        if "page" in request.query:
-            await never.wait()
-        link = str(request.url.with_query({"page": "2"}))
-        return web.json_response({"value": [_user(1)], "@odata.nextLink": link})
-
     transport = TrackingTransport()
-    async with odd_server(users_for_latest) as url:
+    async with odd_server(_second_page_never_comes([])) as url:
         async with httpx.AsyncClient(transport=transport) as http:
             client = GraphClient(StaticTokenProvider("t"), base_url=f"{url}/v1.0", http=http)
             with pytest.raises(GraphDataError) as info:

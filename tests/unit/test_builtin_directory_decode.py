@@ -129,21 +129,7 @@ def test_decode_user_equals_the_reference_for_a_stored_user_with_one_field_chang
 
 
 @settings(max_examples=300)
-@given(
-    st.builds(
-        DirectoryUser,
-        id=texts.filter(bool),
-        first_name=st.none() | texts,
-        last_name=st.none() | texts,
-        display_name=st.none() | texts,
-        email=st.none() | texts,
-        phones=st.lists(texts, max_size=3).map(tuple),
-        tags=st.lists(texts, max_size=3).map(tuple),
-        entra_id=st.none() | texts,
-        sync_enabled=st.booleans(),
-        active=st.booleans(),
-    )
-)
+@given(users)
 def test_decode_user_reads_back_what_encode_user_wrote(user: DirectoryUser) -> None:
     try:
         raw = _encode_user(user).encode()

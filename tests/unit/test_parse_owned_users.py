@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sync.errors import GraphDataError
 from sync.models import (
+    _NAMED_KEYS,
     MAX_ATTR_LEN,
     MAX_LIST_LEN,
     EntraUser,
@@ -54,13 +55,7 @@ KEYS = st.sampled_from(
     [
         "id",
         "accountEnabled",
-        "displayName",
-        "givenName",
-        "surname",
-        "mail",
-        "userPrincipalName",
-        "mobilePhone",
-        "businessPhones",
+        *sorted(_NAMED_KEYS),  # the attributes the parser checks by name
         "otherMails",
         "department",
         "@odata.type",
