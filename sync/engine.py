@@ -13,7 +13,7 @@ from sync.directory import Directory, NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, InputError
 from sync.mapping import field_changes, new_values
 from sync.models import Change, DirectoryUser, EntraSnapshot, EntraUser, Kind, Proposal
-from sync.plan import _Entra, entra_phones, scope_cause
+from sync.plan import entra_phones, scope_cause
 
 # verb -> the proposal kinds it applies to
 VERBS: Mapping[str, frozenset[Kind]] = {
@@ -49,11 +49,11 @@ def still_valid(
     if p.kind is Kind.REMOVAL:
         if u is None:
             return True
-        cause = scope_cause(_Entra(u, entra_phones(u, region)), snapshot, config)
+        cause = scope_cause(u, snapshot, config)
         return cause is not None
     if u is None:
         return False
-    if scope_cause(_Entra(u, entra_phones(u, region)), snapshot, config) is not None:
+    if scope_cause(u, snapshot, config) is not None:
         return False
     if p.kind is Kind.NEW:
         want = field_changes(u, None, config.mapping)

@@ -43,12 +43,6 @@ from sync.phones import normalize
 KIND_ORDER = {Kind.CONFLICT: 0, Kind.MATCH: 1, Kind.UPDATE: 2, Kind.REMOVAL: 3, Kind.NEW: 4}
 
 
-@dataclass(frozen=True, slots=True)
-class _Entra:
-    user: EntraUser
-    phones: tuple[tuple[str, str], ...]  # (E.164, source attribute), in order, unique numbers
-
-
 @dataclass(slots=True)
 class PlanCache:
     """A memo of per-user derived values between plans (the service keeps one per tenant and
@@ -183,10 +177,11 @@ class InStep:
         return True
 
 
-def scope_cause(u: _Entra, snapshot: EntraSnapshot, config: Config) -> str | None:
+def scope_cause(user: EntraUser, snapshot: EntraSnapshot, config: Config) -> str | None:
     """None when the user is in scope, else why not: disabled / out_of_scope / no_phone."""
     s = config.scope
-    return _cause(u.user, u.phones, snapshot.group_members, s.enabled_only, s.require_phone)
+    phones = entra_phones(user, config.matching.default_region)
+    return _cause(user, phones, snapshot.group_members, s.enabled_only, s.require_phone)
 
 
 def _cause(
