@@ -2,6 +2,10 @@
 the tenant simulator in its own process, and one run that measures
 
 - ``floor_s``: plain httpx paging + JSON parsing of every user (the floor for any client);
+- ``floor_directory_s``: plain HSCAN + JSON parsing of every user of the seeded built-in
+  directory (the same floor for the other side a sync must read; not a target, a yardstick);
+- ``directory_read_s``: our ``BuiltinDirectory.list_users`` reading the same users into
+  records, from cold (what the full sync's listing costs on its own);
 - ``peer_s``: Microsoft's ``msgraph-sdk`` reading the same users (PageIterator), in its own
   process (so its memory does not count against ours);
 - ``read_s``: our GraphClient (MSAL token, paging, retries, parsing into records);
@@ -299,6 +303,31 @@ def change_users(
 
 
 # --- the simulator in its own process ------------------------------------------------------
+
+
+async def directory_floor(r: aioredis.Redis, keys: Keys, name: str = "main") -> tuple[float, int]:
+    """Every user of the built-in directory with plain ``HSCAN`` paging (the directory's own
+    batch size) and ``json.loads``, nothing else. Returns (seconds, users)."""
+    from sync.builtin_directory import SCAN_COUNT
+
+    key = keys.dir_users(name)
+    t0 = time.perf_counter()
+    cursor, users = 0, 0
+    while True:
+        cursor, batch = await r.hscan(key, cursor, count=SCAN_COUNT)
+        users += len([json.loads(v) for v in batch.values()])
+        if not cursor:
+            break
+    return time.perf_counter() - t0, users
+
+
+async def directory_read(r: aioredis.Redis, keys: Keys, name: str = "main") -> tuple[float, int]:
+    """``BuiltinDirectory.list_users`` on a new instance (no mirror). Returns (seconds, users)."""
+    from sync.builtin_directory import BuiltinDirectory
+
+    t0 = time.perf_counter()
+    users = len(await BuiltinDirectory(r, keys, name).list_users())
+    return time.perf_counter() - t0, users
 
 
 def _sim_process(conn: Connection, n: int, seed: int, shares: Shares | None) -> None:
@@ -634,6 +663,9 @@ async def sync_phases(
     out: dict[str, Any] = {}
     try:
         out["directory_users"] = await seed_directory(r, keys, n)
+        out["floor_directory_s"], out["floor_directory_users"] = await directory_floor(r, keys)
+        out["directory_read_s"], _ = await directory_read(r, keys)
+        gc.collect()
         config = bench_config(sim.url)
         service = bench_service(config, r, keys)
         await service.start(scheduler=False)
@@ -737,6 +769,8 @@ async def _bench(
     figures["expected_graph_requests"] = math.ceil(listed / PAGE) + 1  # pages + delta link
     f = figures
     f["ratio_full_floor"] = f["full_sync_s"] / f["floor_s"]
+    # both sides read at their floors: what a sync costs beyond reading what it compares
+    f["ratio_full_both_floors"] = f["full_sync_s"] / (f["floor_s"] + f["floor_directory_s"])
     f["ratio_peer_read"] = f["peer_s"] / f["read_s"]
     f["ratio_delta_full"] = f["delta_sync_s"] / f["full_sync_s"]
     f["redis_round_trips_limit"] = users // 100

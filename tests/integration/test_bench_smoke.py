@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 KEYS = (
     "floor_s",
+    "floor_directory_s",
+    "directory_read_s",
     "peer_s",
     "read_s",
     "full_sync_s",
@@ -49,6 +52,12 @@ async def test_bench_with_2000_users_reports_every_figure(
     for key in KEYS:
         assert figures[key] > 0, key
     assert figures["listed_users"] == figures["read_users"] == 2000
+    assert figures["floor_directory_users"] == figures["directory_users"] > 0
+    both = figures["floor_s"] + figures["floor_directory_s"]
+    # (the figures are rounded to 3 decimals: small ones by up to ~2 %)
+    assert figures["ratio_full_both_floors"] == pytest.approx(
+        figures["full_sync_s"] / both, rel=0.1
+    )
     assert figures["full_mode"] == "full" and figures["delta_mode"] == "delta"
     assert figures["graph_requests"] == figures["expected_graph_requests"]
     assert figures["digest_pending_items"] >= 10_000
