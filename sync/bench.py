@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import redis.asyncio as aioredis
@@ -314,7 +314,8 @@ async def directory_floor(r: aioredis.Redis, keys: Keys, name: str = "main") -> 
     t0 = time.perf_counter()
     cursor, users = 0, 0
     while True:
-        cursor, batch = await r.hscan(key, cursor, count=SCAN_COUNT)
+        cursor, reply = await r.hscan(key, cursor, count=SCAN_COUNT)
+        batch = cast(dict[bytes, bytes], reply)  # fields with their values
         users += len([json.loads(v) for v in batch.values()])
         if not cursor:
             break
