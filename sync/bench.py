@@ -12,6 +12,8 @@ the tenant simulator in its own process, and one run that measures
 - ``full_sync_s``: ``SyncService.run_sync`` against the real Redis (read, normalise, match,
   plan, record state) with the built-in directory seeded in Redis;
 - ``delta_sync_s``: the next ``run_sync`` after ``changes`` % of the users changed (delta path);
+- ``resync_s``: after as many changes again, the delta link expired: the full read and sync
+  of a running bot (what Graph's 7-day delta-link expiry costs; not the first sync);
 - ``peak_rss_mb`` (of the process running our read and syncs), ``graph_requests``,
   ``redis_round_trips`` (commands sent outside pipelines + pipeline executes);
 - ``first_card_s`` and the digest check, measured by ``bot.bench_cards`` in a subprocess
@@ -353,6 +355,9 @@ def _sim_process(conn: Connection, n: int, seed: int, shares: Shares | None) -> 
                     for uid in deleted:
                         sim.delete_user(uid)
                     conn.send({"changed": len(changed), "deleted": len(deleted)})
+                elif cmd == "expire":  # delta links answer 410 (Graph: after 7 days)
+                    sim.faults.delta_expired = bool(arg)
+                    conn.send(sim.faults.delta_expired)
                 elif cmd == "requests":
                     conn.send(dict(sim.requests))
                 else:
@@ -700,6 +705,16 @@ async def sync_phases(
             out |= {"delta_sync_s": t, "delta_mode": res.mode, "delta_graph_requests": req}
             out["delta_phases"] = dict(res.phases)
             out |= {"delta_redis_round_trips": rtt, "delta_new_items": len(res.new_items)}
+
+            # the delta link expires (Graph keeps them 7 days): a full read in the running
+            # bot, after the same share of changes
+            out["resync_changes"] = await asyncio.to_thread(sim.call, "change", changes)
+            await asyncio.to_thread(sim.call, "expire", True)
+            res, t, req, rtt = await timed_run("resync")
+            await asyncio.to_thread(sim.call, "expire", False)
+            out |= {"resync_s": t, "resync_mode": res.mode, "resync_graph_requests": req}
+            out["resync_phases"] = dict(res.phases)
+            out |= {"resync_redis_round_trips": rtt, "resync_new_items": len(res.new_items)}
             out["peak_rss_mb"] = _peak_rss_mb()
         finally:
             await service.stop()
@@ -774,6 +789,7 @@ async def _bench(
     f["ratio_full_both_floors"] = f["full_sync_s"] / (f["floor_s"] + f["floor_directory_s"])
     f["ratio_peer_read"] = f["peer_s"] / f["read_s"]
     f["ratio_delta_full"] = f["delta_sync_s"] / f["full_sync_s"]
+    f["ratio_resync_floor"] = f["resync_s"] / f["floor_s"]
     f["redis_round_trips_limit"] = users // 100
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
 

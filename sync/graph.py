@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,17 +187,33 @@ class GraphClient:
         return UserPages(self._values(url, what="users"))
 
     async def read_users(
-        self, select: Sequence[str], *, groups: Sequence[str] = (), enabled_only: bool = False
+        self,
+        select: Sequence[str],
+        *,
+        groups: Sequence[str] = (),
+        enabled_only: bool = False,
+        known: Mapping[str, EntraUser] | None = None,
     ) -> EntraSnapshot:
         """A full read. With ``groups``, ``group_members`` is the union of their transitive user
         members. ``complete`` is False when a record was unreadable. Any failure raises: there is
-        never a partial snapshot."""
+        never a partial snapshot.
+
+        ``known``: the records of an earlier read. A record equal to the known one of its id is
+        returned as that very object, page by page: a full read in a running bot then holds
+        one copy of the users that did not change, and memos that know records by identity
+        still hold. (Equal as JSON values, except that Python takes ``true == 1 == 1.0``: Graph
+        types every attribute in its schema, so a value cannot turn from a boolean into a
+        number between two reads.)"""
         pages = self.iter_users(select, enabled_only=enabled_only)
         users: list[EntraUser] = []
+        get = known.get if known else None
         async with aclosing(pages):
             with cyclic_gc_paused():  # the users pile up: GC passes over them are pure cost
                 async for page in pages:
-                    users.extend(page)
+                    if get is None:
+                        users.extend(page)
+                    else:
+                        users += [o if (o := get(u.id)) is not None and o == u else u for u in page]
         invalid = list(pages.invalid)
         members: frozenset[str] | None = None
         if groups:

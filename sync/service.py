@@ -357,9 +357,16 @@ class SyncService:
                     return snap, "delta"
         self._delta_changed.pop(name, None)
         link = await _latest_delta_link(rt, select)
-        snap = await rt.graph.read_users(select, groups=groups)
-        self._snapshots[name] = {u.id: u for u in snap.users}
-        snap = replace(snap, token=self._new_token(name))
+        # a full read in a running bot (the delta link expired): the records that did not
+        # change stay the very objects, and the planner re-plans only the others
+        prev = self._snapshots.get(name)
+        snap = await rt.graph.read_users(select, groups=groups, known=prev)
+        users = {u.id: u for u in snap.users}
+        diff = None
+        if prev is not None and len(users) == len(snap.users):  # (no id twice)
+            diff = _diff(prev, users, self._tokens.get(name))
+        self._snapshots[name] = users
+        snap = replace(snap, token=self._new_token(name), since=diff)
         self._complete[name] = snap.complete
         self._group_members[name] = snap.group_members
         await self.store.save_snapshot(name, snap.users)
@@ -1346,6 +1353,17 @@ def _pending_counts(
     for pid in applied & pending & kinds.keys():
         counts[kinds[pid]] -= 1
     return {k.value: counts[k] for k in Kind}
+
+
+def _diff(
+    prev: Mapping[str, EntraUser], users: Mapping[str, EntraUser], base: object
+) -> SnapshotDiff:
+    """``users`` against ``prev`` (the users of the snapshot with token ``base``): the records
+    that are not the very objects of ``prev``, and the ids gone."""
+    get = prev.get
+    records: dict[str, EntraUser | None] = {uid: u for uid, u in users.items() if get(uid) is not u}
+    records.update(dict.fromkeys(prev.keys() - users.keys()))
+    return SnapshotDiff(base, records)
 
 
 def _link_key(select: Sequence[str]) -> str:

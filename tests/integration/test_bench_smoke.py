@@ -21,6 +21,7 @@ KEYS = (
     "read_s",
     "full_sync_s",
     "delta_sync_s",
+    "resync_s",
     "peak_rss_mb",
     "graph_requests",
     "redis_round_trips",
@@ -59,14 +60,16 @@ async def test_bench_with_2000_users_reports_every_figure(
         figures["full_sync_s"] / both, rel=0.1
     )
     assert figures["full_mode"] == "full" and figures["delta_mode"] == "delta"
+    assert figures["resync_mode"] == "full"  # the delta link expired: a full read
+    assert figures["resync_graph_requests"] >= figures["graph_requests"]  # every page again
     assert figures["graph_requests"] == figures["expected_graph_requests"]
     assert figures["digest_pending_items"] >= 10_000
     assert figures["digest_messages"] <= 10 and figures["digest_max_per_30s"] <= 60
     # where each run's time went: every step reported, each a part of the run it belongs to
     steps = {"read", "listing", "plan", "record", "last_sync", "rest"}
-    for run in ("full", "delta"):
+    for run, took in (("full", "full_sync_s"), ("delta", "delta_sync_s"), ("resync", "resync_s")):
         phases = figures[f"{run}_phases"]
         assert set(phases) == steps and min(phases.values()) >= 0, phases
-        assert sum(phases.values()) <= figures[f"{run}_sync_s"], (run, phases)
+        assert sum(phases.values()) <= figures[took], (run, phases)
     assert (tmp_path / "bench" / "results.json").exists()
     assert [k async for k in real_redis.scan_iter(match="bench:*", count=1000)] == []

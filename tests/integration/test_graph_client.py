@@ -91,6 +91,24 @@ async def test_read_users_pages_2500_users_in_exactly_3_requests(sim: TenantSim)
     assert sim.requests["users"] == 3
 
 
+async def test_a_read_with_known_records_returns_the_unchanged_ones_as_those_objects(
+    sim: TenantSim,
+) -> None:
+    async with running(sim) as env:
+        first = await env.client.read_users(SELECT)
+        known = {u.id: u for u in first.users}
+        changed, gone = first.users[1200].id, first.users[7].id
+        sim.update_user(changed, surname="Holm")
+        sim.delete_user(gone)
+        again = await env.client.read_users(SELECT, known=known)
+    assert len(again.users) == 2499 and gone not in {u.id for u in again.users}
+    fresh = [u for u in again.users if known.get(u.id) is not u]
+    assert [u.id for u in fresh] == [changed]
+    assert fresh[0].attrs["surname"] == "Holm" and known[changed].attrs["surname"] != "Holm"
+    rest = [u for u in again.users if u.id != changed]
+    assert rest == [u for u in first.users if u.id not in (gone, changed)]  # same order
+
+
 async def test_iter_users_yields_one_list_per_page(sim: TenantSim) -> None:
     async with running(sim, page_size=1000 - 1) as env:
         sizes = [len(page) async for page in env.client.iter_users(SELECT)]
