@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - hiredis is a pinned dependency
 
 
 _TEXT = frozenset({str, bytes})
+STREAM_BYTES = 1 << 20  # a packed command list is written in pieces of about this size
 _UTF8 = frozenset({"utf-8", "utf8", "UTF-8"})
 
 
@@ -55,6 +56,27 @@ class HiredisPackConnection(aioredis.Connection):
             # large values (snapshot parts): redis-py's packer sends them without a copy
             return super().pack_command(*args)
         return [_pack(packed)]
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """redis-py hands a packed command list to ``StreamWriter.writelines``, which on
+        Python 3.11 joins it into one bytes object (a copy of a whole snapshot or plan) and then
+        buffers what the socket did not take at once (a second copy). Lists of more than
+        ``STREAM_BYTES`` go out in pieces of about that size instead, each sent (and drained)
+        by redis-py's own method, with its timeout and its disconnect on any error."""
+        if type(command) is not list or len(command) < 2:
+            await super().send_packed_command(command, check_health)
+            return
+        piece: list[bytes] = []
+        size = 0
+        for part in command:
+            piece.append(part)
+            size += len(part)
+            if size >= STREAM_BYTES:
+                await super().send_packed_command(piece, check_health)
+                check_health = False
+                piece, size = [], 0
+        if piece:
+            await super().send_packed_command(piece, check_health)
 
 
 def redis_from_url(url: str, **kwargs: Any) -> aioredis.Redis:
