@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="benchmark: floor, peer, read, full and delta sync")
     s.add_argument("--users", type=int, default=100_000)
     s.add_argument("--changes", type=float, default=1.0)
+    s.add_argument(
+        "--page-latency-ms",
+        type=float,
+        default=0.0,
+        help="time the simulated Graph takes per page of users (default 0: answers at once)",
+    )
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("audit", help="the audit trail")
@@ -151,7 +157,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "bench":
         from sync.bench import run_bench
 
-        figures = run_bench(users=args.users, changes=args.changes)
+        if not 0 <= args.page_latency_ms <= 60_000:
+            print("--page-latency-ms must be between 0 and 60000", file=sys.stderr)
+            return 2
+        figures = run_bench(
+            users=args.users, changes=args.changes, page_latency=args.page_latency_ms / 1000
+        )
         print(json.dumps(figures))
         return 0
     if args.cmd == "audit":

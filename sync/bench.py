@@ -358,6 +358,9 @@ def _sim_process(conn: Connection, n: int, seed: int, shares: Shares | None) -> 
                 elif cmd == "expire":  # delta links answer 410 (Graph: after 7 days)
                     sim.faults.delta_expired = bool(arg)
                     conn.send(sim.faults.delta_expired)
+                elif cmd == "latency":  # seconds each users/delta page takes from now on
+                    sim.faults.page_latency = float(arg)
+                    conn.send(sim.faults.page_latency)
                 elif cmd == "requests":
                     conn.send(dict(sim.requests))
                 else:
@@ -756,10 +759,14 @@ async def _bench(
     card_users: int,
     digest_users: int,
     peer_limit: int,
+    page_latency: float = 0.0,
 ) -> dict[str, Any]:
     prefix = f"bench:{uuid.uuid4().hex[:12]}:"
     figures: dict[str, Any] = {"users": users, "changes_pct": changes}
+    figures["page_latency_s"] = page_latency
     async with simulated_tenant(users) as sim:
+        if page_latency > 0:
+            await asyncio.to_thread(sim.call, "latency", page_latency)
         config = bench_config(sim.url)
         select = select_attributes(config)
         floor_s, listed, pages = await floor_read(sim.url, select)
@@ -803,14 +810,18 @@ def run_bench(
     card_users: int | None = None,
     digest_users: int = 10_600,
     peer_limit: int = 5_000,
+    page_latency: float = 0.0,
 ) -> dict[str, Any]:
     """Run the whole benchmark; return the figures (also written to ``out`` when given).
     ``card_users`` (default min(users, 10,000)) sizes the first-card phase; ``digest_users``
     the tenant whose users are all new (>= 10,000 pending items) for the digest check;
-    ``peer_limit`` caps the users msgraph-sdk deserialises (0: all; see ``peer_read``)."""
+    ``peer_limit`` caps the users msgraph-sdk deserialises (0: all; see ``peer_read``);
+    ``page_latency``: seconds the simulator takes per page of users (0: it answers at once,
+    so every figure is our own CPU; Graph itself takes time per page)."""
     url = redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS
+    cards = card_users or min(users, 10_000)
     figures = asyncio.run(
-        _bench(users, changes, url, card_users or min(users, 10_000), digest_users, peer_limit)
+        _bench(users, changes, url, cards, digest_users, peer_limit, page_latency)
     )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import logging
 import re
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,7 @@ class Faults:
     forbidden: bool = False  # Graph answers 403 Authorization_RequestDenied
     delta_expired: bool = False  # delta/deltatoken requests answer 410 syncStateNotFound
     malformed: bool = False  # the first page of users carries a malformed user
+    page_latency: float = 0.0  # seconds each users or delta page takes (Graph's own time)
 
 
 def _b64(obj: Any) -> str:
@@ -113,6 +114,7 @@ class TenantSim:
         client_secret: str | None = None,
         faults: Faults | None = None,
         delta_page_size: int = DEFAULT_DELTA_PAGE,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._users: dict[str, dict[str, Any]] = {}
         self._user_version: dict[str, int] = {}
@@ -123,6 +125,7 @@ class TenantSim:
         self.client_secret = client_secret
         self.faults = faults if faults is not None else Faults()
         self.delta_page_size = delta_page_size
+        self.sleep = sleep  # how a page waits out faults.page_latency
         self.requests: Counter[str] = Counter()
         self._tokens: set[str] = set()
         # caches (dropped on mutation)
@@ -458,6 +461,8 @@ async def _users(request: web.Request) -> web.Response:
     if denied is not None:
         return denied
     sim = request.app[SIM_KEY]
+    if sim.faults.page_latency > 0:
+        await sim.sleep(sim.faults.page_latency)
     q = request.query
     select = _parse_select(q.get("$select"))
     if isinstance(select, web.Response):
@@ -501,6 +506,8 @@ async def _delta(request: web.Request) -> web.Response:
     if denied is not None:
         return denied
     sim = request.app[SIM_KEY]
+    if sim.faults.page_latency > 0:
+        await sim.sleep(sim.faults.page_latency)
     q = request.query
     origin = _origin(request)
     page_size = sim.delta_page_size

@@ -109,6 +109,23 @@ async def test_a_read_with_known_records_returns_the_unchanged_ones_as_those_obj
     assert rest == [u for u in first.users if u.id not in (gone, changed)]  # same order
 
 
+async def test_the_simulator_takes_its_page_latency_on_every_users_and_delta_page() -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    sim = TenantSim(synthetic_users(2500), sleep=sleep)
+    async with running(sim) as env:
+        await env.client.read_users(SELECT)
+        assert waits == []  # no latency unless asked for
+        sim.faults.page_latency = 0.25
+        await env.client.read_users(SELECT)
+        assert waits == [0.25] * 3  # one per page of 999
+        await env.client.read_delta(SELECT, None)
+    assert len(waits) > 3 and set(waits) == {0.25}
+
+
 async def test_iter_users_yields_one_list_per_page(sim: TenantSim) -> None:
     async with running(sim, page_size=1000 - 1) as env:
         sizes = [len(page) async for page in env.client.iter_users(SELECT)]
