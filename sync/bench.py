@@ -12,6 +12,8 @@ the tenant simulator in its own process, and one run that measures
 - ``full_sync_s``: ``SyncService.run_sync`` against the real Redis (read, normalise, match,
   plan, record state) with the built-in directory seeded in Redis;
 - ``delta_sync_s``: the next ``run_sync`` after ``changes`` % of the users changed (delta path);
+- ``bound_s`` (``bound_graph_s`` + ``bound_directory_s`` + ``bound_writes_s``): what any
+  sync hosted in Python pays at least at C speed (``c_speed_bound``), after the full run;
 - ``resync_s``: after as many changes again, the delta link expired: the full read and sync
   of a running bot (what Graph's 7-day delta-link expiry costs; not the first sync);
 - ``peak_rss_mb`` (of the process running our read and syncs), ``graph_requests``,
@@ -41,16 +43,19 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import orjson
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.auth import MsalTokenProvider
 from sync.config import Config, EnvSettings, config_from_dict
+from sync.gcpause import cyclic_gc_paused
 from sync.graph import GraphClient
 from sync.keys import Keys
 from sync.mapping import clean
@@ -641,6 +646,63 @@ async def our_read(sim_url: str, select: tuple[str, ...]) -> tuple[float, int, i
             tokens.close()
 
 
+async def c_speed_bound(
+    r: aioredis.Redis, keys: Keys, sim_url: str, select: tuple[str, ...], proposal_ids: list[str]
+) -> dict[str, float]:
+    """What any sync hosted in Python pays at least, with nothing per user in Python and the
+    cyclic GC off: the Graph pages parsed by orjson (``bound_graph_s``), the directory by
+    HSCAN + orjson (``bound_directory_s``), and the Redis writes of the full run just made —
+    its snapshot parts, proposal records and per-user last sync, read back first — replayed
+    as prebuilt commands under another key (``bound_writes_s``). Call after the full run."""
+    from sync.builtin_directory import SCAN_COUNT
+
+    t = BENCH_TENANT
+    parts = await r.lrange(keys.snapshot_parts(t), 0, -1)  # type: ignore[misc]
+    pipe = r.pipeline(transaction=False)
+    for pid in proposal_ids:
+        pipe.hget(keys.proposal(pid), "rec")
+    recs = [v for v in await pipe.execute() if v is not None]
+    last = list((await r.hgetall(keys.user_last_sync(t))).items())  # type: ignore[misc]
+    out: dict[str, float] = {}
+    with cyclic_gc_paused():
+        async with httpx.AsyncClient(timeout=60) as http:
+            token = await _sim_token(http, sim_url)
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            t0 = time.perf_counter()
+            url: str | None = _users_url(sim_url, select)
+            while url:  # each page dropped once parsed, as in floor_read
+                body = orjson.loads((await http.get(url, headers=headers)).content)
+                url = body.get("@odata.nextLink")
+            out["bound_graph_s"] = time.perf_counter() - t0
+        key = keys.dir_users("main")
+        t0 = time.perf_counter()
+        cursor = 0
+        while True:
+            cursor, reply = await r.hscan(key, cursor, count=SCAN_COUNT)
+            batch = cast(dict[bytes, bytes], reply)
+            values = [orjson.loads(v) for v in batch.values()]
+            if not cursor:
+                break
+        del values
+        out["bound_directory_s"] = time.perf_counter() - t0
+        base = f"{keys.prefix}bound:"
+        t0 = time.perf_counter()
+        async with r.pipeline(transaction=True) as tx:
+            tx.delete(f"{base}snapshot")
+            if parts:
+                tx.rpush(f"{base}snapshot", *parts)
+            await tx.execute()
+        pipe = r.pipeline(transaction=False)
+        for i, rec in enumerate(recs):
+            pipe.hsetnx(f"{base}p:{i}", "rec", rec)
+        for i in range(0, len(last), 1000):
+            pipe.execute_command("HSET", f"{base}last", *chain.from_iterable(last[i : i + 1000]))
+        await pipe.execute()
+        out["bound_writes_s"] = time.perf_counter() - t0
+    out["bound_s"] = out["bound_graph_s"] + out["bound_directory_s"] + out["bound_writes_s"]
+    return out
+
+
 def _peak_rss_mb() -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -700,6 +762,7 @@ async def sync_phases(
             gc.collect()
             out["gc_after_full_s"] = time.perf_counter() - t0
             out |= {"redis_round_trips": rtt, "new_items": len(res.new_items)}
+            full_ids = [it.proposal.id for it in res.new_items]
             out["counters"] = dict(res.counters)
             out["blocked"] = sum(b.count for b in res.blocked)
 
@@ -719,6 +782,10 @@ async def sync_phases(
             out["resync_phases"] = dict(res.phases)
             out |= {"resync_redis_round_trips": rtt, "resync_new_items": len(res.new_items)}
             out["peak_rss_mb"] = _peak_rss_mb()
+            # last, so that its own lists do not count in peak_rss_mb (the full run's snapshot
+            # parts, proposal records and last-sync fields are all still in Redis)
+            gc.collect()
+            out |= await c_speed_bound(r, keys, sim.url, select_attributes(config), full_ids)
         finally:
             await service.stop()
     finally:
@@ -797,6 +864,7 @@ async def _bench(
     f["ratio_peer_read"] = f["peer_s"] / f["read_s"]
     f["ratio_delta_full"] = f["delta_sync_s"] / f["full_sync_s"]
     f["ratio_resync_floor"] = f["resync_s"] / f["floor_s"]
+    f["ratio_bound_floor"] = f["bound_s"] / f["floor_s"]
     f["redis_round_trips_limit"] = users // 100
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
 

@@ -22,6 +22,9 @@ KEYS = (
     "full_sync_s",
     "delta_sync_s",
     "resync_s",
+    "bound_graph_s",
+    "bound_directory_s",
+    "bound_writes_s",
     "peak_rss_mb",
     "graph_requests",
     "redis_round_trips",
@@ -61,6 +64,8 @@ async def test_bench_with_2000_users_reports_every_figure(
     )
     assert figures["full_mode"] == "full" and figures["delta_mode"] == "delta"
     assert figures["resync_mode"] == "full"  # the delta link expired: a full read
+    parts = ("bound_graph_s", "bound_directory_s", "bound_writes_s")
+    assert figures["bound_s"] == pytest.approx(sum(figures[k] for k in parts), abs=0.002)
     assert figures["resync_graph_requests"] >= figures["graph_requests"]  # every page again
     assert figures["graph_requests"] == figures["expected_graph_requests"]
     assert figures["digest_pending_items"] >= 10_000
