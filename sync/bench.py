@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -312,9 +312,11 @@ def change_users(
 # --- the simulator in its own process ------------------------------------------------------
 
 
-async def directory_floor(r: aioredis.Redis, keys: Keys, name: str = "main") -> tuple[float, int]:
+async def directory_floor(
+    r: aioredis.Redis, keys: Keys, name: str = "main", loads: Callable[[bytes], Any] = json.loads
+) -> tuple[float, int]:
     """Every user of the built-in directory with plain ``HSCAN`` paging (the directory's own
-    batch size) and ``json.loads``, nothing else. Returns (seconds, users)."""
+    batch size) and JSON parsing (``loads``), nothing else. Returns (seconds, users)."""
     from sync.builtin_directory import SCAN_COUNT
 
     key = keys.dir_users(name)
@@ -323,7 +325,7 @@ async def directory_floor(r: aioredis.Redis, keys: Keys, name: str = "main") -> 
     while True:
         cursor, reply = await r.hscan(key, cursor, count=SCAN_COUNT)
         batch = cast(dict[bytes, bytes], reply)  # fields with their values
-        users += len([json.loads(v) for v in batch.values()])
+        users += len([loads(v) for v in batch.values()])
         if not cursor:
             break
     return time.perf_counter() - t0, users
@@ -526,8 +528,11 @@ def _users_url(sim_url: str, select: tuple[str, ...]) -> str:
     return f"{sim_url}/v1.0/users?$select={GraphClient.select_param(select)}&$top={PAGE}"
 
 
-async def floor_read(sim_url: str, select: tuple[str, ...]) -> tuple[float, int, int]:
-    """Plain httpx paging and JSON parsing, nothing else. Returns (seconds, users, pages)."""
+async def floor_read(
+    sim_url: str, select: tuple[str, ...], loads: Callable[[bytes], Any] = json.loads
+) -> tuple[float, int, int]:
+    """Plain httpx paging and JSON parsing (``loads``), nothing else. Returns (seconds, users,
+    pages)."""
     async with httpx.AsyncClient(timeout=60) as http:
         token = await _sim_token(http, sim_url)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -537,7 +542,7 @@ async def floor_read(sim_url: str, select: tuple[str, ...]) -> tuple[float, int,
         users = pages = 0
         while url:
             resp = await http.get(url, headers=headers)
-            body = json.loads(resp.content)
+            body = loads(resp.content)
             users += len(body["value"])
             pages += 1
             url = body.get("@odata.nextLink")
@@ -654,8 +659,6 @@ async def c_speed_bound(
     HSCAN + orjson (``bound_directory_s``), and the Redis writes of the full run just made —
     its snapshot parts, proposal records and per-user last sync, read back first — replayed
     as prebuilt commands under another key (``bound_writes_s``). Call after the full run."""
-    from sync.builtin_directory import SCAN_COUNT
-
     t = BENCH_TENANT
     parts = await r.lrange(keys.snapshot_parts(t), 0, -1)  # type: ignore[misc]
     pipe = r.pipeline(transaction=False)
@@ -665,26 +668,8 @@ async def c_speed_bound(
     last = list((await r.hgetall(keys.user_last_sync(t))).items())  # type: ignore[misc]
     out: dict[str, float] = {}
     with cyclic_gc_paused():
-        async with httpx.AsyncClient(timeout=60) as http:
-            token = await _sim_token(http, sim_url)
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            t0 = time.perf_counter()
-            url: str | None = _users_url(sim_url, select)
-            while url:  # each page dropped once parsed, as in floor_read
-                body = orjson.loads((await http.get(url, headers=headers)).content)
-                url = body.get("@odata.nextLink")
-            out["bound_graph_s"] = time.perf_counter() - t0
-        key = keys.dir_users("main")
-        t0 = time.perf_counter()
-        cursor = 0
-        while True:
-            cursor, reply = await r.hscan(key, cursor, count=SCAN_COUNT)
-            batch = cast(dict[bytes, bytes], reply)
-            values = [orjson.loads(v) for v in batch.values()]
-            if not cursor:
-                break
-        del values
-        out["bound_directory_s"] = time.perf_counter() - t0
+        out["bound_graph_s"], _, _ = await floor_read(sim_url, select, orjson.loads)
+        out["bound_directory_s"], _ = await directory_floor(r, keys, loads=orjson.loads)
         base = f"{keys.prefix}bound:"
         t0 = time.perf_counter()
         async with r.pipeline(transaction=True) as tx:

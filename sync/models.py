@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from operator import attrgetter
+from operator import attrgetter, is_
 from typing import Any
 
 import orjson
@@ -156,6 +156,12 @@ def slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
     __init__ goes through object.__setattr__ per field (~3-4x slower). Callers set every
     field, so the records equal (and compare, hash and print like) the ones __init__ builds."""
     return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
+
+
+def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    """``a`` and ``b`` hold the very same objects (``is``), in the same order: how memos over
+    whole listings tell that nothing was replaced."""
+    return len(a) == len(b) and all(map(is_, a, b))
 
 
 _NEW_OBJECT = object.__new__

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sync.config import Config, MappingSettings
@@ -37,6 +37,7 @@ from sync.models import (
     Plan,
     Proposal,
     StateView,
+    same_objects,
 )
 from sync.phones import normalize
 
@@ -332,8 +333,7 @@ class _World:
     ) -> bool:
         return (
             config is self.config
-            and len(directory) == len(self.directory)
-            and all(map(is_, directory, self.directory))
+            and same_objects(directory, self.directory)
             and state.ignored == self.ignored
             and state.number_owners == self.owners
             and state.removals_confirmed == self.confirmed

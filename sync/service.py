@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, itemgetter
 from time import perf_counter
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -53,6 +53,7 @@ from sync.models import (
     Proposal,
     ProposalState,
     SnapshotDiff,
+    same_objects,
 )
 from sync.phones import normalize
 from sync.plan import PlanCache, auto_applicable
@@ -358,15 +359,12 @@ class SyncService:
         self._delta_changed.pop(name, None)
         link = await _latest_delta_link(rt, select)
         # a full read in a running bot (the delta link expired): the records that did not
-        # change stay the very objects, and the planner re-plans only the others
-        prev = self._snapshots.get(name)
-        snap = await rt.graph.read_users(select, groups=groups, known=prev)
-        users = {u.id: u for u in snap.users}
-        diff = None
-        if prev is not None and len(users) == len(snap.users):  # (no id twice)
-            diff = _diff(prev, users, self._tokens.get(name))
-        self._snapshots[name] = users
-        snap = replace(snap, token=self._new_token(name), since=diff)
+        # change stay the very objects, so the planner (which compares records by identity
+        # when no SnapshotDiff comes along) re-plans only the others
+        known = self._snapshots.get(name)
+        snap = await rt.graph.read_users(select, groups=groups, known=known)
+        self._snapshots[name] = {u.id: u for u in snap.users}
+        snap = replace(snap, token=self._new_token(name))
         self._complete[name] = snap.complete
         self._group_members[name] = snap.group_members
         await self.store.save_snapshot(name, snap.users)
@@ -607,11 +605,7 @@ class SyncService:
         """The Entra ids that directory users with sync on are linked to, in directory order;
         memoised while the listing is the very same directory user objects."""
         last = self._linked_memo.get((tenant, directory))
-        if (
-            last is not None
-            and len(last[0]) == len(dir_users)
-            and all(map(is_, last[0], dir_users))
-        ):
+        if last is not None and same_objects(last[0], dir_users):
             return last[1]
         linked = dict.fromkeys(d.entra_id for d in dir_users if d.entra_id and d.sync_enabled)
         self._linked_memo[(tenant, directory)] = (dir_users, linked)
@@ -1353,17 +1347,6 @@ def _pending_counts(
     for pid in applied & pending & kinds.keys():
         counts[kinds[pid]] -= 1
     return {k.value: counts[k] for k in Kind}
-
-
-def _diff(
-    prev: Mapping[str, EntraUser], users: Mapping[str, EntraUser], base: object
-) -> SnapshotDiff:
-    """``users`` against ``prev`` (the users of the snapshot with token ``base``): the records
-    that are not the very objects of ``prev``, and the ids gone."""
-    get = prev.get
-    records: dict[str, EntraUser | None] = {uid: u for uid, u in users.items() if get(uid) is not u}
-    records.update(dict.fromkeys(prev.keys() - users.keys()))
-    return SnapshotDiff(base, records)
 
 
 def _link_key(select: Sequence[str]) -> str:

@@ -504,7 +504,7 @@ async def test_delta_runs_plan_only_the_changed_users_and_give_what_a_cold_plan_
 
 async def test_a_full_read_in_a_running_bot_plans_only_what_changed(svc: SyncService) -> None:
     """When the delta link expires, the full read's unchanged records are the earlier
-    objects, the planner gets a diff and plans incrementally, and what is pending is what a
+    objects, so the planner plans incrementally, and what is pending is what a
     plan from scratch proposes."""
     (first,) = await svc.run_sync(actor=ADA)
     assert first.mode == "full"
