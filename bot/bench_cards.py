@@ -1,5 +1,5 @@
-"""The bot half of ``entra-sync bench`` (``sync`` may not import ``bot``, so ``sync.bench`` runs
-this module in a subprocess): ``first_card_s`` and the digest check, through the real
+"""The bot half of ``entra-sync bench`` (``sync`` may not import ``bot``, so ``sync.devtools.bench``
+runs this module in a subprocess): ``first_card_s`` and the digest check, through the real
 ``/api/messages`` route, the real SyncService on the real Redis, a generated tenant served by
 the simulator in its own process, and a recording Bot Connector over loopback HTTP.
 
@@ -28,7 +28,8 @@ import httpx
 from aiohttp import web
 
 from bot.app import AppParts, create_app
-from sync.bench import (
+from sync.config import EnvSettings
+from sync.devtools.bench import (
     BENCH_TENANT,
     Shares,
     bench_config,
@@ -38,8 +39,7 @@ from sync.bench import (
     seed_directory,
     simulated_tenant,
 )
-from sync.config import EnvSettings
-from sync.keys import Keys
+from sync.state.keys import Keys
 
 CHANNEL = "19:bench@thread.tacv2"
 ADMIN = "aad-bench-admin"

@@ -76,11 +76,11 @@ def _config_path(arg: str | None) -> str | None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from sync.builtin_directory import load_directory_file
     from sync.config import load_config
+    from sync.directories.builtin import load_directory_file
     from sync.files import load_tenant_snapshot
     from sync.models import StateView
-    from sync.plan import plan
+    from sync.plan.planner import plan
 
     config = load_config(_config_path(args.config))
     snapshot = load_tenant_snapshot(args.tenant, config.scope.groups)
@@ -123,7 +123,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "plan":
         return cmd_plan(args)
     if args.cmd == "simulate":
-        from sync.simulator import main_simulate
+        from sync.devtools.simulator import main_simulate
 
         main_simulate(
             args.tenant,
@@ -143,7 +143,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return serve(config_path=_config_path(args.config), host=args.host, port=args.port)
     if args.cmd == "sync":
-        from sync.runner import sync_once
+        from sync.service.runner import sync_once
 
         summary = asyncio.run(sync_once(_config_path(args.config)))
         print(json.dumps(summary, indent=None if args.json else 2, ensure_ascii=False))
@@ -155,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(out)
         return 0
     if args.cmd == "bench":
-        from sync.bench import run_bench
+        from sync.devtools.bench import run_bench
 
         if not 0 <= args.page_latency_ms <= 60_000:
             print("--page-latency-ms must be between 0 and 60000", file=sys.stderr)
@@ -166,7 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(figures))
         return 0
     if args.cmd == "audit":
-        from sync.runner import export_audit
+        from sync.service.runner import export_audit
 
         sys.stdout.write(asyncio.run(export_audit(_config_path(args.config), args.format)))
         return 0

@@ -31,7 +31,7 @@ from cards.build import CONNECT_INPUTS, SETTINGS_INPUTS
 from sync.config import Config
 from sync.errors import SyncError
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
-from sync.service import Actor, Decision, Item, ItemListener, RunResult, TenantStatus
+from sync.service.service import Actor, Decision, Item, ItemListener, RunResult, TenantStatus
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class AuditLike(Protocol):
 
 
 class BotService(Protocol):
-    """The part of ``sync.service.SyncService`` the bot calls (exactly these)."""
+    """The part of ``sync.service.service.SyncService`` the bot calls (exactly these)."""
 
     store: Any
     config: Config

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.adapter import ConnectorError
-from sync.service import Item
+from sync.service.service import Item
 
 log = logging.getLogger(__name__)
 

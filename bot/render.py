@@ -10,7 +10,7 @@ from typing import Any
 from cards import views as v
 from cards.text import escape_md
 from sync.models import DirectoryUser, Kind, ProposalState
-from sync.service import Item, TenantStatus
+from sync.service.service import Item, TenantStatus
 
 CARD_VERSION = "1.5"
 

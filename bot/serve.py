@@ -10,9 +10,9 @@ from aiohttp import web
 
 from bot.app import AppParts, check_bind, create_app
 from sync.config import Config, EnvSettings, load_config
-from sync.keys import Keys
-from sync.redis_client import make_redis
-from sync.service import SyncService
+from sync.service.service import SyncService
+from sync.state.connection import make_redis
+from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
 

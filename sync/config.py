@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sync.errors import ConfigError, MappingError
-from sync.graph_attributes import check_attribute
+from sync.graph.attributes import check_attribute
 from sync.models import STRING_FIELDS
 
 

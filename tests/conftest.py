@@ -9,8 +9,8 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from sync.keys import Keys
-from sync.redis_client import redis_from_url
+from sync.state.connection import redis_from_url
+from sync.state.keys import Keys
 
 REAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -1,6 +1,6 @@
-"""A small stateful stand-in for ``sync.service.SyncService`` (same method names and records),
+"""A small stateful stand-in for ``sync.service.service.SyncService`` (same methods, records),
 so the bot's component tests run before/without the engine. The conversation store is the real
-``sync.state.StateStore`` on fakeredis."""
+``sync.state.store.StateStore`` on fakeredis."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from sync.config import Config
 from sync.models import Change, DirectoryUser, Kind, Plan, Proposal, ProposalState
-from sync.service import Actor, Decision, Item, ItemListener, RunResult, TenantStatus
-from sync.state import StateStore
+from sync.service.service import Actor, Decision, Item, ItemListener, RunResult, TenantStatus
+from sync.state.store import StateStore
 
 DONE_STATE = {
     "accept": ProposalState.APPLIED,

@@ -23,10 +23,10 @@ import redis.asyncio as aioredis
 
 from bot.app import AppParts, create_app
 from sync.config import EnvSettings, config_from_dict
-from sync.directory import Directory, NewDirectoryUser, UserPatch
-from sync.keys import Keys
+from sync.directories.base import Directory, NewDirectoryUser, UserPatch
 from sync.models import DirectoryUser
-from sync.service import SyncService
+from sync.service.service import SyncService
+from sync.state.keys import Keys
 from tests.component.bot_fake_service import now_fixed
 from tests.component.fake_connector import FakeConnector
 from tests.component.test_bot_flow import ADMIN, OTHER, FakeTime, Rig
@@ -349,8 +349,8 @@ async def simulated_entra(monkeypatch: Any, sim: Any) -> AsyncIterator[str]:
     Microsoft (``connect`` from Teams: no simulate file, no authority_host) sign in and read
     Graph there instead. The client secret still travels through the real MSAL client to the
     simulator's token endpoint, which checks it when ``sim.client_secret`` is set."""
-    import sync.service as service_module
-    from sync.simulator import serve_simulator
+    import sync.service.service as service_module
+    from sync.devtools.simulator import serve_simulator
 
     real_open = service_module.open_tenant  # type: ignore[attr-defined]
 
@@ -421,7 +421,7 @@ async def serve_entra(users: Sequence[Mapping[str, Any]]) -> AsyncIterator[Entra
     ENTRA_SECRET), with a gate and fault hooks in front of it."""
     from aiohttp import web
 
-    from sync.simulator import TenantSim, make_app
+    from sync.devtools.simulator import TenantSim, make_app
 
     sim = TenantSim(users, client_id=ENTRA_CLIENT, client_secret=ENTRA_SECRET)
     app = make_app(sim)

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import AppParts, create_app
 from sync.config import BotSettings, Config, EnvSettings
-from sync.keys import Keys
-from sync.state import StateStore
+from sync.state.keys import Keys
+from sync.state.store import StateStore
 from tests.component.bot_fake_service import FakeSyncService, now_fixed
 from tests.component.fake_connector import FakeConnector
 

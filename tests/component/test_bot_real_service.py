@@ -13,8 +13,8 @@ import pytest
 
 from bot.app import AppParts, create_app
 from sync.config import EnvSettings, config_from_dict
-from sync.keys import Keys
-from sync.service import SyncService
+from sync.service.service import SyncService
+from sync.state.keys import Keys
 from tests.component.bot_fake_service import now_fixed
 from tests.component.fake_connector import FakeConnector
 from tests.component.test_bot_flow import (

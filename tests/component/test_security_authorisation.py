@@ -17,10 +17,10 @@ from typing import Any
 import fakeredis
 import pytest
 
-from sync.keys import Keys
+from sync.devtools.simulator import TenantSim
 from sync.models import Kind, ProposalState
-from sync.service import Actor, Item, SyncService
-from sync.simulator import TenantSim
+from sync.service.service import Actor, Item, SyncService
+from sync.state.keys import Keys
 from tests.component.real_rig import (
     ADMIN,
     CONFLICT_NUMBER,

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cards.text import escape_md
-from sync.keys import Keys
 from sync.models import Kind
-from sync.service import SyncService
+from sync.service.service import SyncService
+from sync.state.keys import Keys
 from tests.component.real_rig import (
     ADMIN,
     OTHER,

@@ -13,10 +13,10 @@ import fakeredis
 import pytest
 
 from sync.config import EnvSettings, config_from_dict
-from sync.directory import UserPatch
-from sync.keys import Keys
+from sync.directories.base import UserPatch
 from sync.models import Kind, ProposalState
-from sync.service import Actor, SyncService
+from sync.service.service import Actor, SyncService
+from sync.state.keys import Keys
 
 ADA = Actor("admin-ada", "Ada")
 BOB = Actor("admin-bob", "Bob")

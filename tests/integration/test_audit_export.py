@@ -25,11 +25,11 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.config import EnvSettings
-from sync.keys import Keys
 from sync.models import Kind
-from sync.runner import export_audit
-from sync.service import Actor, SyncService
-from sync.state import AuditEntry
+from sync.service.runner import export_audit
+from sync.service.service import Actor, SyncService
+from sync.state.keys import Keys
+from sync.state.store import AuditEntry
 from tests.component.real_rig import (
     ADMIN,
     Rig,

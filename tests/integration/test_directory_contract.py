@@ -12,8 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from sync.builtin_directory import BuiltinDirectory
-from sync.directory import Directory, NewDirectoryUser, UserPatch
+from sync.directories.base import Directory, NewDirectoryUser, UserPatch
+from sync.directories.builtin import BuiltinDirectory
+from sync.directories.scim import ScimDirectory
 from sync.errors import (
     DirectoryAuthError,
     DirectoryConflict,
@@ -21,8 +22,7 @@ from sync.errors import (
     DirectoryNotFound,
     InputError,
 )
-from sync.keys import Keys
-from sync.scim import ScimDirectory
+from sync.state.keys import Keys
 from tests.integration import scim_server as scim_fixtures
 from tests.integration.scim_server import ScimServer
 

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from sync.auth import MsalTokenProvider, StaticTokenProvider
+from sync.devtools.simulator import MALFORMED_USER, TenantSim, serve_simulator, synthetic_users
 from sync.errors import (
     AuthError,
     DeltaExpired,
@@ -25,8 +25,8 @@ from sync.errors import (
     GraphThrottled,
     GraphUnavailable,
 )
-from sync.graph import GraphClient
-from sync.simulator import MALFORMED_USER, TenantSim, serve_simulator, synthetic_users
+from sync.graph.auth import MsalTokenProvider, StaticTokenProvider
+from sync.graph.client import GraphClient
 
 SELECT = ["displayName", "givenName", "surname", "mail", "mobilePhone", "businessPhones"]
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from sync.keys import Keys
-from sync.redis_client import STREAM_BYTES
+from sync.state.connection import STREAM_BYTES
+from sync.state.keys import Keys
 
 
 async def test_a_large_transaction_goes_out_in_pieces_and_arrives_whole(

@@ -37,11 +37,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from sync.builtin_directory import BuiltinDirectory
-from sync.keys import Keys
+from sync.directories.builtin import BuiltinDirectory
 from sync.models import Kind, ProposalState
-from sync.service import Actor, SyncService
-from sync.state import StateStore
+from sync.service.service import Actor, SyncService
+from sync.state.keys import Keys
+from sync.state.store import StateStore
 from tests.component.fake_connector import FakeConnector
 from tests.component.real_rig import (
     ADMIN,
@@ -570,7 +570,7 @@ async def test_a_crash_between_accepting_and_writing_is_finished_once_on_restart
 
     # the next process: its directory writes are counted from the first moment (recovery runs
     # inside start())
-    import sync.service as service_module
+    import sync.service.service as service_module
 
     wrapped: list[Any] = []
     real_open = service_module.open_directory  # type: ignore[attr-defined]

@@ -28,9 +28,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from sync.errors import AADSTS_HINTS
-from sync.keys import Keys
 from sync.models import Kind
-from sync.service import SyncService
+from sync.service.service import SyncService
+from sync.state.keys import Keys
 from tests.component.fake_connector import FakeConnector
 from tests.component.real_rig import (
     ENTRA_SECRET,
@@ -208,7 +208,14 @@ def reset(request: web.Request) -> web.Response:
 
 
 NEVER = 10_000  # "times" for a fault that does not stop
-BACKOFF = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]  # 6 retries, 1 s doubling (sync.graph.RetryPolicy)
+BACKOFF = [
+    1.0,
+    2.0,
+    4.0,
+    8.0,
+    16.0,
+    32.0,
+]  # 6 retries, 1 s doubling (RetryPolicy)
 
 # Graph requests after the fault is set: a delta round of five_changes() is 3 pages (requests
 # 1, 2, 3); a full read is 1 request for a new delta link, then 3 pages of users (2, 3, 4).

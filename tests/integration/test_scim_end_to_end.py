@@ -15,12 +15,12 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.config import EnvSettings, load_config
-from sync.directory import NewDirectoryUser
-from sync.keys import Keys
+from sync.directories.base import NewDirectoryUser
+from sync.directories.scim import ScimDirectory
 from sync.models import Kind
-from sync.runner import sync_once
-from sync.scim import ScimDirectory
-from sync.service import Actor, SyncService
+from sync.service.runner import sync_once
+from sync.service.service import Actor, SyncService
+from sync.state.keys import Keys
 from tests.conftest import REAL_REDIS_URL
 from tests.integration import scim_server as scim_fixtures
 from tests.integration.scim_server import ScimServer

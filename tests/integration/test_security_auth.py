@@ -39,9 +39,9 @@ from jwt.algorithms import RSAAlgorithm
 from pydantic import SecretStr
 
 from sync.config import EnvSettings
-from sync.keys import Keys
 from sync.models import ProposalState
-from sync.service import SyncService
+from sync.service.service import SyncService
+from sync.state.keys import Keys
 from tests.component.real_rig import (
     ADMIN,
     Rig,

@@ -27,13 +27,13 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.config import EnvSettings
+from sync.devtools.simulator import TenantSim
 from sync.errors import StateError
-from sync.keys import Keys
 from sync.models import Kind
-from sync.runner import export_audit
-from sync.secrets import SecretBox
-from sync.service import SyncService
-from sync.simulator import TenantSim
+from sync.service.runner import export_audit
+from sync.service.service import SyncService
+from sync.state.keys import Keys
+from sync.state.secrets import SecretBox
 from tests.component.real_rig import (
     ADMIN,
     ENTRA_SECRET,

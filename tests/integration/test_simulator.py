@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from sync.errors import InputError
-from sync.simulator import (
+from sync.devtools.simulator import (
     DEFAULT_SELECT,
     TenantSim,
     load_tenant_file,
     serve_simulator,
     synthetic_users,
 )
+from sync.errors import InputError
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
 
 from sync.errors import LockBusy, ProposalNotPending
-from sync.keys import Keys
 from sync.models import Change, EntraUser, Kind, Proposal, ProposalState
-from sync.state import StateStore
+from sync.state.keys import Keys
+from sync.state.store import StateStore
 
 pytestmark = pytest.mark.redis
 

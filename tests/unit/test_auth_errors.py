@@ -10,10 +10,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from sync.auth import HttpxMsalClient, MsalTokenProvider, _aadsts_from_text, _authority_base
 from sync.config import TenantConfig
 from sync.errors import AuthError, AuthUnavailable, ConfigError
-from sync.graph import GraphClient, RetryPolicy
+from sync.graph.auth import HttpxMsalClient, MsalTokenProvider, _aadsts_from_text, _authority_base
+from sync.graph.client import GraphClient, RetryPolicy
 
 SECRET = "super-secret-value-123"
 OIDC_PATH = "/contoso/v2.0/.well-known/openid-configuration"

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.builtin_directory import _decode_user, _encode_user, _id_sort_key, _sorted_ids
+from sync.directories.builtin import _decode_user, _encode_user, _id_sort_key, _sorted_ids
 from sync.models import DirectoryUser
 
 FIELDS = [

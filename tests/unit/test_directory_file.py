@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sync.builtin_directory import load_directory_file
+from sync.directories.builtin import load_directory_file
 from sync.errors import InputError
 
 

@@ -1,4 +1,4 @@
-"""The fast path of ``sync.phones.normalize`` agrees with ``phonenumbers.parse`` everywhere."""
+"""The fast path of ``sync.plan.phones.normalize`` agrees with ``phonenumbers.parse`` everywhere."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from phonenumbers.phonenumberutil import SUPPORTED_REGIONS
 
-from sync.bench import _number
-from sync.phones import _fast, _may_start_with, normalize, slow_normalize
+from sync.devtools.bench import _number
+from sync.plan.phones import _fast, _may_start_with, normalize, slow_normalize
 
 REGIONS = ("SE", "NO", "DK", "FI", "DE", "GB", "US", "IT", "AR", "MX", "BR", "RU", "FR", "IN")
 ALL_REGIONS = sorted(SUPPORTED_REGIONS)

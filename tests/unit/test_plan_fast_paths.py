@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.config import MappingSettings, default_mapping
-from sync.mapping import clean, field_changes
 from sync.models import DirectoryUser, EntraUser
-from sync.phones import normalize
-from sync.plan import KIND_ORDER, InStep, entra_phones, is_clean
+from sync.plan.mapping import clean, field_changes
+from sync.plan.phones import normalize
+from sync.plan.planner import KIND_ORDER, InStep, entra_phones, is_clean
 
 # names as people type them, plus every kind of whitespace, angle brackets and separators
 TEXT = st.one_of(
@@ -126,7 +126,7 @@ def test_sorting_with_the_last_order_gives_the_order_of_a_sort_from_scratch(
     from dataclasses import replace
 
     from sync.models import Kind, Proposal
-    from sync.plan import _sort, _World
+    from sync.plan.planner import _sort, _World
 
     kinds = [Kind.UPDATE, Kind.NEW, Kind.MATCH, Kind.REMOVAL]
     made = [

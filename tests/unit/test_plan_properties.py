@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync.config import Config, config_from_dict
-from sync.mapping import clean
 from sync.models import (
     DirectoryUser,
     EntraSnapshot,
@@ -21,8 +20,9 @@ from sync.models import (
     StateView,
     parse_entra_user,
 )
-from sync.phones import normalize
-from sync.plan import PlanCache, auto_applicable, plan
+from sync.plan.mapping import clean
+from sync.plan.phones import normalize
+from sync.plan.planner import PlanCache, auto_applicable, plan
 
 NUMBERS = ["070-123 45 67", "+46701234567", "08-555 000 99", "+46 8 555 000 99", "0731112233", "x"]
 NAMES = ["Anna", "Bo", "Cecilia", "<ext> Dan", "", None]

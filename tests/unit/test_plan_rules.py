@@ -12,7 +12,7 @@ from sync.config import Config, config_from_dict
 from sync.errors import MappingError
 from sync.files import load_tenant_snapshot
 from sync.models import DirectoryUser, EntraSnapshot, Kind, StateView, parse_entra_user
-from sync.plan import auto_applicable, plan
+from sync.plan.planner import auto_applicable, plan
 
 
 def entra(uid: str, **attrs: Any) -> dict[str, Any]:

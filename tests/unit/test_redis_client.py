@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.exceptions import DataError
 
-from sync.redis_client import HiredisPackConnection, make_redis, redis_from_url
+from sync.state.connection import HiredisPackConnection, make_redis, redis_from_url
 
 ARG = st.one_of(
     st.text(max_size=40),

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.config import ScheduleSettings
-from sync.scheduler import is_due, next_run
+from sync.service.scheduler import is_due, next_run
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 

@@ -13,18 +13,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from sync.builtin_directory import validate_patch
-from sync.directory import NewDirectoryUser, UserPatch
-from sync.errors import (
-    DirectoryAuthError,
-    DirectoryConflict,
-    DirectoryError,
-    DirectoryNotFound,
-    DirectoryPreconditionFailed,
-    DirectoryRejected,
-    DirectoryUnavailable,
-)
-from sync.scim import (
+from sync.directories.base import NewDirectoryUser, UserPatch
+from sync.directories.builtin import validate_patch
+from sync.directories.scim import (
     ScimDirectory,
     error_for,
     from_scim_user,
@@ -33,6 +24,15 @@ from sync.scim import (
     replaced_resource,
     scim_filter_string,
     to_scim_user,
+)
+from sync.errors import (
+    DirectoryAuthError,
+    DirectoryConflict,
+    DirectoryError,
+    DirectoryNotFound,
+    DirectoryPreconditionFailed,
+    DirectoryRejected,
+    DirectoryUnavailable,
 )
 
 BASE = "https://pbx.example/scim/v2"

@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.errors import ConfigError, LockBusy, StateError
-from sync.keys import Keys
 from sync.models import EntraUser, Kind, Proposal, ProposalState, parse_entra_user
-from sync.secrets import SecretBox
-from sync.state import StateStore
+from sync.state.keys import Keys
+from sync.state.secrets import SecretBox
+from sync.state.store import StateStore
 
 T0 = datetime(2026, 3, 1, 14, 2, tzinfo=UTC)
 
@@ -307,7 +307,7 @@ async def test_credentials_stored_with_another_key_are_refused_with_a_hint(
 
 
 def test_secret_box_without_a_key_warns_and_is_ephemeral(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="sync.secrets"):
+    with caplog.at_level(logging.WARNING, logger="sync.state.secrets"):
         box = SecretBox(None)
     assert box.ephemeral is True
     assert "will not survive a restart" in caplog.text

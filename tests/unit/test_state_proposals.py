@@ -8,9 +8,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from sync.errors import ProposalNotFound, ProposalNotPending
-from sync.keys import Keys
 from sync.models import Change, Kind, Proposal, ProposalState
-from sync.state import StateStore
+from sync.state.keys import Keys
+from sync.state.store import StateStore
 
 T0 = datetime(2026, 3, 1, 14, 2, tzinfo=UTC)
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from sync import bench
 from sync import plan as planmod
-from sync.keys import Keys
 from sync.models import (
     Change,
     DirectoryUser,
@@ -23,7 +22,8 @@ from sync.models import (
     StateView,
     parse_entra_user,
 )
-from sync.state import StateStore, StoredProposal
+from sync.state.keys import Keys
+from sync.state.store import StateStore, StoredProposal
 
 T0 = datetime(2026, 3, 1, 14, 2, tzinfo=UTC)
 CREATED = T0.isoformat()

@@ -17,9 +17,9 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.keys import Keys
 from sync.models import EntraUser
-from sync.state import StateStore, user_from_json, user_to_json
+from sync.state.keys import Keys
+from sync.state.store import StateStore, user_from_json, user_to_json
 
 _R = TypeVar("_R")
 KEYS = Keys(prefix="t:snap:")

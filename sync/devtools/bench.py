@@ -53,13 +53,13 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from sync.auth import MsalTokenProvider
 from sync.config import Config, EnvSettings, config_from_dict
 from sync.gcpause import cyclic_gc_paused
-from sync.graph import GraphClient
-from sync.keys import Keys
-from sync.mapping import clean
-from sync.redis_client import HiredisPackConnection, redis_from_url
+from sync.graph.auth import MsalTokenProvider
+from sync.graph.client import GraphClient
+from sync.plan.mapping import clean
+from sync.state.connection import HiredisPackConnection, redis_from_url
+from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ async def directory_floor(
 ) -> tuple[float, int]:
     """Every user of the built-in directory with plain ``HSCAN`` paging (the directory's own
     batch size) and JSON parsing (``loads``), nothing else. Returns (seconds, users)."""
-    from sync.builtin_directory import SCAN_COUNT
+    from sync.directories.builtin import SCAN_COUNT
 
     key = keys.dir_users(name)
     t0 = time.perf_counter()
@@ -333,7 +333,7 @@ async def directory_floor(
 
 async def directory_read(r: aioredis.Redis, keys: Keys, name: str = "main") -> tuple[float, int]:
     """``BuiltinDirectory.list_users`` on a new instance (no mirror). Returns (seconds, users)."""
-    from sync.builtin_directory import BuiltinDirectory
+    from sync.directories.builtin import BuiltinDirectory
 
     t0 = time.perf_counter()
     users = len(await BuiltinDirectory(r, keys, name).list_users())
@@ -342,7 +342,7 @@ async def directory_read(r: aioredis.Redis, keys: Keys, name: str = "main") -> t
 
 def _sim_process(conn: Connection, n: int, seed: int, shares: Shares | None) -> None:
     """Child process: build the tenant, serve it, obey commands from ``conn``."""
-    from sync.simulator import TenantSim, serve_simulator
+    from sync.devtools.simulator import TenantSim, serve_simulator
 
     users = tenant_users(n, seed=seed, shares=shares)
     sim = TenantSim(users, client_id=BENCH_CLIENT_ID, client_secret=BENCH_SECRET)
@@ -480,7 +480,7 @@ def bench_config(sim_url: str) -> Config:
 async def seed_directory(
     r: aioredis.Redis, keys: Keys, n: int, *, seed: int = SEED, shares: Shares | None = None
 ) -> int:
-    from sync.builtin_directory import BuiltinDirectory
+    from sync.directories.builtin import BuiltinDirectory
 
     users = directory_users(n, seed=seed, shares=shares)
     count = await BuiltinDirectory(r, keys, "main").import_seed({"users": users})
@@ -493,7 +493,7 @@ def _utcnow() -> datetime:
 
 
 def bench_service(config: Config, r: aioredis.Redis, keys: Keys) -> Any:
-    from sync.service import SyncService
+    from sync.service.service import SyncService
 
     os.environ.setdefault(SECRET_ENV, BENCH_SECRET)
     return SyncService(
@@ -502,7 +502,7 @@ def bench_service(config: Config, r: aioredis.Redis, keys: Keys) -> Any:
 
 
 def select_attributes(config: Config) -> tuple[str, ...]:
-    from sync.service import BASE_SELECT
+    from sync.service.service import BASE_SELECT
 
     return tuple(dict.fromkeys((*BASE_SELECT, *config.mapping.attributes)))
 
@@ -792,7 +792,7 @@ def card_phases(redis_url: str, users: int, digest_users: int) -> dict[str, Any]
         "--redis",
         redis_url,
     ]
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(  # noqa: S603 - our own module, our own interpreter
         cmd, capture_output=True, text=True, cwd=root, timeout=1800, check=False
     )

@@ -14,14 +14,14 @@ import httpx
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from sync.auth import MsalTokenProvider
-from sync.builtin_directory import BuiltinDirectory
 from sync.config import Config, DirectoryConfig, TenantConfig
-from sync.directory import Directory
+from sync.devtools.simulator import TenantSim, load_tenant_file, serve_simulator
+from sync.directories.base import Directory
+from sync.directories.builtin import BuiltinDirectory
 from sync.errors import ConfigError
-from sync.graph import GraphClient
-from sync.keys import Keys
-from sync.simulator import TenantSim, load_tenant_file, serve_simulator
+from sync.graph.auth import MsalTokenProvider
+from sync.graph.client import GraphClient
+from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def open_directory(
             if n:
                 log.info("directory %s: imported %d users from %s", cfg.name, n, cfg.seed_file)
         return d
-    from sync.scim import ScimDirectory
+    from sync.directories.scim import ScimDirectory
 
     token = os.environ.get(cfg.token_env) if cfg.token_env else None
     if cfg.token_env and not token:

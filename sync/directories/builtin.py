@@ -1,6 +1,6 @@
 """The built-in directory: the phone system's users kept in Redis.
 
-Layout (all keys from :class:`sync.keys.Keys`):
+Layout (all keys from :class:`sync.state.keys.Keys`):
 
 - ``dir_users(name)``: hash, user id -> the user's JSON (:meth:`DirectoryUser.to_dict`);
 - ``dir_index(name, "phone")``: hash, E.164 number as stored -> JSON list of user ids;
@@ -40,11 +40,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from sync.directory import NewDirectoryUser, UserPatch
+from sync.directories.base import NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, DirectoryUnavailable, InputError
 from sync.gcpause import cyclic_gc_paused
-from sync.keys import Keys
 from sync.models import DirectoryUser, slot_setters
+from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ def _redis_errors() -> Iterator[None]:
 
 
 class BuiltinDirectory:
-    """The built-in directory (see the module docstring). Implements ``sync.directory.Directory``.
+    """The built-in directory (see the module docstring); a ``sync.directories.base.Directory``.
 
     This directory stores the per-user ``sync_enabled`` switch itself."""
 

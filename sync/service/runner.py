@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync.config import EnvSettings, load_config
-from sync.keys import Keys
-from sync.redis_client import make_redis
-from sync.service import RunResult, SyncService
+from sync.service.service import RunResult, SyncService
+from sync.state.connection import make_redis
+from sync.state.keys import Keys
 
 
 def _now() -> datetime:
@@ -63,7 +63,7 @@ async def sync_once(
 async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | None = None) -> str:
     env = env or EnvSettings()
     load_config(config_path)  # validates the file; the audit lives in Redis
-    from sync.state import StateStore
+    from sync.state.store import StateStore
 
     store = StateStore(make_redis(env.REDIS_URL), Keys(env.ENTRA_SYNC_REDIS_PREFIX), clock=_now)
     entries = [e.to_dict() for e in await store.export_audit()]

@@ -26,7 +26,6 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from sync.config import Config, MappingSettings
-from sync.mapping import clean, field_changes
 from sync.models import (
     Blocked,
     Change,
@@ -39,7 +38,8 @@ from sync.models import (
     StateView,
     same_objects,
 )
-from sync.phones import normalize
+from sync.plan.mapping import clean, field_changes
+from sync.plan.phones import normalize
 
 KIND_ORDER = {Kind.CONFLICT: 0, Kind.MATCH: 1, Kind.UPDATE: 2, Kind.REMOVAL: 3, Kind.NEW: 4}
 

@@ -1,5 +1,6 @@
 """The phone system's directory, behind one small interface with two adapters:
-the built-in directory (Redis, :mod:`sync.builtin_directory`) and SCIM 2.0 (:mod:`sync.scim`)."""
+the built-in directory (Redis, :mod:`sync.directories.builtin`) and SCIM 2.0
+(:mod:`sync.directories.scim`)."""
 
 from __future__ import annotations
 

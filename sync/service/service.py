@@ -27,8 +27,7 @@ from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from sync.config import Config, EnvSettings, TenantConfig
-from sync.directory import Directory, UserPatch
-from sync.engine import VERBS, apply_proposal, still_valid
+from sync.directories.base import Directory, UserPatch
 from sync.errors import (
     AuthError,
     ConfigError,
@@ -42,7 +41,6 @@ from sync.errors import (
     SyncError,
 )
 from sync.gcpause import cyclic_gc_paused
-from sync.keys import Keys
 from sync.models import (
     Blocked,
     DirectoryUser,
@@ -55,14 +53,16 @@ from sync.models import (
     SnapshotDiff,
     same_objects,
 )
-from sync.phones import normalize
-from sync.plan import PlanCache, auto_applicable
-from sync.plan import plan as make_plan
-from sync.runtime import TenantRuntime, open_directory, open_tenant
-from sync.scheduler import next_run
-from sync.secrets import SecretBox
-from sync.settings_form import form_to_table, merge_config
-from sync.state import AuditEntry, LastSync, RecordResult, StateStore, StoredProposal
+from sync.plan.phones import normalize
+from sync.plan.planner import PlanCache, auto_applicable
+from sync.plan.planner import plan as make_plan
+from sync.service.engine import VERBS, apply_proposal, still_valid
+from sync.service.runtime import TenantRuntime, open_directory, open_tenant
+from sync.service.scheduler import next_run
+from sync.service.settings_form import form_to_table, merge_config
+from sync.state.keys import Keys
+from sync.state.secrets import SecretBox
+from sync.state.store import AuditEntry, LastSync, RecordResult, StateStore, StoredProposal
 
 Trigger = Literal["manual", "scheduled", "user"]
 

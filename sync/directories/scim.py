@@ -87,8 +87,8 @@ from scim2_models import (
     User,
 )
 
-from sync.builtin_directory import apply_patch, norm_email, validate_patch
-from sync.directory import NewDirectoryUser, UserPatch
+from sync.directories.base import NewDirectoryUser, UserPatch
+from sync.directories.builtin import apply_patch, norm_email, validate_patch
 from sync.errors import (
     DirectoryAuthError,
     DirectoryConflict,
@@ -427,7 +427,7 @@ def error_for(status: int, body: Any, what: str) -> DirectoryError:
 
 
 class ScimDirectory:
-    """A SCIM 2.0 service provider as the directory. Implements ``sync.directory.Directory``.
+    """A SCIM 2.0 service provider as the directory. Implements ``sync.directories.base.Directory``.
     See the module docstring for the mapping, the features used and the fallbacks."""
 
     stores_sync_enabled = False

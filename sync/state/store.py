@@ -2,8 +2,8 @@
 delta links, snapshots, last-sync records, the per-tenant run lock, the audit stream, card and
 conversation references, credentials (encrypted) and settings overrides.
 
-Every key comes from ``sync.keys.Keys``. Times come from the injected clock (aware UTC) and are
-stored as ISO strings. Values are compact JSON.
+Every key comes from ``sync.state.keys.Keys``. Times come from the injected clock (aware UTC)
+and are stored as ISO strings. Values are compact JSON.
 
 Atomicity: every state change that reads before it writes runs as an optimistic transaction
 (``WATCH`` / ``MULTI`` / ``EXEC``, retried on ``WatchError``). We use WATCH rather than Lua
@@ -45,7 +45,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sync.errors import LockBusy, ProposalNotFound, ProposalNotPending, StateError
 from sync.gcpause import cyclic_gc_paused
-from sync.keys import Keys
 from sync.models import (
     TRANSITIONS,
     Change,
@@ -58,7 +57,8 @@ from sync.models import (
     proposal_of,
     slot_setters,
 )
-from sync.secrets import SecretBox
+from sync.state.keys import Keys
+from sync.state.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -582,7 +582,7 @@ class StateStore:
         pool = self._r.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            # packed by the connection (hiredis with sync.redis_client's connection class)
+            # packed by the connection (hiredis with sync.state.connection's connection class)
             payload = conn.pack_commands([("HSETNX", key, "rec", value) for key, value in items])
             n = len(items)
             read = conn.read_response

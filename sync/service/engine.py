@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from sync.config import Config
-from sync.directory import Directory, NewDirectoryUser, UserPatch
+from sync.directories.base import Directory, NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, InputError
-from sync.mapping import field_changes, new_values
 from sync.models import Change, DirectoryUser, EntraSnapshot, EntraUser, Kind, Proposal
-from sync.plan import entra_phones, scope_cause
+from sync.plan.mapping import field_changes, new_values
+from sync.plan.planner import entra_phones, scope_cause
 
 # verb -> the proposal kinds it applies to
 VERBS: Mapping[str, frozenset[Kind]] = {

@@ -21,7 +21,6 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from sync.auth import RefreshableTokenProvider, TokenProvider
 from sync.errors import (
     AuthError,
     DeltaExpired,
@@ -33,7 +32,8 @@ from sync.errors import (
     GraphUnavailable,
 )
 from sync.gcpause import cyclic_gc_paused
-from sync.graph_attributes import select_attribute
+from sync.graph.attributes import select_attribute
+from sync.graph.auth import RefreshableTokenProvider, TokenProvider
 from sync.models import (
     EntraSnapshot,
     EntraUser,

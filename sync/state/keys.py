@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Keys:
     prefix: str = "es:"
 
-    # --- proposals (state machine in sync.state) -------------------------------------------
+    # --- proposals (state machine in sync.state.store) -------------------------------------------
     def proposal(self, proposal_id: str) -> str:  # hash: data, state, actor, at, tenant, dir
         return f"{self.prefix}p:{proposal_id}"
 
