@@ -11,8 +11,7 @@ import fakeredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync import bench
-from sync import plan as planmod
+from sync.devtools import bench
 from sync.models import (
     Change,
     DirectoryUser,
@@ -22,6 +21,7 @@ from sync.models import (
     StateView,
     parse_entra_user,
 )
+from sync.plan import planner as planmod
 from sync.state.keys import Keys
 from sync.state.store import StateStore, StoredProposal
 
