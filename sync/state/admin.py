@@ -1,0 +1,96 @@
+"""What the Teams side keeps: settings edited in Teams, the credentials of a tenant connected
+from Teams (the secret encrypted), and where to post (conversations, the notify channel, the
+posts of each proposal's card)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from sync.state.keys import Keys
+from sync.state.secrets import SecretBox
+from sync.state.values import dumps, iso, str_map, text_or_none
+
+
+class SettingsStore:
+    """The settings edited in Teams (a table that overrides the file's)."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self._r = redis
+        self._k = keys
+
+    async def get_settings_overrides(self) -> dict[str, Any] | None:
+        raw = await self._r.get(self._k.settings())
+        return json.loads(raw) if raw else None
+
+    async def set_settings_overrides(self, table: dict[str, Any]) -> None:
+        await self._r.set(self._k.settings(), dumps(table))
+
+
+class Credentials:
+    """App credentials of tenants connected from Teams; the secret encrypted with a box."""
+
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, box: SecretBox, *, clock: Callable[[], datetime]
+    ) -> None:
+        self._r = redis
+        self._k = keys
+        self._box = box
+        self._clock = clock
+
+    async def set_credentials(
+        self, tenant: str, tenant_id: str, client_id: str, secret: SecretStr
+    ) -> None:
+        await self._r.hset(  # type: ignore[misc]
+            self._k.credentials(tenant),
+            mapping={
+                "tenant_id": tenant_id,
+                "client_id": client_id,
+                "secret": self._box.encrypt(secret),
+                "at": iso(self._clock()),
+            },
+        )
+
+    async def credentials(self, tenant: str) -> tuple[str, str, SecretStr] | None:
+        """(tenant_id, client_id, secret) or None. Raises StateError code ``secret_unreadable``
+        when the key changed since the secret was stored."""
+        h = str_map(await self._r.hgetall(self._k.credentials(tenant)))  # type: ignore[misc]
+        if "secret" not in h:
+            return None
+        return (h["tenant_id"], h["client_id"], self._box.decrypt(h["secret"].encode("ascii")))
+
+    async def delete_credentials(self, tenant: str) -> None:
+        await self._r.delete(self._k.credentials(tenant))
+
+
+class Conversations:
+    """Teams conversation references, the channel to notify, and where each card was posted."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self._r = redis
+        self._k = keys
+
+    async def save_conversation(self, conv_id: str, ref: dict[str, Any]) -> None:
+        await self._r.hset(self._k.conversations(), conv_id, dumps(ref))  # type: ignore[misc]
+
+    async def conversation(self, conv_id: str) -> dict[str, Any] | None:
+        raw = await self._r.hget(self._k.conversations(), conv_id)  # type: ignore[misc]
+        return json.loads(raw) if raw else None
+
+    async def set_notify_channel(self, conv_id: str) -> None:
+        await self._r.set(self._k.notify_channel(), conv_id)
+
+    async def notify_channel(self) -> str | None:
+        return text_or_none(await self._r.get(self._k.notify_channel()))
+
+    async def set_card_ref(self, pid: str, ref: dict[str, Any]) -> None:
+        await self._r.set(self._k.card_ref(pid), dumps(ref))
+
+    async def card_ref(self, pid: str) -> dict[str, Any] | None:
+        raw = await self._r.get(self._k.card_ref(pid))
+        return json.loads(raw) if raw else None

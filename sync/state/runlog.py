@@ -1,0 +1,87 @@
+"""What the runs left for the status card: the last sync of each tenant (when, how, counters),
+the per-user "last synced" times, and the counter changes made by decisions since."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+
+from sync.state.keys import Keys
+from sync.state.values import chunks, dumps, iso, str_map, text, time_or_none
+
+
+@dataclass(frozen=True, slots=True)
+class LastSync:
+    at: datetime
+    status: Literal["ok", "failed"]
+    error: dict[str, Any] | None
+    counters: dict[str, Any]
+
+
+class RunLog:
+    """Last-sync records, per-user sync times and counter bumps, per tenant."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self._r = redis
+        self._k = keys
+
+    async def set_last_sync(
+        self,
+        tenant: str,
+        *,
+        status: Literal["ok", "failed"],
+        error: dict[str, Any] | None,
+        counters: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        """Record a run; a new record also starts the counter bumps afresh."""
+        fields = {"at": iso(at), "status": status, "error": dumps(error)}
+        fields["counters"] = dumps(counters)
+        async with self._r.pipeline(transaction=True) as tx:
+            tx.hset(self._k.last_sync(tenant), mapping=fields)  # type: ignore[arg-type]
+            if status == "ok":
+                tx.delete(self._k.counter_bumps(tenant))
+            await tx.execute()
+
+    async def last_sync(self, tenant: str) -> LastSync | None:
+        h = str_map(await self._r.hgetall(self._k.last_sync(tenant)))  # type: ignore[misc]
+        if "at" not in h:
+            return None
+        return LastSync(
+            at=datetime.fromisoformat(h["at"]),
+            status="ok" if h.get("status") == "ok" else "failed",
+            error=json.loads(h.get("error", "null")),
+            counters=json.loads(h.get("counters", "{}")),
+        )
+
+    async def bump(self, tenant: str, counter: str) -> None:
+        await self._r.hincrby(self._k.counter_bumps(tenant), counter, 1)  # type: ignore[misc]
+
+    async def counters(self, tenant: str) -> dict[str, int]:
+        """The last run's counters plus the bumps made by decisions since that run."""
+        last = await self.last_sync(tenant)
+        out = {k: int(v) for k, v in (last.counters if last else {}).items()}
+        bumps = await self._r.hgetall(self._k.counter_bumps(tenant))  # type: ignore[misc]
+        for k, v in bumps.items():
+            out[text(k)] = out.get(text(k), 0) + int(v)
+        return out
+
+    async def set_user_last_sync(self, tenant: str, ids: Iterable[str], at: datetime) -> None:
+        key = self._k.user_last_sync(tenant)
+        when = iso(at)
+        pipe = self._r.pipeline(transaction=False)
+        for chunk in chunks(list(dict.fromkeys(ids))):
+            pipe.hset(key, mapping=dict.fromkeys(chunk, when))
+        await pipe.execute()
+
+    async def user_last_sync(self, tenant: str, entra_id: str) -> datetime | None:
+        return time_or_none(await self._r.hget(self._k.user_last_sync(tenant), entra_id))  # type: ignore[misc]
+
+    async def forget(self, tenant: str) -> None:
+        k = self._k
+        await self._r.delete(k.last_sync(tenant), k.user_last_sync(tenant), k.counter_bumps(tenant))
