@@ -58,7 +58,7 @@ from sync.gcpause import cyclic_gc_paused
 from sync.graph.auth import MsalTokenProvider
 from sync.graph.client import GraphClient
 from sync.plan.mapping import clean
-from sync.state.connection import HiredisPackConnection, redis_from_url
+from sync.state.connection import redis_from_url
 from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -433,7 +433,7 @@ def counting_redis(url: str) -> tuple[aioredis.Redis, list[int]]:
     one whole pipeline is one round trip. Returns (client, [count])."""
     counter = [0]
 
-    class CountingConnection(HiredisPackConnection):
+    class CountingConnection(aioredis.Connection):
         async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
             counter[0] += 1
             await super().send_packed_command(command, check_health)
@@ -502,9 +502,9 @@ def bench_service(config: Config, r: aioredis.Redis, keys: Keys) -> Any:
 
 
 def select_attributes(config: Config) -> tuple[str, ...]:
-    from sync.service.service import BASE_SELECT
+    from sync.service.reading import select_for
 
-    return tuple(dict.fromkeys((*BASE_SELECT, *config.mapping.attributes)))
+    return select_for(config)
 
 
 # --- the phases ----------------------------------------------------------------------------------

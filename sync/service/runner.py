@@ -66,7 +66,7 @@ async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | 
     from sync.state.store import StateStore
 
     store = StateStore(make_redis(env.REDIS_URL), Keys(env.ENTRA_SYNC_REDIS_PREFIX), clock=_now)
-    entries = [e.to_dict() for e in await store.export_audit()]
+    entries = [e.to_dict() for e in await store.audit_log.export_audit()]
     if fmt == "json":
         return json.dumps(entries, indent=1, ensure_ascii=False, default=str) + "\n"
     out = io.StringIO()

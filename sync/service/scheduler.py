@@ -8,13 +8,24 @@
 - ``interval``: ``last_run + every_hours`` (counted from the last sync); when it never ran, ``now``.
 
 ``is_due`` is ``now >= next_run``. All datetimes must be aware; results are in UTC.
+After a failed run, the next is due within the hour (``next_sync``). ``Scheduler`` runs what
+is due.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sync.config import ScheduleSettings
+from sync.service.records import RunResult
+from sync.service.tenants import LiveConfig, Tenants
+from sync.state.runlog import LastSync, RunLog
+
+log = logging.getLogger(__name__)
 
 
 def _utc(dt: datetime) -> datetime:
@@ -49,3 +60,71 @@ def next_run(
 def is_due(now: datetime, last_run: datetime | None, schedule: ScheduleSettings) -> bool:
     nxt = next_run(now, last_run, schedule)
     return nxt is not None and _utc(now) >= nxt
+
+
+RETRY_AFTER_FAILURE = timedelta(hours=1)
+
+
+def next_sync(now: datetime, last: LastSync | None, schedule: ScheduleSettings) -> datetime | None:
+    """The schedule's next run; after a failed run, a retry within the hour."""
+    nxt = next_run(now, last.at if last else None, schedule)
+    if nxt is not None and last is not None and last.status == "failed":
+        return min(nxt, last.at + RETRY_AFTER_FAILURE)
+    return nxt
+
+
+class Scheduler:
+    """Runs every tenant whose schedule is due, checking every ``tick_s`` seconds."""
+
+    def __init__(
+        self,
+        live: LiveConfig,
+        runlog: RunLog,
+        tenants: Tenants,
+        run_sync: Callable[..., Awaitable[list[RunResult]]],
+        *,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]],
+        tick_s: float,
+    ) -> None:
+        self._live = live
+        self._runlog = runlog
+        self._tenants = tenants
+        self._run_sync = run_sync
+        self._clock = clock
+        self._sleep = sleep
+        self._tick = tick_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def next_sync(self, tenant: str) -> datetime | None:
+        last = await self._runlog.last_sync(tenant)
+        return next_sync(self._clock(), last, self._live.current.schedule)
+
+    async def run_due(self) -> list[RunResult]:
+        """Run every tenant whose schedule is due now."""
+        if self._live.current.schedule.mode == "manual":
+            return []
+        out: list[RunResult] = []
+        for name in list(self._tenants.runtimes):
+            nxt = await self.next_sync(name)
+            if nxt is not None and nxt <= self._clock():
+                out += await self._run_sync(name, trigger="scheduled")
+        return out
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="entra-sync-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_due()
+            except Exception:
+                log.exception("scheduled sync failed")
+            await self._sleep(self._tick)

@@ -1,0 +1,95 @@
+"""Connecting a tenant from Teams (its app credentials, stored encrypted) and removing a
+tenant's sync (links and state go; directory users and their data stay)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from sync.directories.base import UserPatch
+from sync.errors import InputError
+from sync.service.reading import EntraReader
+from sync.service.records import CONNECTED, Actor, RunResult, TenantStatus
+from sync.service.tenants import Tenants
+from sync.state.store import StateStore
+
+
+def consent_url(tenant_id: str, client_id: str) -> str:
+    """Where an Entra admin grants the app its permissions."""
+    return (
+        f"https://login.microsoftonline.com/{quote(tenant_id or 'organizations', safe='')}"
+        f"/adminconsent?client_id={quote(client_id, safe='')}"
+    )
+
+
+class TenantConnection:
+    def __init__(
+        self,
+        store: StateStore,
+        tenants: Tenants,
+        reader: EntraReader,
+        *,
+        run_sync: Callable[..., Awaitable[list[RunResult]]],
+        status: Callable[[], Awaitable[list[TenantStatus]]],
+    ) -> None:
+        self._store = store
+        self._tenants = tenants
+        self._reader = reader
+        self._run_sync = run_sync
+        self._status = status
+
+    async def connect(
+        self, tenant_id: str, client_id: str, secret: SecretStr, *, actor: Actor
+    ) -> TenantStatus:
+        """Store the credentials (never audited: the secret), open the tenant, sync it, and
+        return its status."""
+        tenant_id, client_id = tenant_id.strip(), client_id.strip()
+        if not tenant_id or not client_id or not secret.get_secret_value().strip():
+            raise InputError("tenant id, client id and client secret are all needed")
+        await self._store.tenant_credentials.set_credentials(
+            CONNECTED, tenant_id, client_id, secret
+        )
+        self._tenants.runtimes.pop(CONNECTED, None)
+        await self._tenants.open_connected()
+        await self._store.audit_log.audit(
+            actor.id,
+            actor.name,
+            "connect",
+            tenant=CONNECTED,
+            after={"tenant_id": tenant_id, "client_id": client_id},
+        )
+        await self._run_sync(CONNECTED, actor=actor)
+        return next(s for s in await self._status() if s.tenant == CONNECTED)
+
+    async def disconnect(self, tenant: str | None, *, actor: Actor) -> int:
+        """Remove the sync of a tenant: its directory users are unlinked (when it is the only
+        tenant: every linked user), its pending proposals superseded, its state deleted.
+        Directory users and their data stay. Returns how many users were unlinked."""
+        name = tenant or CONNECTED
+        tenant_users = set(await self._reader.stored_users(name))
+        only_tenant = len(self._tenants.runtimes) <= 1
+        unlinked = 0
+        for d in self._tenants.directories_of(name):
+            directory = self._tenants.directories.get(d)
+            for u in await directory.list_users() if directory is not None else ():
+                if u.entra_id and (only_tenant or u.entra_id in tenant_users):
+                    assert directory is not None
+                    await directory.update(u.id, UserPatch({"entra_id": None}))
+                    unlinked += 1
+        superseded, dirs = await self._store.proposals.supersede_tenant(name, verb="disconnected")
+        await self._store.tenant_credentials.delete_credentials(name)
+        await self._store.snapshots.forget(name)
+        await self._store.choices.forget(name)
+        await self._store.runs.forget(name)
+        await self._store.audit_log.audit(
+            actor.id,
+            actor.name,
+            "disconnect",
+            tenant=name,
+            before={"pending_superseded": len(superseded), "directories": sorted(dirs)},
+        )
+        self._tenants.runtimes.pop(name, None)
+        self._reader.forget(name)
+        return unlinked

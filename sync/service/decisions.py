@@ -1,0 +1,281 @@
+"""Admin decisions on items: accept, apply, link, create, remove, delete (confirmed), ignore,
+pick the owner of a shared number; the removal guard (confirm, dismiss) and un-ignoring a
+user. Each checks the card's digest first, then whether the item still describes Entra."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from sync.errors import InputError, LockBusy, ProposalNotPending, SyncError
+from sync.models import EntraUser, Kind, ProposalState
+from sync.service.applying import Applier
+from sync.service.digests import CardDigests
+from sync.service.engine import VERBS, still_valid
+from sync.service.listeners import Listeners
+from sync.service.reading import EntraReader
+from sync.service.records import CONNECTED, Actor, Decision, Item
+from sync.service.runs import Runs
+from sync.service.tenants import LiveConfig, Tenants
+from sync.state.proposals import StoredProposal
+from sync.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+NOT_ISSUED = "This card was not issued by this bot."
+
+
+class Decisions:
+    def __init__(
+        self,
+        live: LiveConfig,
+        store: StateStore,
+        tenants: Tenants,
+        reader: EntraReader,
+        runs: Runs,
+        applier: Applier,
+        digests: CardDigests,
+        listeners: Listeners,
+    ) -> None:
+        self._live = live
+        self._store = store
+        self._tenants = tenants
+        self._reader = reader
+        self._runs = runs
+        self._applier = applier
+        self._digests = digests
+        self._listeners = listeners
+
+    async def decide(
+        self, pid: str, verb: str, *, actor: Actor, digest: str, inputs: Mapping[str, str]
+    ) -> Decision:
+        """One card press. Refused unless the digest is ours, the item is pending and the
+        verb fits its kind; a stale item (Entra changed since) is superseded, not applied."""
+        if pid.startswith("guard:"):
+            return await self._decide_guard(pid, verb, actor=actor, digest=digest)
+        if verb == "unignore":
+            return await self._unignore(pid, actor=actor, digest=digest)
+        sp = await self._store.proposals.get(pid)
+        if sp is None or not await self._digests.valid(pid, digest):
+            return Decision(
+                "not_found", None, "This item is not known to the bot (or the card was altered)."
+            )
+        item = await self._digests.item(sp)
+        refusal = _refusal(sp, item, verb, inputs)
+        if refusal is not None:
+            return refusal
+        fresh = await self._check_fresh(sp)
+        if fresh is not None:
+            return fresh
+        if verb == "ignore":
+            return await self._ignore(sp, actor)
+        if verb == "pick_owner":
+            return await self._pick_owner(sp, inputs["owner"], actor)
+        return await self._applier.accept_and_apply(sp, verb, inputs, actor)
+
+    async def decide_all(self, kind: Kind, *, actor: Actor, pending: list[Item]) -> list[Decision]:
+        """Accept every pending match, or apply every pending update."""
+        verb = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}.get(kind)
+        if verb is None:
+            raise InputError(f"there is no 'all' action for {kind.value} items")
+        return [
+            await self.decide(it.id, verb, actor=actor, digest=it.digest, inputs={})
+            for it in pending
+        ]
+
+    async def _check_fresh(self, sp: StoredProposal) -> Decision | None:
+        """Refresh the tenant's view with a delta round; if the proposal no longer describes
+        Entra, plan again (which supersedes it) and return the 'stale' decision."""
+        rt = self._tenants.runtimes.get(sp.tenant)
+        if rt is None:
+            return None
+        try:
+            async with self._store.run_lock.hold(sp.tenant, ttl_s=60):
+                reading = await self._reader.read(rt, self._live.current)
+        except LockBusy:
+            return None  # a sync is running right now; it will supersede stale items itself
+        except SyncError as e:
+            log.info("freshness check of %s skipped: %s", sp.id, e.code)
+            return None
+        p = sp.proposal
+        ids = p.entra_ids or ((p.entra_id,) if p.entra_id else ())
+        users = {u.id: u for u in reading.snapshot.users if u.id in ids}
+        current: dict[str, EntraUser | None] = {i: users.get(i) for i in ids}
+        directory = self._tenants.directories[sp.directory]
+        dir_user = await directory.get(p.app_user_id) if p.app_user_id else None
+        if still_valid(p, current, reading.snapshot, dir_user, self._live.current):
+            return None
+        now = await self._store.proposals.get(sp.id)
+        if now is not None and now.state is not ProposalState.PENDING:
+            # decided by someone else while we looked (their write is what changed the data)
+            who = now.decided_by or "someone"
+            return Decision("already", await self._digests.item(now), f"Already handled by {who}.")
+        result = await self._runs.plan_reading(rt, sp.directory, reading, Actor.system())
+        replacement = next(
+            (
+                it
+                for it in reversed(result.new_items)
+                if (it.proposal.entra_id and it.proposal.entra_id == p.entra_id)
+                or set(it.proposal.entra_ids) & set(ids)
+            ),
+            None,
+        )
+        old = await self._store.proposals.get(sp.id)
+        item = replacement or (await self._digests.item(old) if old else None)
+        return Decision(
+            "stale",
+            item,
+            "The data in Entra changed since this card was posted; nothing was applied. "
+            "Review the current values.",
+        )
+
+    async def _ignore(self, sp: StoredProposal, actor: Actor) -> Decision:
+        """IGNORED; ignoring a match or a new user ignores the Entra user too."""
+        try:
+            done = await self._store.proposals.transition(
+                sp.id,
+                ProposalState.IGNORED,
+                actor_id=actor.id,
+                actor_name=actor.name,
+                verb="ignore",
+            )
+        except ProposalNotPending as e:
+            return await self._applier.already(sp.id, e)
+        p = sp.proposal
+        if p.kind in (Kind.MATCH, Kind.NEW) and p.entra_id:
+            await self._store.choices.ignore(
+                sp.tenant, p.entra_id, actor_id=actor.id, actor_name=actor.name
+            )
+        await self._store.audit_log.audit(
+            actor.id,
+            actor.name,
+            f"ignore {p.kind.value}",
+            tenant=sp.tenant,
+            proposal_id=sp.id,
+            entra_id=p.entra_id,
+            app_user_id=p.app_user_id,
+            before={"state": ProposalState.PENDING.value},
+            after={"state": ProposalState.IGNORED.value, "reason": p.reason},
+        )
+        item = await self._digests.item(done)
+        await self._listeners.item_changed(item)
+        return Decision("done", item, f"Ignored by {actor.name}.")
+
+    async def _pick_owner(self, sp: StoredProposal, owner: str, actor: Actor) -> Decision:
+        """The chosen Entra user owns the shared number; the tenant is planned again."""
+        proposals, result = self._store.proposals, {"owner": owner}
+        try:
+            await proposals.transition(
+                sp.id,
+                ProposalState.ACCEPTED,
+                actor_id=actor.id,
+                actor_name=actor.name,
+                verb="pick_owner",
+                result=result,
+            )
+            await self._store.choices.set_number_owner(sp.tenant, sp.proposal.number or "", owner)
+            done = await proposals.transition(
+                sp.id,
+                ProposalState.APPLIED,
+                actor_id=actor.id,
+                actor_name=actor.name,
+                verb="pick_owner",
+                expect=ProposalState.ACCEPTED,
+                result=result,
+            )
+        except ProposalNotPending as e:
+            return await self._applier.already(sp.id, e)
+        await self._store.audit_log.audit(
+            actor.id,
+            actor.name,
+            "pick owner",
+            tenant=sp.tenant,
+            proposal_id=sp.id,
+            entra_id=owner,
+            before={"number": sp.proposal.number, "candidates": list(sp.proposal.entra_ids)},
+            after={"owner": owner},
+        )
+        item = await self._digests.item(done)
+        await self._listeners.item_changed(item)
+        await self._runs.replan(sp.tenant, sp.directory, actor)
+        return Decision("done", item, f"{actor.name} chose the owner of {sp.proposal.number}.")
+
+    async def guard_id(self, tenant: str, directory: str) -> tuple[str, str]:
+        pid = f"guard:{tenant}:{directory}"
+        return pid, await self._digests.digest(pid)
+
+    async def _decide_guard(self, pid: str, verb: str, *, actor: Actor, digest: str) -> Decision:
+        """The removal guard's card: dismiss (nothing removed) or confirm (the held removals
+        are proposed one by one: the tenant is planned again with the guard let through)."""
+        if not await self._digests.valid(pid, digest):
+            return Decision("not_found", None, NOT_ISSUED)
+        _, tenant, directory = [*pid.split(":", 2), "", ""][:3]
+        if verb not in ("guard_dismiss", "guard_confirm"):
+            return Decision("refused", None, f"'{verb}' does not apply to the removal guard.")
+        confirmed = verb == "guard_confirm"
+        if confirmed:
+            await self._store.choices.confirm_guard(tenant, directory)
+        await self._store.audit_log.audit(
+            actor.id,
+            actor.name,
+            "guard confirmed" if confirmed else "guard dismissed",
+            tenant=tenant,
+            before={"removals": "held back", "directory": directory},
+            after={
+                "removals": "proposed one by one" if confirmed else "dismissed",
+                "directory": directory,
+            },
+        )
+        if not confirmed:
+            return Decision("done", None, f"Dismissed by {actor.name}; nothing was removed.")
+        await self._runs.replan(tenant, directory, actor)
+        return Decision(
+            "done", None, f"Confirmed by {actor.name}: the removals are proposed one by one."
+        )
+
+    async def unignore_digest(self, entra_id: str) -> str:
+        return await self._digests.digest(f"unignore:{entra_id}")
+
+    async def _unignore(self, entra_id: str, *, actor: Actor, digest: str) -> Decision:
+        """Stop ignoring an Entra user (in the first tenant that ignores it) and plan again."""
+        if not await self._digests.valid(f"unignore:{entra_id}", digest):
+            return Decision("not_found", None, NOT_ISSUED)
+        for tenant in list(self._tenants.runtimes) or [CONNECTED]:
+            if await self._store.choices.unignore(
+                tenant, entra_id, actor_id=actor.id, actor_name=actor.name
+            ):
+                await self._store.audit_log.audit(
+                    actor.id,
+                    actor.name,
+                    "unignore",
+                    tenant=tenant,
+                    entra_id=entra_id,
+                    before={"ignored": True},
+                    after={"ignored": False},
+                )
+                for d in self._tenants.directories_of(tenant):
+                    await self._runs.replan(tenant, d, actor)
+                return Decision("done", None, f"Un-ignored by {actor.name}.")
+        return Decision("not_found", None, "This user is not ignored.")
+
+
+def _refusal(
+    sp: StoredProposal, item: Item, verb: str, inputs: Mapping[str, str]
+) -> Decision | None:
+    """Why a card press on a stored proposal cannot go ahead (None: it can)."""
+    kind = sp.proposal.kind
+    if verb == "refresh":
+        return Decision("done", item, "current state")
+    if sp.state is not ProposalState.PENDING:
+        return Decision("already", item, f"Already handled by {sp.decided_by or 'someone'}.")
+    if verb not in VERBS or kind not in VERBS[verb]:
+        return Decision("refused", item, f"'{verb}' does not apply to this {kind.value} item.")
+    if verb == "delete_user":
+        return Decision(
+            "confirm", item, "Delete the user in the phone system? This cannot be undone."
+        )
+    if verb == "link" and not inputs.get("target"):
+        return Decision("refused", item, "Choose the directory user to link first.")
+    if verb == "pick_owner" and inputs.get("owner") not in sp.proposal.entra_ids:
+        return Decision("refused", item, "Choose one of the Entra users of this conflict.")
+    return None

@@ -1,0 +1,38 @@
+"""Who hears about items and runs: the bot's listeners. A failing listener is logged and never
+breaks a decision or a run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sync.service.records import Item, ItemListener, RunListener, RunResult
+
+log = logging.getLogger(__name__)
+
+
+class Listeners:
+    def __init__(self) -> None:
+        self._items: list[ItemListener] = []
+        self._runs: list[RunListener] = []
+
+    def add_item_listener(self, listener: ItemListener) -> None:
+        self._items.append(listener)
+
+    def add_run_listener(self, listener: RunListener) -> None:
+        self._runs.append(listener)
+
+    async def item_changed(self, item: Item) -> None:
+        for listener in self._items:
+            try:
+                await listener(item)
+            except Exception:  # a card update must never break a decision
+                log.exception("item listener failed for %s", item.id)
+
+    async def runs_done(self, results: Iterable[RunResult]) -> None:
+        for result in results:
+            for listener in self._runs:
+                try:
+                    await listener(result)
+                except Exception:
+                    log.exception("run listener failed")

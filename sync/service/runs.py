@@ -1,0 +1,403 @@
+"""A sync run: read the tenant, plan against each directory it feeds (off the event loop),
+record the plan, apply what the schedule allows, and keep the counters for the status."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from time import perf_counter
+
+from redis.exceptions import RedisError
+
+from sync.errors import ConfigError, GraphDataError, LockBusy, StoreUnavailable, SyncError
+from sync.models import DirectoryUser, EntraSnapshot, Kind, Plan, Proposal, ProposalState
+from sync.plan.phones import normalize
+from sync.plan.planner import auto_applicable
+from sync.plan.planner import plan as make_plan
+from sync.service.applying import Applier
+from sync.service.digests import CardDigests
+from sync.service.listeners import Listeners
+from sync.service.reading import EntraReader, Reading, select_for
+from sync.service.records import Actor, Item, RunResult, Trigger
+from sync.service.runtime import TenantRuntime
+from sync.service.tenants import LiveConfig, Tenants
+from sync.state.proposals import RecordResult, StoredProposal
+from sync.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What one plan-and-record step works on."""
+
+    tenant: str
+    directory: str
+    reading: Reading
+    actor: Actor
+    trigger: Trigger
+    started: datetime
+
+
+class Runs:
+    def __init__(
+        self,
+        live: LiveConfig,
+        store: StateStore,
+        tenants: Tenants,
+        reader: EntraReader,
+        applier: Applier,
+        digests: CardDigests,
+        listeners: Listeners,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._live = live
+        self._store = store
+        self._tenants = tenants
+        self._reader = reader
+        self._applier = applier
+        self._digests = digests
+        self._listeners = listeners
+        self._clock = clock
+
+    async def run_sync(
+        self, tenant: str | None = None, *, actor: Actor | None = None, trigger: Trigger = "manual"
+    ) -> list[RunResult]:
+        """Run one tenant, or every tenant; the run listeners hear every result."""
+        actor = actor or Actor.system()
+        names = [tenant] if tenant else self._tenants.names()
+        results: list[RunResult] = []
+        for name in dict.fromkeys(names):
+            results += await self._run_tenant(name, actor, trigger)
+        await self._listeners.runs_done(results)
+        return results
+
+    async def _run_tenant(self, name: str, actor: Actor, trigger: Trigger) -> list[RunResult]:
+        started = self._clock()
+        rt = self._tenants.runtimes.get(name)
+        if rt is None:
+            err = self._tenants.errors.get(name) or ConfigError(f"no tenant named '{name}'")
+            return [
+                self._failed(name, d, trigger, started, err)
+                for d in self._tenants.directories_of(name)
+            ]
+        dirs = rt.config.directory_names
+        try:
+            async with self._store.run_lock.hold(name):
+                await self._applier.recover_intents()
+                return await self._read_and_plan(rt, actor, trigger, started)
+        except LockBusy as e:
+            return [
+                RunResult(name, d, "skipped", trigger, started, self._clock(), error=e)
+                for d in dirs
+            ]
+        except RedisError as e:
+            err = StoreUnavailable(f"Redis failed during the sync: {type(e).__name__}")
+            return [self._failed(name, d, trigger, started, err) for d in dirs]
+        except SyncError as e:
+            await self._record_failure(name, e)
+            return [self._failed(name, d, trigger, started, e) for d in dirs]
+
+    async def _read_and_plan(
+        self, rt: TenantRuntime, actor: Actor, trigger: Trigger, started: datetime
+    ) -> list[RunResult]:
+        """Read Graph while the directories are listed (their round trips overlap), then plan
+        and record each directory."""
+        dirs = rt.config.directory_names
+        lap = perf_counter()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                listings = {
+                    d: tg.create_task(self._tenants.directories[d].list_users()) for d in dirs
+                }
+                reading = await self._reader.read(rt, self._live.current)
+        except ExceptionGroup as group:  # the first failure, as the callers handle it
+            raise group.exceptions[0] from None
+        phases = {"read": perf_counter() - lap}
+        out = []
+        for d in dirs:
+            run = _Run(rt.name, d, reading, actor, trigger, started)
+            out.append(await self.plan_and_record(run, list(listings[d].result()), dict(phases)))
+        return out
+
+    async def _record_failure(self, tenant: str, e: SyncError) -> None:
+        """The status shows the failure; the counters of the last good run stay."""
+        try:
+            last = await self._store.runs.last_sync(tenant)
+            await self._store.runs.set_last_sync(
+                tenant,
+                status="failed",
+                error=e.to_dict(),
+                counters=dict(last.counters) if last else {},
+                at=self._clock(),
+            )
+        except RedisError:
+            pass
+
+    def _failed(
+        self, tenant: str, directory: str, trigger: Trigger, started: datetime, err: SyncError
+    ) -> RunResult:
+        log.warning("sync %s/%s failed: %s %s", tenant, directory, err.code, err.message)
+        return RunResult(tenant, directory, "failed", trigger, started, self._clock(), error=err)
+
+    async def plan_and_record(
+        self, run: _Run, dir_users: list[DirectoryUser], phases: dict[str, float]
+    ) -> RunResult:
+        """Plan (in a thread: Teams is answered meanwhile), record, apply what the schedule
+        allows, and write the counters and the per-user sync times."""
+        lap = perf_counter()
+        p, proposals = await self._plan(run, dir_users)
+        phases["plan"], lap = perf_counter() - lap, perf_counter()
+        rec, proposals = await self._record(run, p, proposals)
+        phases["record"], lap = perf_counter() - lap, perf_counter()
+        await self._notify_superseded(rec.superseded)
+        new_items, auto = await self._post_or_apply(rec, replace(p, proposals=tuple(proposals)))
+        counters = {
+            "synced": p.synced + len(auto),
+            "syncable": p.syncable,
+            **pending_counts(proposals, rec, auto),
+        }
+        now = self._clock()
+        warning = unreadable_warning(run.reading.snapshot)
+        await self._store.runs.set_last_sync(
+            run.tenant,
+            status="ok",
+            error=warning.to_dict() if warning is not None else None,
+            counters=counters,
+            at=now,
+        )
+        await self._store.runs.set_user_last_sync(
+            run.tenant, linked_ids(dir_users, run.reading.changed), now
+        )
+        phases["rest"] = perf_counter() - lap
+        return RunResult(
+            tenant=run.tenant,
+            directory=run.directory,
+            status="ok",
+            trigger=run.trigger,
+            started_at=run.started,
+            finished_at=now,
+            new_items=new_items,
+            superseded=rec.superseded,
+            auto_applied=auto,
+            blocked=list(p.blocked),
+            counters=counters,
+            mode=run.reading.mode,
+            phases={k: round(v, 4) for k, v in phases.items()},
+        )
+
+    async def _plan(self, run: _Run, dir_users: list[DirectoryUser]) -> tuple[Plan, list[Proposal]]:
+        """The plan, and its proposals with ids scoped to this tenant and directory."""
+        state = await self._store.choices.state_view(run.tenant, run.directory)
+        snap, config = run.reading.snapshot, self._live.current
+        p = await asyncio.to_thread(make_plan, snap, dir_users, state, config)
+        proposals = [scoped(x, run.tenant, run.directory) for x in p.proposals]
+        if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
+            await self._store.choices.consume_guard(run.tenant, run.directory)
+        return p, proposals
+
+    async def _record(
+        self, run: _Run, p: Plan, proposals: list[Proposal]
+    ) -> tuple[RecordResult, list[Proposal]]:
+        if not run.reading.snapshot.complete:
+            # a read with unreadable records proposes no removal, and withdraws none either
+            held = await self._store.proposals.pending(run.tenant, run.directory, Kind.REMOVAL)
+            proposals = proposals + [sp.proposal for sp in held]
+        rec = await self._store.proposals.record_plan(run.tenant, run.directory, proposals)
+        if rec.already_decided:
+            return await self._reopen(run, proposals, rec)
+        return rec, proposals
+
+    async def _notify_superseded(self, ids: Sequence[str]) -> None:
+        """Superseded cards are updated in place (their states read in one batch)."""
+        for sp in (await self._store.proposals.get_many(ids)).values():
+            await self._listeners.item_changed(await self._digests.item(sp))
+
+    async def _post_or_apply(self, rec: RecordResult, p: Plan) -> tuple[list[Item], list[Item]]:
+        """New proposals become items to post, except those the schedule applies by itself
+        (scheduled mode: updates of linked users, also those kept pending from a manual run).
+        Returns (new items, applied items)."""
+        scheduled = self._live.current.schedule.mode != "manual"
+        auto_ids = {x.id for x in auto_applicable(p, scheduled=scheduled)}
+        stored = dict(rec.written)
+        missing = [x.id for x in rec.new if x.id not in stored]
+        stored |= await self._store.proposals.get_many(missing)
+        new_items: list[Item] = []
+        to_apply: list[tuple[StoredProposal, bool]] = []
+        for x in rec.new:
+            sp = stored.get(x.id)
+            if sp is not None and x.id in auto_ids:
+                to_apply.append((sp, False))
+            elif sp is not None:
+                new_items.append(await self._digests.item(sp))
+        kept = await self._store.proposals.get_many([i for i in rec.kept if i in auto_ids])
+        to_apply += [(sp, True) for sp in kept.values()]
+        auto: list[Item] = []
+        for sp, notify in to_apply:
+            done = await self._applier.accept_and_apply(
+                sp, "apply", {}, Actor.system(), notify=notify
+            )
+            if done.item is not None:
+                auto.append(done.item)
+        return new_items, auto
+
+    async def _reopen(
+        self, run: _Run, proposals: list[Proposal], rec: RecordResult
+    ) -> tuple[RecordResult, list[Proposal]]:
+        """A proposal id is a content hash. When the same change is needed again after it was
+        applied (someone reverted it in the phone system) or superseded (Entra changed and
+        changed back), it gets a new generation of its id so it is proposed again. An ignored
+        update, conflict or removal stays ignored: the admin said no to exactly these values;
+        an ignored match or new user is proposed again (the user was un-ignored)."""
+        by_id = {x.id: x for x in proposals}
+        swaps: dict[str, Proposal] = {}
+        decided = await self._store.proposals.get_many(rec.already_decided)
+        for pid, sp in decided.items():
+            if reopenable(sp):
+                gid = await self._free_generation(pid)
+                if gid is not None:
+                    swaps[pid] = replace(by_id[pid], id=gid)
+        if not swaps:
+            return rec, proposals
+        again = [swaps.get(x.id, x) for x in proposals]
+        second = await self._store.proposals.record_plan(run.tenant, run.directory, again)
+        first_new = {x.id for x in rec.new}
+        merged = RecordResult(
+            new=[*rec.new, *second.new],
+            kept=[k for k in second.kept if k not in first_new],
+            superseded=[*rec.superseded, *second.superseded],
+            already_decided=second.already_decided,
+            elsewhere=[*rec.elsewhere, *second.elsewhere],
+            written={**rec.written, **second.written},
+        )
+        return merged, again
+
+    async def _free_generation(self, pid: str) -> str | None:
+        """The first generation id of ``pid`` that is unused or pending; None when one is
+        ignored (or being applied): then the change stays as decided."""
+        for generation in range(1, 1000):
+            gid = hashlib.sha256(f"{pid}~{generation}".encode()).hexdigest()[:20]
+            other = await self._store.proposals.get(gid)
+            if other is None or other.state is ProposalState.PENDING:
+                return gid
+            if not reopenable(other):
+                return None
+        return None
+
+    async def replan(self, tenant: str, directory: str, actor: Actor) -> RunResult | None:
+        """Plan again from the snapshot we hold (no Graph read): after an owner was chosen,
+        a user un-ignored or the guard confirmed."""
+        rt = self._tenants.runtimes.get(tenant)
+        snap = await self._reader.snapshot(tenant)
+        if rt is None or snap is None:
+            return None
+        result = await self.plan_reading(rt, directory, Reading(snap, "full"), actor)
+        await self._listeners.runs_done([result])
+        return result
+
+    async def plan_reading(
+        self, rt: TenantRuntime, directory: str, reading: Reading, actor: Actor
+    ) -> RunResult:
+        """Plan and record one directory from a reading already made."""
+        users = list(await self._tenants.directories[directory].list_users())
+        run = _Run(rt.name, directory, reading, actor, "manual", self._clock())
+        return await self.plan_and_record(run, users, {})
+
+    async def preview(self) -> list[tuple[str, str, Plan]]:
+        """A dry run: read (or take the held snapshot) and plan, record nothing."""
+        out: list[tuple[str, str, Plan]] = []
+        config = self._live.current
+        for name, rt in self._tenants.runtimes.items():
+            snap = self._reader.latest.get(name)
+            if snap is None:
+                snap = await rt.graph.read_users(select_for(config), groups=config.scope.groups)
+            for d in rt.config.directory_names:
+                users = list(await self._tenants.directories[d].list_users())
+                state = await self._store.choices.state_view(name, d)
+                out.append(
+                    (name, d, await asyncio.to_thread(make_plan, snap, users, state, config))
+                )
+        return out
+
+    def find_users(self, query: str) -> set[str]:
+        """Entra ids of held users whose e-mail, name, id or number is ``query`` (or whose
+        name contains it)."""
+        q = query.strip().lower()
+        if not q:
+            return set()
+        region = self._live.current.matching.default_region
+        e164 = normalize(query, region)
+        found: set[str] = set()
+        for snap in self._reader.latest.values():
+            for u in snap.users:
+                label = u.label.lower()
+                exact = q in {x.lower() for x in u.emails} or label == q or u.id == query
+                by_number = bool(e164) and any(
+                    normalize(raw, region) == e164 for _, raw in u.raw_phones
+                )
+                if exact or by_number or q in label:
+                    found.add(u.id)
+        return found
+
+
+def scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
+    """Proposal ids are global in Redis: one tenant feeding two directories gives two ids.
+    ``p`` comes from the planner, so its id is its content id."""
+    pid = hashlib.sha256(f"{tenant}\x00{directory}\x00{p.id}".encode()).hexdigest()[:20]
+    return replace(p, id=pid)
+
+
+def reopenable(sp: StoredProposal) -> bool:
+    """Applied and superseded proposals can be proposed again; ignoring a match or a new user
+    ignores the *user*, so when the planner proposes them again they were un-ignored."""
+    return sp.state in (ProposalState.APPLIED, ProposalState.SUPERSEDED) or (
+        sp.state is ProposalState.IGNORED and sp.proposal.kind in (Kind.MATCH, Kind.NEW)
+    )
+
+
+def linked_ids(dir_users: Sequence[DirectoryUser], changed: frozenset[str] | None) -> list[str]:
+    """The Entra ids whose "last synced" time a run sets: every linked user with sync on after
+    a full read; after a delta round only those Graph reported (the tenant's last-sync time
+    covers everybody else)."""
+    linked = dict.fromkeys(d.entra_id for d in dir_users if d.entra_id and d.sync_enabled)
+    return [e for e in linked if changed is None or e in changed]
+
+
+def pending_counts(
+    proposals: Sequence[Proposal], rec: RecordResult, auto: Sequence[Item]
+) -> dict[str, int]:
+    """What is pending for this tenant+directory right after recording a plan, by kind: the
+    plan's kept and new proposals, minus those applied automatically (taken from the plan,
+    not read back from Redis)."""
+    kinds = {x.id: x.kind for x in proposals}
+    applied = {i.id for i in auto if i.state is not ProposalState.PENDING}
+    pending = (set(rec.kept) | {x.id for x in rec.new}) - applied
+    counts = Counter(kinds[pid] for pid in pending if pid in kinds)
+    return {k.value: counts[k] for k in Kind}
+
+
+def unreadable_warning(snap: EntraSnapshot) -> GraphDataError | None:
+    """A read with unreadable user records still proposes what it could read, but never
+    removals (the planner holds them back); the status says why, so an admin can act."""
+    if snap.complete and not snap.invalid:
+        return None
+    what = (
+        f"{len(snap.invalid)} user record(s) from Microsoft Graph could not be read "
+        f"(first: {snap.invalid[0][:200]})"
+        if snap.invalid
+        else "a user record of the last full read from Microsoft Graph could not be read"
+    )
+    return GraphDataError(
+        f"{what}; removals are held back until every record can be read",
+        hint=(
+            "Some Entra users have data the bot cannot read (see the message). Check those "
+            "users in Entra; other changes are proposed as usual, but no user is removed "
+            "while any record is unreadable."
+        ),
+    )

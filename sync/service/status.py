@@ -1,0 +1,98 @@
+"""What the bot shows: items, each tenant's status, the audit trail, ignored users, and the
+directory users an admin may link to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sync.errors import AuthError, GraphPermissionDenied
+from sync.models import DirectoryUser, Kind
+from sync.service.digests import CardDigests
+from sync.service.reading import EntraReader
+from sync.service.records import Item, TenantStatus
+from sync.service.scheduler import Scheduler
+from sync.service.tenants import Tenants
+from sync.state.audit import AuditEntry
+from sync.state.store import StateStore
+
+
+class StatusReport:
+    def __init__(
+        self,
+        store: StateStore,
+        tenants: Tenants,
+        reader: EntraReader,
+        digests: CardDigests,
+        scheduler: Scheduler,
+    ) -> None:
+        self._store = store
+        self._tenants = tenants
+        self._reader = reader
+        self._digests = digests
+        self._scheduler = scheduler
+
+    async def pending(self, kind: Kind | None = None) -> list[Item]:
+        return [
+            await self._digests.item(sp) for sp in await self._store.proposals.pending(kind=kind)
+        ]
+
+    async def item(self, pid: str) -> Item | None:
+        sp = await self._store.proposals.get(pid)
+        return await self._digests.item(sp) if sp is not None else None
+
+    async def status(self) -> list[TenantStatus]:
+        """One line per tenant and directory: connected?, the last run, the next, counters
+        (the last run's plus decisions since) and pending items by kind."""
+        out: list[TenantStatus] = []
+        for name in self._tenants.names():
+            last = await self._store.runs.last_sync(name)
+            err = self._tenants.errors.get(name)
+            error = err.to_dict() if err else (last.error if last else None)
+            counters = await self._store.runs.counters(name)
+            for d in self._tenants.directories_of(name):
+                out.append(
+                    TenantStatus(
+                        tenant=name,
+                        directory=d,
+                        connected=error is None or not is_connection_error(error),
+                        error=error,
+                        last_sync_at=last.at if last else None,
+                        last_status=last.status if last else None,
+                        next_sync_at=await self._scheduler.next_sync(name),
+                        synced=counters.get("synced", 0),
+                        syncable=counters.get("syncable", 0),
+                        pending=await self._store.proposals.pending_counts(name, d),
+                    )
+                )
+        return out
+
+    async def audit(self, limit: int = 20) -> list[AuditEntry]:
+        return await self._store.audit_log.recent_audit(limit)
+
+    async def ignored(self) -> list[tuple[str, str, str]]:
+        """(tenant, Entra id, name) of every ignored user."""
+        out = []
+        for tenant in self._tenants.runtimes:
+            users = await self._reader.stored_users(tenant)
+            for eid in sorted(await self._store.choices.ignored(tenant)):
+                u = users.get(eid)
+                out.append((tenant, eid, u.label if u else eid))
+        return out
+
+    async def directory_choices(self, directory: str, limit: int = 100) -> list[DirectoryUser]:
+        """Active directory users not linked to Entra (the targets of `link`)."""
+        d = self._tenants.directories.get(directory)
+        if d is None:
+            return []
+        return [u for u in await d.list_users() if u.entra_id is None and u.active][:limit]
+
+
+def is_connection_error(error: Mapping[str, Any]) -> bool:
+    code = str(error.get("code", ""))
+    return code.startswith("AADSTS") or code in {
+        AuthError.code,
+        GraphPermissionDenied.code,
+        "auth_unavailable",
+        "bad_config",
+    }

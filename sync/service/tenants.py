@@ -1,0 +1,117 @@
+"""The configuration in force, and what it opens: the Graph client of each tenant and the
+directory adapters. A tenant that cannot be opened is kept with its error for the status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from sync.config import Config, TenantConfig
+from sync.directories.base import Directory
+from sync.errors import InputError, SyncError
+from sync.service.records import CONNECTED
+from sync.service.runtime import TenantRuntime, open_directory, open_tenant
+from sync.service.settings_form import merge_config
+from sync.state.keys import Keys
+from sync.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveConfig:
+    """The file's config, and the config in force (the file with the settings saved in
+    Teams over it)."""
+
+    file: Config
+    current: Config
+
+
+class Tenants:
+    """Opens and holds the tenants (``runtimes``, ``errors``) and ``directories``."""
+
+    def __init__(
+        self,
+        live: LiveConfig,
+        store: StateStore,
+        *,
+        redis: aioredis.Redis,
+        keys: Keys,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._live = live
+        self._store = store
+        self._redis = redis
+        self._keys = keys
+        self._sleep = sleep
+        self.runtimes: dict[str, TenantRuntime] = {}
+        self.errors: dict[str, SyncError] = {}
+        self.directories: dict[str, Directory] = {}
+        self._stack = AsyncExitStack()
+        self.http: httpx.AsyncClient | None = None
+
+    async def open(self) -> None:
+        """Apply the settings saved in Teams, then open every directory and tenant."""
+        self.http = await self._stack.enter_async_context(
+            httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        )
+        overrides = await self._store.settings.get_settings_overrides()
+        if overrides:
+            try:
+                self._live.current = merge_config(self._live.file, overrides)
+            except InputError as e:
+                log.warning("settings saved in Teams are invalid (%s); using the file", e.code)
+        config = self._live.current
+        for d in config.directories:
+            self.directories[d.name] = await open_directory(
+                d, config, redis=self._redis, keys=self._keys, http=self.http, sleep=self._sleep
+            )
+        for t in config.tenants:
+            await self.open_tenant(t)
+        await self.open_connected()
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._stack = AsyncExitStack()
+
+    async def open_tenant(self, t: TenantConfig, secret: SecretStr | None = None) -> None:
+        assert self.http is not None, "open() first"
+        try:
+            self.runtimes[t.name] = await open_tenant(
+                t, self._live.current, self._stack, http=self.http, sleep=self._sleep, secret=secret
+            )
+            self.errors.pop(t.name, None)
+        except SyncError as e:
+            log.warning("tenant %s cannot be opened: %s", t.name, e.code)
+            self.errors[t.name] = e
+
+    async def open_connected(self) -> None:
+        """The tenant connected from Teams (`connect`): credentials live encrypted in Redis;
+        it feeds the first directory."""
+        creds = await self._store.tenant_credentials.credentials(CONNECTED)
+        if creds is None or CONNECTED in self.runtimes:
+            return
+        tenant_id, client_id, secret = creds
+        directory = self._live.current.directories[0].name
+        cfg = TenantConfig(
+            name=CONNECTED, tenant_id=tenant_id, client_id=client_id, directory=directory
+        )
+        await self.open_tenant(cfg, secret)
+
+    def names(self) -> list[str]:
+        """Every tenant: opened ones, then those that failed to open."""
+        return list(dict.fromkeys([*self.runtimes, *self.errors]))
+
+    def directories_of(self, name: str) -> tuple[str, ...]:
+        """The directories a tenant feeds (a tenant not in the config: the first one)."""
+        for t in self._live.current.tenants:
+            if t.name == name:
+                return t.directory_names
+        return (self._live.current.directories[0].name,)
