@@ -353,7 +353,7 @@ async def test_an_accepted_intent_is_finished_after_a_crash(tmp_path: Path, cloc
     await s.run_sync(actor=ADA)
     (match,) = await s.pending(Kind.MATCH)
     # the process dies after recording the intent, before writing the directory
-    await s.store.transition(
+    await s.store.proposals.transition(
         match.id,
         ProposalState.ACCEPTED,
         actor_id=ADA.id,
@@ -471,11 +471,10 @@ async def test_the_second_sync_reads_only_changes_with_a_delta_query(svc: SyncSe
     assert third.mode == "delta" and third.superseded  # Cia's `new` item went with her
 
 
-async def test_delta_runs_plan_only_the_changed_users_and_give_what_a_cold_plan_gives(
+async def test_delta_runs_leave_pending_what_a_plan_from_scratch_proposes(
     svc: SyncService,
 ) -> None:
-    """A delta round hands the planner what changed (SnapshotDiff): the plan is incremental,
-    and what is pending is what a plan from scratch of the same data proposes."""
+    """After each delta round, what is pending is what a plan of the same data proposes."""
 
     async def pending_vs_cold() -> None:
         ((_t, _d, cold),) = await svc.preview()  # no cache: a plan from scratch
@@ -486,7 +485,6 @@ async def test_delta_runs_plan_only_the_changed_users_and_give_what_a_cold_plan_
     (first,) = await svc.run_sync(actor=ADA)
     assert first.mode == "full"
     await pending_vs_cold()
-    (cache,) = svc._plan_caches.values()
     rounds = [
         lambda: sim(svc).update_user("e-anna", surname="Holm", displayName="Anna Holm"),
         lambda: sim(svc).upsert_user(entra("e-dan", "Dan", "Ek", "+46 70 222 22 22")),
@@ -496,29 +494,27 @@ async def test_delta_runs_plan_only_the_changed_users_and_give_what_a_cold_plan_
     for change in rounds:
         change()
         (run,) = await svc.run_sync(actor=ADA)
-        assert (run.status, run.mode, cache.last_mode) == ("ok", "delta", "incremental")
+        assert (run.status, run.mode) == ("ok", "delta")
         await pending_vs_cold()
     kinds = {i.proposal.kind for i in await svc.pending()}
     assert Kind.REMOVAL in kinds and Kind.CONFLICT in kinds  # Anna disabled; Bo's number twice
 
 
-async def test_a_full_read_in_a_running_bot_plans_only_what_changed(svc: SyncService) -> None:
-    """When the delta link expires, the full read's unchanged records are the earlier
-    objects, so the planner plans incrementally, and what is pending is what a
-    plan from scratch proposes."""
+async def test_a_full_read_in_a_running_bot_leaves_pending_what_a_fresh_plan_proposes(
+    svc: SyncService,
+) -> None:
+    """When the delta link expires, the full read replaces the held snapshot, and what is
+    pending is what a plan from scratch proposes."""
     (first,) = await svc.run_sync(actor=ADA)
     assert first.mode == "full"
-    (cache,) = svc._plan_caches.values()
-    before = dict(svc._snapshots["contoso"])
     sim(svc).faults.delta_expired = True
     sim(svc).update_user("e-anna", surname="Holm", displayName="Anna Holm")
     sim(svc).upsert_user(entra("e-dan", "Dan", "Ek", "+46 70 222 22 22"))
     sim(svc).delete_user("e-cia")
     (run,) = await svc.run_sync(actor=ADA)
-    assert (run.status, run.mode, cache.last_mode) == ("ok", "full", "incremental")
-    after = svc._snapshots["contoso"]
-    kept = {uid for uid, u in after.items() if before.get(uid) is u}
-    assert kept == set(before) - {"e-anna", "e-cia"} and kept  # the rest: the very objects
+    assert (run.status, run.mode) == ("ok", "full")
+    after = await svc.reader.stored_users("contoso")
+    assert "e-cia" not in after
     assert after["e-anna"].attrs["surname"] == "Holm" and "e-dan" in after
     ((_t, _d, cold),) = await svc.preview()  # no cache: a plan from scratch
     pending = {i.proposal.compute_id() for i in await svc.pending()}
@@ -570,3 +566,21 @@ async def test_a_failed_scheduled_run_is_retried_within_the_hour(
         assert st.next_sync_at == clock.now + timedelta(hours=12)
     finally:
         await s.stop()
+
+
+async def test_an_item_whose_apply_failed_is_pending_again_and_counted(svc: SyncService) -> None:
+    """A directory error that no retry fixes puts the item back to PENDING: it is listed,
+    counted, and a later run that no longer proposes it supersedes it."""
+    await svc.run_sync(actor=ADA)
+    (new,) = await svc.pending(Kind.NEW)
+    d = await svc.decide(
+        new.id, "link", actor=ADA, digest=new.digest, inputs={"target": "no-such-user"}
+    )
+    assert d.outcome == "failed" and d.error is not None and not d.error.retryable
+    assert [i.id for i in await svc.pending(Kind.NEW)] == [new.id]
+    (st,) = await svc.status()
+    assert st.pending["new"] == 1
+    sim(svc).delete_user("e-cia")
+    (run,) = await svc.run_sync(actor=ADA)
+    assert new.id in run.superseded
+    assert await svc.pending(Kind.NEW) == []

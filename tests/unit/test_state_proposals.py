@@ -288,3 +288,25 @@ async def test_card_ref_round_trips(store: StateStore) -> None:
     ref = {"conversation": "19:abc@thread.tacv2", "activity_id": "1700000000000"}
     await store.set_card_ref("p1", ref)
     assert await store.card_ref("p1") == ref
+
+
+async def test_a_proposal_back_to_pending_is_in_the_pending_set_and_can_be_superseded(
+    store: StateStore,
+) -> None:
+    """ACCEPTED -> PENDING (a failed apply) puts the id back in the pending set; a plan
+    without it then supersedes it although its state is written out as "pending"."""
+    proposals = store.proposals
+    p = match("e-1")
+    await proposals.record_plan("contoso", "main", [p])
+    who = {"actor_id": "a", "actor_name": "Ada"}
+    await proposals.transition(p.id, ProposalState.ACCEPTED, verb="accept", **who)
+    back = await proposals.transition(
+        p.id, ProposalState.PENDING, verb="failed", expect=ProposalState.ACCEPTED, **who
+    )
+    assert back.state is ProposalState.PENDING
+    assert [sp.id for sp in await proposals.pending("contoso", "main")] == [p.id]
+    assert await proposals.intents() == []
+    rec = await proposals.record_plan("contoso", "main", [])
+    assert rec.superseded == [p.id]
+    got = await proposals.get(p.id)
+    assert got is not None and got.state is ProposalState.SUPERSEDED
