@@ -134,9 +134,9 @@ class ProposalStore:
             unique.setdefault(p.id, p)
         kept = [pid for pid in unique if pid in pending_now]
         candidates = [p for pid, p in unique.items() if pid not in pending_now]
-        created, existing = await self._create(candidates, tenant, directory, now)
+        written, existing = await self._create(candidates, tenant, directory, now)
         already, elsewhere, repaired = await self._classify(existing, tenant, directory)
-        new = created + repaired
+        new = [unique[pid] for pid in written] + repaired
         pipe = self._r.pipeline(transaction=False)
         for ids in chunks([p.id for p in new]):
             pipe.sadd(pkey, *ids)
@@ -144,27 +144,28 @@ class ProposalStore:
         superseded = await self._supersede(
             pkey, sorted(pending_now - unique.keys()), verb="superseded"
         )
-        created_at = datetime.fromisoformat(now)
-        written = {
-            p.id: StoredProposal(p, ProposalState.PENDING, tenant, directory, created_at)
-            for p in created
-        }
         return RecordResult(new, kept, superseded, already, elsewhere, written)
 
     async def _create(
         self, proposals: Sequence[Proposal], tenant: str, directory: str, now: str
-    ) -> tuple[list[Proposal], list[Proposal]]:
+    ) -> tuple[dict[str, StoredProposal], list[Proposal]]:
         """One ``HSETNX rec`` per proposal creates it atomically (a hash without "state" is
-        pending) and tells whether the id existed. Returns (created, existing)."""
-        created: list[Proposal] = []
+        pending) and tells whether the id existed. Returns (the created ones as ``get`` reads
+        them, by id; the existing ones)."""
+        created: dict[str, StoredProposal] = {}
         existing: list[Proposal] = []
         for chunk in chunks(proposals):
+            recs = [dumps({"p": p.to_dict(), "t": tenant, "d": directory, "c": now}) for p in chunk]
             pipe = self._r.pipeline(transaction=False)
-            for p in chunk:
-                rec = dumps({"p": p.to_dict(), "t": tenant, "d": directory, "c": now})
+            for p, rec in zip(chunk, recs, strict=True):
                 pipe.hsetnx(self._k.proposal(p.id), "rec", rec)
-            for p, was_created in zip(chunk, await pipe.execute(), strict=True):
-                (created if was_created else existing).append(p)
+            replies = await pipe.execute()
+            for p, rec, was_created in zip(chunk, recs, replies, strict=True):
+                sp = parse_stored({"rec": rec}) if was_created else None
+                if sp is not None:
+                    created[p.id] = sp
+                else:
+                    existing.append(p)
         return created, existing
 
     async def _classify(

@@ -88,7 +88,7 @@ class World:
         )
 
     async def entries(self) -> list[AuditEntry]:
-        return await self.service.store.export_audit()
+        return await self.service.store.audit_log.export_audit()
 
     async def decide(self, kind: Kind, verb: str, **inputs: str) -> AuditEntry:
         item = next(i for i in await self.service.pending() if i.kind is kind)
@@ -274,12 +274,14 @@ async def test_an_update_applied_by_the_schedule_is_recorded_as_the_systems(
     try:
         (run,) = await svc.run_sync(trigger="scheduled")
         assert [i.kind for i in run.auto_applied] == [Kind.UPDATE]
-        (e,) = [x for x in await svc.store.export_audit() if x.action == "apply update"]
+        (e,) = [x for x in await svc.store.audit_log.export_audit() if x.action == "apply update"]
         assert (e.actor_id, e.actor_name) == ("system", "Entra Sync")
         assert e.before["display_name"] == "C. Dahl (old)"
         assert e.after["display_name"] == "Carl Dahl"
         # nothing else changed the directory by itself: no create, no delete, no link
-        assert not [x for x in await svc.store.export_audit() if x.actor_id == "system"][1:]
+        assert not [x for x in await svc.store.audit_log.export_audit() if x.actor_id == "system"][
+            1:
+        ]
     finally:
         await svc.stop()
         await r.aclose()
@@ -294,7 +296,9 @@ async def test_the_audit_command_shows_the_latest_decisions_newest_first(
     await world.decide(Kind.MATCH, "accept")
     await world.decide(Kind.UPDATE, "apply")
     for n in range(30):  # more than one card can show
-        await world.service.store.audit(ADMIN, f"Admin {n}", f"note {n}", tenant="contoso")
+        await world.service.store.audit_log.audit(
+            ADMIN, f"Admin {n}", f"note {n}", tenant="contoso"
+        )
     async with real_bot(aiohttp_client, world.service) as rig:
         await _install(rig)
         await rig.post(message(rig.fc, "audit", aad="aad-anyone"))

@@ -309,9 +309,9 @@ async def test_ten_admins_accepting_at_once_through_two_processes_apply_once(
         r = aioredis.Redis.from_url(f"redis://127.0.0.1:6379/{serve_db}")
         try:
             store = StateStore(r, Keys(), clock=_now)
-            sp = await store.get(accept["data"]["pid"])
+            sp = await store.proposals.get(accept["data"]["pid"])
             assert sp is not None and sp.state is ProposalState.APPLIED
-            actions = [x.action for x in await store.export_audit()]
+            actions = [x.action for x in await store.audit_log.export_audit()]
             assert actions.count("accept match") == 1
             user = await BuiltinDirectory(r, Keys(), "main").get("1")
             assert user is not None and user.entra_id == "e-anna"
@@ -340,17 +340,17 @@ async def test_an_intent_left_by_a_dead_process_is_finished_by_the_next_serve_pr
             )
         await dying.stop()
         store = StateStore(r, Keys(), clock=_now)
-        left = await store.get(item.id)
+        left = await store.proposals.get(item.id)
         assert left is not None and left.state is ProposalState.ACCEPTED
         assert writes.count() == 0
 
         async with serve_processes(tmp_path, e, serve_db, n=1):
-            done = await store.get(item.id)
+            done = await store.proposals.get(item.id)
             assert done is not None and done.state is ProposalState.APPLIED
             assert done.decided_by == "Admin 3"  # the admin who accepted, not the system
         user = await BuiltinDirectory(r, Keys(), "main").get("1")
         assert user is not None and user.entra_id == "e-anna"
-        assert [x.action for x in await store.export_audit()].count("accept match") == 1
+        assert [x.action for x in await store.audit_log.export_audit()].count("accept match") == 1
         await r.aclose()
 
 
@@ -456,7 +456,7 @@ async def test_ten_admins_deciding_at_once_in_two_services_change_the_directory_
         assert all(d.message == f"Already handled by {winner}." for d in already)
         expected_writes = {"ignore": 0, "pick_owner": 0}.get(verb, 1)
         assert wa.count() + wb.count() == expected_writes
-        actions = [e.action for e in await p.a.store.export_audit()]
+        actions = [e.action for e in await p.a.store.audit_log.export_audit()]
         decided = [x for x in actions if x.split(" ")[0] in (verb, "pick", "ignore")]
         assert len(decided) == 1, actions
         assert await p.redis.scard(keys.intents()) == 0
@@ -599,7 +599,9 @@ async def test_a_crash_between_accepting_and_writing_is_finished_once_on_restart
             assert after.count(case.op) == 1
         else:
             assert total == 1  # never created or deleted twice
-        audit = [e for e in await restarted.store.export_audit() if e.proposal_id == item.id]
+        audit = [
+            e for e in await restarted.store.audit_log.export_audit() if e.proposal_id == item.id
+        ]
         assert len(audit) == 1 and audit[0].actor_id == ADMIN
         # and a sync afterwards proposes nothing about it again
         (run,) = await restarted.run_sync()
@@ -625,7 +627,7 @@ async def test_an_owner_chosen_just_before_a_crash_is_recorded_on_restart(
     item = next(i for i in await svc.pending() if i.kind is Kind.CONFLICT)
     await svc.stop()
     # the intent of pick_owner, as the dying process recorded it
-    await svc.store.transition(
+    await svc.store.proposals.transition(
         item.id,
         ProposalState.ACCEPTED,
         actor_id=ADMIN,
@@ -638,7 +640,7 @@ async def test_an_owner_chosen_just_before_a_crash_is_recorded_on_restart(
     try:
         done = await again.item(item.id)
         assert done is not None and done.state is ProposalState.APPLIED
-        owners = await again.store.number_owners("contoso")
+        owners = await again.store.choices.number_owners("contoso")
         assert list(owners.values()) == ["e-finn"]
     finally:
         await again.stop()

@@ -1,5 +1,6 @@
 """StateStore against the real Redis: atomic transitions under contention, the lock across
-clients, the WATCH paths, and the cost of recording a 100,000-proposal plan."""
+clients, the WATCH paths, the bounded pool, and the cost of recording a 100,000-proposal
+plan."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from sync.errors import LockBusy, ProposalNotPending
 from sync.models import Change, EntraUser, Kind, Proposal, ProposalState
+from sync.state.connection import make_redis
 from sync.state.keys import Keys
 from sync.state.store import StateStore
 
@@ -63,7 +65,7 @@ async def test_twenty_concurrent_accepts_have_exactly_one_winner(
 
     results = await asyncio.gather(
         *(
-            s.transition(
+            s.proposals.transition(
                 p.id,
                 ProposalState.ACCEPTED,
                 actor_id=f"a{i}",
@@ -96,7 +98,7 @@ async def test_concurrent_accept_and_ignore_leave_one_consistent_state(
 
     await asyncio.gather(
         *(
-            s.transition(p.id, to, actor_id="x", actor_name="X", verb=to.value)
+            s.proposals.transition(p.id, to, actor_id="x", actor_name="X", verb=to.value)
             for p in ps
             for s, to in ((a, ProposalState.ACCEPTED), (b, ProposalState.IGNORED))
         ),
@@ -115,14 +117,16 @@ async def test_record_plan_supersede_races_with_an_accept_without_losing_it(
     ps = [match(i) for i in range(400)]
     engine = StateStore(clients[0], keys, clock=clock)
     admin = StateStore(clients[1], keys, clock=clock)
-    await engine.record_plan("contoso", "main", ps)
+    await engine.proposals.record_plan("contoso", "main", ps)
 
     accepts = [
-        admin.transition(p.id, ProposalState.ACCEPTED, actor_id="a", actor_name="Ann", verb="ok")
+        admin.proposals.transition(
+            p.id, ProposalState.ACCEPTED, actor_id="a", actor_name="Ann", verb="ok"
+        )
         for p in ps[::7]
     ]
     outcome = await asyncio.gather(
-        engine.record_plan("contoso", "main", []), *accepts, return_exceptions=True
+        engine.proposals.record_plan("contoso", "main", []), *accepts, return_exceptions=True
     )
 
     rec = outcome[0]
@@ -145,13 +149,13 @@ async def test_lock_held_by_one_client_is_busy_for_another(
 ) -> None:
     a = StateStore(clients[0], keys, clock=clock)
     b = StateStore(clients[1], keys, clock=clock)
-    async with a.lock("contoso", ttl_s=30):
+    async with a.run_lock.hold("contoso", ttl_s=30):
         with pytest.raises(LockBusy):
-            async with b.lock("contoso"):
+            async with b.run_lock.hold("contoso"):
                 pass
         ttl = await real_redis.pttl(keys.lock("contoso"))
         assert 0 < ttl <= 30_000
-    async with b.lock("contoso"):
+    async with b.run_lock.hold("contoso"):
         assert await real_redis.exists(keys.lock("contoso")) == 1
     assert await real_redis.exists(keys.lock("contoso")) == 0
 
@@ -163,7 +167,7 @@ async def test_only_one_of_many_concurrent_lockers_gets_the_lock(
 
     async def run(c: aioredis.Redis) -> str:
         try:
-            async with StateStore(c, keys, clock=clock).lock("contoso"):
+            async with StateStore(c, keys, clock=clock).run_lock.hold("contoso"):
                 await release.wait()
                 return "ran"
         except LockBusy:
@@ -180,7 +184,7 @@ async def test_expired_lock_taken_by_another_is_not_released_by_the_first(
     real_redis: aioredis.Redis, keys: Keys, clients: list[aioredis.Redis]
 ) -> None:
     a = StateStore(clients[0], keys, clock=clock)
-    async with a.lock("contoso"):
+    async with a.run_lock.hold("contoso"):
         await real_redis.set(keys.lock("contoso"), b"other-run-token")  # as after expiry
     assert await real_redis.get(keys.lock("contoso")) == b"other-run-token"
 
@@ -189,9 +193,12 @@ async def test_audit_stream_is_capped_and_ordered_on_real_redis(
     real_redis: aioredis.Redis, keys: Keys
 ) -> None:
     s = StateStore(real_redis, keys, clock=clock)
-    ids = [await s.audit("a", "Ann", "accept", tenant="t", proposal_id=str(i)) for i in range(5)]
-    assert [e.id for e in await s.export_audit()] == ids
-    assert [e.id for e in await s.recent_audit(limit=2)] == ids[:-3:-1]
+    ids = [
+        await s.audit_log.audit("a", "Ann", "accept", tenant="t", proposal_id=str(i))
+        for i in range(5)
+    ]
+    assert [e.id for e in await s.audit_log.export_audit()] == ids
+    assert [e.id for e in await s.audit_log.recent_audit(limit=2)] == ids[:-3:-1]
 
 
 async def test_record_plan_written_equals_get_on_the_real_redis(
@@ -213,11 +220,11 @@ async def test_record_plan_written_equals_get_on_the_real_redis(
         )
         for i in range(2500)
     ]
-    res = await s.record_plan("contoso", "main", ps)
+    res = await s.proposals.record_plan("contoso", "main", ps)
     assert len(res.written) == 5000
-    got = await s.get_many(list(res.written))
+    got = await s.proposals.get_many(list(res.written))
     for pid, sp in res.written.items():
-        assert sp == got[pid] == await s.get(pid)
+        assert sp == got[pid] == await s.proposals.get(pid)
         assert list(sp.proposal.changes) == list(got[pid].proposal.changes)
 
 
@@ -229,13 +236,13 @@ async def test_record_plan_with_an_error_reply_raises_and_leaves_the_client_usab
     await real_redis.set(keys.proposal(ps[2].id), "not a hash")
 
     with pytest.raises(ResponseError):
-        await s.record_plan("contoso", "main", ps)
+        await s.proposals.record_plan("contoso", "main", ps)
 
     # the connection left with unread replies is not reused: every answer is the right one
     assert await real_redis.get(keys.proposal(ps[2].id)) == b"not a hash"
     others = [ps[i] for i in (0, 1, 3, 4)]
-    assert [await s.get(p.id) is not None for p in others] == [True] * 4
-    res = await s.record_plan("contoso", "main", [match(10)])
+    assert [await s.proposals.get(p.id) is not None for p in others] == [True] * 4
+    res = await s.proposals.record_plan("contoso", "main", [match(10)])
     assert [p.id for p in res.new] == [match(10).id]
 
 
@@ -249,17 +256,17 @@ async def test_record_plan_of_100000_proposals_takes_few_round_trips(keys: Keys)
 
         CountingConnection.sends = 0
         t = time.perf_counter()
-        first = await s.record_plan("contoso", "main", ps)
+        first = await s.proposals.record_plan("contoso", "main", ps)
         first_s, first_rt = time.perf_counter() - t, CountingConnection.sends
 
         CountingConnection.sends = 0
         t = time.perf_counter()
-        again = await s.record_plan("contoso", "main", ps)
+        again = await s.proposals.record_plan("contoso", "main", ps)
         again_s, again_rt = time.perf_counter() - t, CountingConnection.sends
 
         CountingConnection.sends = 0
         t = time.perf_counter()
-        gone = await s.record_plan("contoso", "main", [])
+        gone = await s.proposals.record_plan("contoso", "main", [])
         gone_s, gone_rt = time.perf_counter() - t, CountingConnection.sends
 
         log.warning(
@@ -297,14 +304,14 @@ async def test_snapshot_of_20000_users_saves_merges_and_loads_in_one_round_trip_
         trips = []
         await r.ping()  # the connection's handshake is not the snapshot's
         CountingConnection.sends = 0
-        assert await s.save_snapshot("contoso", users) == 20_000
+        assert await s.snapshots.save("contoso", users) == 20_000
         trips.append(CountingConnection.sends)
         CountingConnection.sends = 0
         changed = [EntraUser("u00001", False, {"displayName": "Bo"}), EntraUser("new", True, {})]
-        await s.update_snapshot("contoso", changed, ["u00002", "u19999"])
+        await s.snapshots.update("contoso", changed, ["u00002", "u19999"])
         trips.append(CountingConnection.sends)
         CountingConnection.sends = 0
-        loaded = await s.load_snapshot("contoso")
+        loaded = await s.snapshots.load("contoso")
         trips.append(CountingConnection.sends)
         assert trips == [1, 1, 1]
         assert len(loaded) == 20_000 - 2 + 1
@@ -314,13 +321,35 @@ async def test_snapshot_of_20000_users_saves_merges_and_loads_in_one_round_trip_
             and "u00002" not in by_id
             and "new" in by_id
         )
-        assert by_id["u00003"].attrs == {
-            "displayName": "Åsa 3",
-            "businessPhones": [],
-            "accountEnabled": True,
-        }
+        assert by_id["u00003"] == users[3]
     finally:
         async for k in r.scan_iter(match=f"{keys.prefix}*", count=5000):
             await r.delete(k)
         await r.aclose()
         await pool.aclose()
+
+
+async def test_two_hundred_concurrent_requests_wait_for_a_connection_instead_of_failing(
+    keys: Keys,
+) -> None:
+    """The pool is bounded (50) and blocking: a burst of 200 requests queues."""
+    r = make_redis(URL)
+    try:
+        release = asyncio.Event()
+
+        async def request(i: int) -> bytes | None:
+            await release.wait()
+            async with r.pipeline(transaction=True) as tx:
+                tx.set(f"{keys.prefix}burst:{i}", i)
+                tx.get(f"{keys.prefix}burst:{i}")
+                _, got = await tx.execute()
+            return got  # type: ignore[no-any-return]
+
+        tasks = [asyncio.create_task(request(i)) for i in range(200)]
+        release.set()
+        assert await asyncio.gather(*tasks) == [str(i).encode() for i in range(200)]
+        assert r.connection_pool.max_connections == 50
+    finally:
+        async for k in r.scan_iter(match=f"{keys.prefix}*"):
+            await r.delete(k)
+        await r.aclose()

@@ -60,7 +60,7 @@ def store(fake_redis: aioredis.Redis, keys: Keys, clock: Clock) -> StateStore:
 
 async def test_record_plan_returns_unseen_proposals_as_new(store: StateStore) -> None:
     ps = [match("e1"), update("e2", "Anna")]
-    res = await store.record_plan("contoso", "main", ps)
+    res = await store.proposals.record_plan("contoso", "main", ps)
     assert [p.id for p in res.new] == [p.id for p in ps]
     assert res.kept == [] and res.superseded == [] and res.already_decided == []
 
@@ -77,27 +77,27 @@ async def test_record_plan_returns_what_it_created_as_get_reads_it(store: StateS
         label="+4611",
     )
     ps = [match("e1"), update("e2", "Anna"), conflict]
-    res = await store.record_plan("contoso", "main", ps)
+    res = await store.proposals.record_plan("contoso", "main", ps)
     assert sorted(res.written) == sorted(p.id for p in ps)
     for p in ps:
-        got = await store.get(p.id)
+        got = await store.proposals.get(p.id)
         assert got is not None and res.written[p.id] == got
         assert list(res.written[p.id].proposal.changes) == list(got.proposal.changes)
-    again = await store.record_plan("contoso", "main", ps)
+    again = await store.proposals.record_plan("contoso", "main", ps)
     assert again.written == {}
 
 
 async def test_record_plan_twice_gives_no_new_the_second_time(store: StateStore) -> None:
     ps = [match("e1"), update("e2", "Anna")]
-    await store.record_plan("contoso", "main", ps)
-    res = await store.record_plan("contoso", "main", ps)
+    await store.proposals.record_plan("contoso", "main", ps)
+    res = await store.proposals.record_plan("contoso", "main", ps)
     assert res.new == []
     assert sorted(res.kept) == sorted(p.id for p in ps)
 
 
 async def test_record_plan_dedupes_repeated_ids_in_one_plan(store: StateStore) -> None:
     p = match("e1")
-    res = await store.record_plan("contoso", "main", [p, p])
+    res = await store.proposals.record_plan("contoso", "main", [p, p])
     assert [x.id for x in res.new] == [p.id]
 
 
@@ -105,13 +105,13 @@ async def test_record_plan_supersedes_pending_ids_missing_from_the_plan(
     store: StateStore, clock: Clock
 ) -> None:
     old, keep = update("e1", "Anna"), match("e2")
-    await store.record_plan("contoso", "main", [old, keep])
+    await store.proposals.record_plan("contoso", "main", [old, keep])
     clock.advance(minutes=5)
     newer = update("e1", "Anne")
-    res = await store.record_plan("contoso", "main", [keep, newer])
+    res = await store.proposals.record_plan("contoso", "main", [keep, newer])
     assert res.superseded == [old.id]
     assert [p.id for p in res.new] == [newer.id]
-    sp = await store.get(old.id)
+    sp = await store.proposals.get(old.id)
     assert sp is not None
     assert sp.state is ProposalState.SUPERSEDED
     assert sp.decided_by == "system" and sp.decided_by_id == "system"
@@ -121,41 +121,41 @@ async def test_record_plan_supersedes_pending_ids_missing_from_the_plan(
 async def test_record_plan_does_not_supersede_other_directories(store: StateStore) -> None:
     a = match("e1", "u1")
     b = match("e1", "u9")
-    await store.record_plan("contoso", "main", [a])
-    await store.record_plan("contoso", "other", [b])
-    res = await store.record_plan("contoso", "main", [])
+    await store.proposals.record_plan("contoso", "main", [a])
+    await store.proposals.record_plan("contoso", "other", [b])
+    res = await store.proposals.record_plan("contoso", "main", [])
     assert res.superseded == [a.id]
-    sp = await store.get(b.id)
+    sp = await store.proposals.get(b.id)
     assert sp is not None and sp.state is ProposalState.PENDING
 
 
 async def test_record_plan_does_not_reopen_a_decided_proposal(store: StateStore) -> None:
     p = match("e1")
-    await store.record_plan("contoso", "main", [p])
-    await store.transition(
+    await store.proposals.record_plan("contoso", "main", [p])
+    await store.proposals.transition(
         p.id, ProposalState.IGNORED, actor_id="a1", actor_name="Ann", verb="ignore"
     )
-    res = await store.record_plan("contoso", "main", [p])
+    res = await store.proposals.record_plan("contoso", "main", [p])
     assert res.new == [] and res.kept == []
     assert res.already_decided == [p.id]
-    sp = await store.get(p.id)
+    sp = await store.proposals.get(p.id)
     assert sp is not None and sp.state is ProposalState.IGNORED
-    assert await store.pending("contoso", "main") == []
+    assert await store.proposals.pending("contoso", "main") == []
 
 
 async def test_record_plan_reports_an_id_pending_in_another_directory_as_elsewhere(
     store: StateStore,
 ) -> None:
     p = Proposal(kind=Kind.NEW, entra_id="e1", app_user_id=None, reason="no match")
-    await store.record_plan("contoso", "main", [p])
-    res = await store.record_plan("contoso", "other", [p])
+    await store.proposals.record_plan("contoso", "main", [p])
+    res = await store.proposals.record_plan("contoso", "other", [p])
     assert res.new == [] and res.elsewhere == [p.id]
 
 
 async def test_get_returns_the_stored_proposal_with_its_data(store: StateStore) -> None:
     p = update("e2", "Anna")
-    await store.record_plan("contoso", "main", [p])
-    sp = await store.get(p.id)
+    await store.proposals.record_plan("contoso", "main", [p])
+    sp = await store.proposals.get(p.id)
     assert sp is not None
     assert sp.proposal == p
     assert sp.state is ProposalState.PENDING
@@ -164,51 +164,53 @@ async def test_get_returns_the_stored_proposal_with_its_data(store: StateStore) 
 
 
 async def test_get_of_an_unknown_id_is_none(store: StateStore) -> None:
-    assert await store.get("nope") is None
+    assert await store.proposals.get("nope") is None
 
 
 async def test_pending_filters_by_tenant_directory_and_kind(store: StateStore) -> None:
     m, u = match("e1"), update("e2", "Anna")
     f = match("x1", "u7")
-    await store.record_plan("contoso", "main", [m, u])
-    await store.record_plan("fabrikam", "main", [f])
-    assert {sp.id for sp in await store.pending()} == {m.id, u.id, f.id}
-    assert {sp.id for sp in await store.pending("contoso")} == {m.id, u.id}
-    assert {sp.id for sp in await store.pending(directory="main")} == {m.id, u.id, f.id}
-    assert [sp.id for sp in await store.pending("contoso", "main", Kind.UPDATE)] == [u.id]
-    assert await store.pending("contoso", "other") == []
+    await store.proposals.record_plan("contoso", "main", [m, u])
+    await store.proposals.record_plan("fabrikam", "main", [f])
+    assert {sp.id for sp in await store.proposals.pending()} == {m.id, u.id, f.id}
+    assert {sp.id for sp in await store.proposals.pending("contoso")} == {m.id, u.id}
+    assert {sp.id for sp in await store.proposals.pending(directory="main")} == {m.id, u.id, f.id}
+    assert [sp.id for sp in await store.proposals.pending("contoso", "main", Kind.UPDATE)] == [u.id]
+    assert await store.proposals.pending("contoso", "other") == []
 
 
 async def test_pending_counts_counts_every_kind(store: StateStore) -> None:
-    await store.record_plan("contoso", "main", [match("e1"), match("e2"), update("e3", "A")])
-    counts = await store.pending_counts("contoso", "main")
+    await store.proposals.record_plan(
+        "contoso", "main", [match("e1"), match("e2"), update("e3", "A")]
+    )
+    counts = await store.proposals.pending_counts("contoso", "main")
     assert counts == {"match": 2, "new": 0, "update": 1, "removal": 0, "conflict": 0}
 
 
 async def test_accept_records_actor_and_adds_an_intent(store: StateStore, clock: Clock) -> None:
     p = match("e1")
-    await store.record_plan("contoso", "main", [p])
+    await store.proposals.record_plan("contoso", "main", [p])
     clock.advance(minutes=1)
-    sp = await store.transition(
+    sp = await store.proposals.transition(
         p.id, ProposalState.ACCEPTED, actor_id="aad-1", actor_name="Ann Admin", verb="accept"
     )
     assert sp.state is ProposalState.ACCEPTED
     assert (sp.decided_by, sp.decided_by_id, sp.verb) == ("Ann Admin", "aad-1", "accept")
     assert sp.decided_at == clock.now
-    assert [i.id for i in await store.intents()] == [p.id]
-    assert await store.pending("contoso", "main") == []
+    assert [i.id for i in await store.proposals.intents()] == [p.id]
+    assert await store.proposals.pending("contoso", "main") == []
 
 
 async def test_apply_removes_the_intent_and_keeps_who_decided(
     store: StateStore, clock: Clock
 ) -> None:
     p = match("e1")
-    await store.record_plan("contoso", "main", [p])
-    await store.transition(
+    await store.proposals.record_plan("contoso", "main", [p])
+    await store.proposals.transition(
         p.id, ProposalState.ACCEPTED, actor_id="a1", actor_name="Ann", verb="accept"
     )
     clock.advance(seconds=3)
-    sp = await store.transition(
+    sp = await store.proposals.transition(
         p.id,
         ProposalState.APPLIED,
         actor_id="system",
@@ -221,19 +223,19 @@ async def test_apply_removes_the_intent_and_keeps_who_decided(
     assert sp.decided_by == "Ann" and sp.verb == "accept"
     assert sp.applied_at == clock.now
     assert sp.result == {"app_user_id": "u1"}
-    assert await store.intents() == []
+    assert await store.proposals.intents() == []
 
 
 async def test_second_decision_raises_not_pending_naming_the_first_actor(
     store: StateStore,
 ) -> None:
     p = match("e1")
-    await store.record_plan("contoso", "main", [p])
-    await store.transition(
+    await store.proposals.record_plan("contoso", "main", [p])
+    await store.proposals.transition(
         p.id, ProposalState.ACCEPTED, actor_id="a1", actor_name="Ann", verb="accept"
     )
     with pytest.raises(ProposalNotPending) as ei:
-        await store.transition(
+        await store.proposals.transition(
             p.id, ProposalState.IGNORED, actor_id="a2", actor_name="Bob", verb="ignore"
         )
     assert ei.value.state == "accepted"
@@ -244,28 +246,28 @@ async def test_second_decision_raises_not_pending_naming_the_first_actor(
 
 async def test_transition_not_in_the_state_machine_is_refused(store: StateStore) -> None:
     p = match("e1")
-    await store.record_plan("contoso", "main", [p])
+    await store.proposals.record_plan("contoso", "main", [p])
     with pytest.raises(ProposalNotPending):
-        await store.transition(
+        await store.proposals.transition(
             p.id, ProposalState.APPLIED, actor_id="a1", actor_name="Ann", verb="apply"
         )
-    sp = await store.get(p.id)
+    sp = await store.proposals.get(p.id)
     assert sp is not None and sp.state is ProposalState.PENDING
 
 
 async def test_transition_of_an_unknown_id_raises_not_found(store: StateStore) -> None:
     with pytest.raises(ProposalNotFound):
-        await store.transition(
+        await store.proposals.transition(
             "missing", ProposalState.ACCEPTED, actor_id="a1", actor_name="Ann", verb="accept"
         )
 
 
 async def test_superseded_proposal_cannot_be_accepted(store: StateStore) -> None:
     p = match("e1")
-    await store.record_plan("contoso", "main", [p])
-    await store.record_plan("contoso", "main", [])
+    await store.proposals.record_plan("contoso", "main", [p])
+    await store.proposals.record_plan("contoso", "main", [])
     with pytest.raises(ProposalNotPending) as ei:
-        await store.transition(
+        await store.proposals.transition(
             p.id, ProposalState.ACCEPTED, actor_id="a1", actor_name="Ann", verb="accept"
         )
     assert ei.value.state == "superseded" and ei.value.actor == "system"
@@ -275,19 +277,19 @@ async def test_record_plan_readds_a_pending_proposal_missing_from_its_set(
     store: StateStore, fake_redis: aioredis.Redis, keys: Keys
 ) -> None:
     p = match("e1")
-    await store.record_plan("contoso", "main", [p])
+    await store.proposals.record_plan("contoso", "main", [p])
     await fake_redis.srem(keys.pending("contoso", "main"), p.id)  # as after a crash
-    res = await store.record_plan("contoso", "main", [p])
+    res = await store.proposals.record_plan("contoso", "main", [p])
     assert [x.id for x in res.new] == [p.id]
     assert res.written == {}  # not created by this call: the caller reads it back
-    assert [sp.id for sp in await store.pending("contoso", "main")] == [p.id]
+    assert [sp.id for sp in await store.proposals.pending("contoso", "main")] == [p.id]
 
 
 async def test_card_ref_round_trips(store: StateStore) -> None:
-    assert await store.card_ref("p1") is None
+    assert await store.conversations.card_ref("p1") is None
     ref = {"conversation": "19:abc@thread.tacv2", "activity_id": "1700000000000"}
-    await store.set_card_ref("p1", ref)
-    assert await store.card_ref("p1") == ref
+    await store.conversations.set_card_ref("p1", ref)
+    assert await store.conversations.card_ref("p1") == ref
 
 
 async def test_a_proposal_back_to_pending_is_in_the_pending_set_and_can_be_superseded(
