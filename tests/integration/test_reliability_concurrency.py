@@ -570,10 +570,10 @@ async def test_a_crash_between_accepting_and_writing_is_finished_once_on_restart
 
     # the next process: its directory writes are counted from the first moment (recovery runs
     # inside start())
-    import sync.service.service as service_module
+    import sync.service.tenants as service_module
 
     wrapped: list[Any] = []
-    real_open = service_module.open_directory  # type: ignore[attr-defined]
+    real_open = service_module.open_directory
 
     async def open_directory(*args: Any, **kw: Any) -> Any:
         from tests.component.real_rig import CountingDirectory

@@ -99,7 +99,7 @@ class World:
         self.entra.hooks.append(hook)
 
     def force_full_read(self) -> None:
-        self.service._snapshots.clear()
+        self.service.reader.latest.clear()
 
     async def drop_delta_links(self) -> None:
         pattern = self.keys.delta_link("contoso", "") + "*"
@@ -367,7 +367,7 @@ async def test_a_graph_page_that_times_out_once_is_retried_and_the_sync_succeeds
 ) -> None:
     await world.drop_delta_links()
     world.force_full_read()
-    http = world.service._http
+    http = world.service.tenant_set.http
     assert http is not None
     http.timeout = httpx.Timeout(0.3)  # the production client waits 30 s; the test cannot
     stop = asyncio.Event()

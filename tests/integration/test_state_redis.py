@@ -60,7 +60,7 @@ async def test_twenty_concurrent_accepts_have_exactly_one_winner(
     real_redis: aioredis.Redis, keys: Keys, clients: list[aioredis.Redis]
 ) -> None:
     p = match(1)
-    await StateStore(real_redis, keys, clock=clock).record_plan("contoso", "main", [p])
+    await StateStore(real_redis, keys, clock=clock).proposals.record_plan("contoso", "main", [p])
     stores = [StateStore(c, keys, clock=clock) for c in clients]
 
     results = await asyncio.gather(
@@ -92,7 +92,7 @@ async def test_concurrent_accept_and_ignore_leave_one_consistent_state(
     real_redis: aioredis.Redis, keys: Keys, clients: list[aioredis.Redis]
 ) -> None:
     ps = [match(i) for i in range(50)]
-    await StateStore(real_redis, keys, clock=clock).record_plan("contoso", "main", ps)
+    await StateStore(real_redis, keys, clock=clock).proposals.record_plan("contoso", "main", ps)
     a = StateStore(clients[0], keys, clock=clock)
     b = StateStore(clients[1], keys, clock=clock)
 
@@ -105,7 +105,7 @@ async def test_concurrent_accept_and_ignore_leave_one_consistent_state(
         return_exceptions=True,
     )
 
-    states = [(await a.get(p.id)).state for p in ps]  # type: ignore[union-attr]
+    states = [(await a.proposals.get(p.id)).state for p in ps]  # type: ignore[union-attr]
     accepted = {p.id for p, st in zip(ps, states, strict=True) if st is ProposalState.ACCEPTED}
     assert all(st in (ProposalState.ACCEPTED, ProposalState.IGNORED) for st in states)
     assert {m.decode() for m in await real_redis.smembers(keys.intents())} == accepted
@@ -137,7 +137,7 @@ async def test_record_plan_supersede_races_with_an_accept_without_losing_it(
     assert set(rec.superseded).isdisjoint(accepted)
     assert set(rec.superseded) | accepted == {p.id for p in ps}
     for p in ps:
-        sp = await engine.get(p.id)
+        sp = await engine.proposals.get(p.id)
         assert sp is not None
         assert sp.state is (
             ProposalState.ACCEPTED if p.id in accepted else ProposalState.SUPERSEDED
