@@ -6,15 +6,7 @@ Layout (all keys from :class:`sync.state.keys.Keys`):
 - ``dir_index(name, "phone")``: hash, E.164 number as stored -> JSON list of user ids;
 - ``dir_index(name, "email")``: hash, e-mail lower-cased -> JSON list of user ids;
 - ``dir_index(name, "entra")``: hash, Entra object id -> JSON list of user ids;
-- ``dir_seq(name)``: counter for the ids of created users;
-- ``dir_version(name)``: a random token replaced inside every write's MULTI.
-
-Each instance keeps an in-process mirror of the users, valid for one version token:
-``list_users`` costs one ``GET`` while nobody wrote (a whole listing otherwise), and this
-instance's own writes update the mirror when the token they replaced is the mirror's (``SET
-... GET`` in the same MULTI tells). A write by any other instance or process changes the token,
-so the next listing reads Redis again. A token (not a counter) survives the keys being deleted
-and seeded again.
+- ``dir_seq(name)``: counter for the ids of created users.
 
 Every write runs in one ``WATCH``/``MULTI`` transaction over the users hash and the three
 indexes, so an index never disagrees with the users it points to. E-mail (case-insensitive)
@@ -30,20 +22,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-import orjson
 import redis.asyncio as aioredis
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from redis.exceptions import RedisError, WatchError
 
 from sync.directories.base import NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, DirectoryUnavailable, InputError
-from sync.gcpause import cyclic_gc_paused
-from sync.models import DirectoryUser, slot_setters
+from sync.models import DirectoryUser
 from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -174,49 +164,72 @@ def parse_directory_data(
     return users, [v.strip() for v in raw_ignored]
 
 
+def _int_as_text(v: Any) -> Any:
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class _FileUser(BaseModel):
+    """One user of the directory file: strings trimmed (empty: none), lists of strings
+    (null: empty), booleans that default to true; an integer id is taken as text."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Annotated[str, BeforeValidator(_int_as_text)]
+    first_name: str | None = None
+    last_name: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    entra_id: str | None = None
+    phones: list[str] | None = None
+    tags: list[str] | None = None
+    sync_enabled: bool = True
+    active: bool = True
+
+    def to_user(self) -> DirectoryUser:
+        def text(v: str | None) -> str | None:
+            return v.strip() or None if v is not None else None
+
+        def texts(vs: list[str] | None) -> tuple[str, ...]:
+            return tuple(v.strip() for v in vs or () if v.strip())
+
+        return DirectoryUser(
+            id=self.id.strip(),
+            first_name=text(self.first_name),
+            last_name=text(self.last_name),
+            display_name=text(self.display_name),
+            email=text(self.email),
+            phones=texts(self.phones),
+            tags=texts(self.tags),
+            entra_id=text(self.entra_id),
+            sync_enabled=self.sync_enabled,
+            active=self.active,
+        )
+
+
+_FILE_ERRORS = {
+    "id": "expected a non-empty string",
+    "phones": "expected a list of strings",
+    "tags": "expected a list of strings",
+    "sync_enabled": "expected true or false",
+    "active": "expected true or false",
+}
+
+
 def _parse_file_user(entry: Any, where: str) -> DirectoryUser:
+    """One entry of the file's ``users``; InputError naming the first bad field."""
     if not isinstance(entry, dict):
         raise InputError(f"{where}: expected an object")
     extra = sorted(set(entry) - FILE_USER_FIELDS)
     if extra:
         raise InputError(f"{where}: unknown field(s): {', '.join(map(str, extra))}")
-    uid = entry.get("id")
-    if isinstance(uid, int) and not isinstance(uid, bool):
-        uid = str(uid)
-    if not isinstance(uid, str) or not uid.strip():
+    try:
+        user = _FileUser.model_validate(entry).to_user()
+    except ValidationError as e:
+        key = str(e.errors()[0]["loc"][0])
+        raise InputError(f"{where}.{key}: {_FILE_ERRORS.get(key, 'expected a string')}") from None
+    if not user.id:
         raise InputError(f"{where}.id: expected a non-empty string")
-    strings: dict[str, str | None] = {}
-    for key in ("first_name", "last_name", "display_name", "email", "entra_id"):
-        value = entry.get(key)
-        if value is not None and not isinstance(value, str):
-            raise InputError(f"{where}.{key}: expected a string")
-        strings[key] = value.strip() or None if isinstance(value, str) else None
-    lists: dict[str, tuple[str, ...]] = {}
-    for key in ("phones", "tags"):
-        value = entry.get(key, [])
-        if value is None:
-            value = []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InputError(f"{where}.{key}: expected a list of strings")
-        lists[key] = tuple(v.strip() for v in value if v.strip())
-    flags: dict[str, bool] = {}
-    for key in ("sync_enabled", "active"):
-        value = entry.get(key, True)
-        if not isinstance(value, bool):
-            raise InputError(f"{where}.{key}: expected true or false")
-        flags[key] = value
-    return DirectoryUser(
-        id=uid.strip(),
-        first_name=strings["first_name"],
-        last_name=strings["last_name"],
-        display_name=strings["display_name"],
-        email=strings["email"],
-        phones=lists["phones"],
-        tags=lists["tags"],
-        entra_id=strings["entra_id"],
-        sync_enabled=flags["sync_enabled"],
-        active=flags["active"],
-    )
+    return user
 
 
 # --- the adapter ---------------------------------------------------------------------------
@@ -239,82 +252,8 @@ def _decode_ids(raw: bytes | str | None) -> list[str]:
     return [str(i) for i in ids] if isinstance(ids, list) else []
 
 
-# whole listings (100,000 users) build the users by their slot setters
-_USER_SETTERS = slot_setters(DirectoryUser)
-_STR_OR_NONE = frozenset({str, type(None)})
-_STR_ONLY = frozenset({str})
-
-
 def _decode_user(raw: bytes | str) -> DirectoryUser:
-    """``DirectoryUser.from_dict(json.loads(raw))`` (inlined). The stored shape (strings,
-    nulls, booleans and lists of strings) is read with orjson, which reads those exactly as
-    json does; anything else (numbers, which orjson may read as floats where json reads
-    integers; what orjson refuses, such as NaN or escaped lone surrogates) goes to json."""
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return _decode_user_json(raw)
-    if type(d) is dict:
-        get = d.get
-        uid, first, last, display = (
-            get("id"),
-            get("first_name"),
-            get("last_name"),
-            get("display_name"),
-        )
-        email, phones, tags, entra = get("email"), get("phones"), get("tags"), get("entra_id")
-        sync_enabled, active = get("sync_enabled", True), get("active", True)
-        sn = _STR_OR_NONE
-        if (
-            type(uid) is str
-            and type(first) in sn
-            and type(last) in sn
-            and type(display) in sn
-            and type(email) in sn
-            and type(entra) in sn
-            and (sync_enabled is True or sync_enabled is False)
-            and (active is True or active is False)
-            and (not phones or (type(phones) is list and {*map(type, phones)} <= _STR_ONLY))
-            and (not tags or (type(tags) is list and {*map(type, tags)} <= _STR_ONLY))
-        ):
-            s_id, s_first, s_last, s_display, s_email, s_phones, s_tags, s_entra, s_sync, s_on = (
-                _USER_SETTERS
-            )
-            u: DirectoryUser = object.__new__(DirectoryUser)
-            s_id(u, uid)
-            s_first(u, first)
-            s_last(u, last)
-            s_display(u, display)
-            s_email(u, email)
-            s_phones(u, tuple(phones) if phones else ())
-            s_tags(u, tuple(tags) if tags else ())
-            s_entra(u, entra)
-            s_sync(u, sync_enabled)
-            s_on(u, active)
-            return u
-    return _decode_user_json(raw)
-
-
-def _decode_user_json(raw: bytes | str) -> DirectoryUser:
-    """``_decode_user`` through json (any stored value; the reference)."""
-    d = json.loads(raw)
-    get = d.get
-    return DirectoryUser(
-        str(d["id"]),
-        get("first_name"),
-        get("last_name"),
-        get("display_name"),
-        get("email"),
-        tuple(get("phones") or ()),
-        tuple(get("tags") or ()),
-        get("entra_id"),
-        bool(get("sync_enabled", True)),
-        bool(get("active", True)),
-    )
-
-
-def _new_token() -> str:
-    return os.urandom(8).hex()
+    return DirectoryUser.from_dict(json.loads(raw))
 
 
 def _encode_user(user: DirectoryUser) -> str:
@@ -323,17 +262,6 @@ def _encode_user(user: DirectoryUser) -> str:
 
 def _id_sort_key(uid: str) -> tuple[int, int, str]:
     return (0, int(uid), "") if uid.isdigit() else (1, 0, uid)
-
-
-def _sorted_ids(ids: Iterable[str]) -> list[str]:
-    """``sorted(ids, key=_id_sort_key)``: numeric ids by value (ties keep their order: the
-    sort is stable either way), then the others by text; without a tuple per id."""
-    ids = list(ids)
-    if all(map(str.isdigit, ids)):
-        return sorted(ids, key=int)
-    return sorted([u for u in ids if u.isdigit()], key=int) + sorted(
-        [u for u in ids if not u.isdigit()]
-    )
 
 
 @contextmanager
@@ -357,11 +285,6 @@ class BuiltinDirectory:
         self.name = name
         self._users_key = keys.dir_users(name)
         self._ix = {kind: keys.dir_index(name, kind) for kind in ("phone", "email", "entra")}
-        self._ver_key = keys.dir_version(name)
-        # the mirror: users by id (in listing order while _ordered), the token it is valid for
-        self._mirror: dict[str, DirectoryUser] | None = None
-        self._mirror_ver: bytes | str | None = None
-        self._ordered = False
         # Writers in this process take turns (the watched hashes are shared by all users, so
         # many concurrent optimistic transactions would keep aborting each other); WATCH/MULTI
         # still keeps writes from other processes atomic.
@@ -370,49 +293,18 @@ class BuiltinDirectory:
     # --- reads -------------------------------------------------------------------------------
 
     async def list_users(self) -> Sequence[DirectoryUser]:
-        """Every user, ordered by id: the mirror when the version token is unchanged (one
-        GET), else HSCAN in batches of 5,000 (each a few ms of Redis: no long block)."""
+        """Every user, ordered by id (numbers by value, then the others by text): HSCAN in
+        batches of 5,000 (each a few ms of Redis: no long block)."""
+        users: list[DirectoryUser] = []
+        cursor = 0
         with _redis_errors():
-            ver = await self._redis.get(self._ver_key)
-            if ver is None or ver != self._mirror_ver or self._mirror is None:
-                found: dict[str, DirectoryUser] = {}
-                cursor: int = 0
-                while True:
-                    cursor, reply = await self._redis.hscan(
-                        self._users_key, cursor, count=SCAN_COUNT
-                    )
-                    batch = cast(dict[bytes | str, bytes | str], reply)  # fields with values
-                    with cyclic_gc_paused():
-                        uids = [f.decode() if isinstance(f, bytes) else str(f) for f in batch]
-                        found.update(zip(uids, map(_decode_user, batch.values()), strict=True))
-                    if not cursor:
-                        break
-                # a write during the scan changed the token: the next listing scans again
-                self._mirror, self._mirror_ver, self._ordered = found, ver, False
-        m = self._mirror
-        if not self._ordered:
-            with cyclic_gc_paused():
-                order = _sorted_ids(m)
-                m = self._mirror = dict(zip(order, map(m.__getitem__, order), strict=True))
-            self._ordered = True
-        return list(m.values())
-
-    def _mirror_write(
-        self, old_ver: Any, token: str, user_id: str, new: DirectoryUser | None
-    ) -> None:
-        """After this instance's write: follow it in the mirror when the mirror was current
-        (the write replaced the mirror's token), else drop the mirror."""
-        m = self._mirror
-        if m is None or old_ver is None or old_ver != self._mirror_ver:
-            self._mirror, self._mirror_ver = None, None
-            return
-        self._mirror_ver = token.encode() if isinstance(old_ver, bytes) else token
-        if new is None:
-            m.pop(user_id, None)  # the order of the others stays
-        else:
-            if user_id not in m:
-                self._ordered = False  # appended at the end: sort at the next listing
-            m[user_id] = new
+            while True:
+                cursor, reply = await self._redis.hscan(self._users_key, cursor, count=SCAN_COUNT)
+                batch = cast(dict[bytes | str, bytes | str], reply)
+                users += map(_decode_user, batch.values())
+                if not cursor:
+                    break
+        return sorted(users, key=lambda u: _id_sort_key(u.id))
 
     async def count(self) -> int:
         with _redis_errors():
@@ -512,8 +404,6 @@ class BuiltinDirectory:
                         new = build(old)
                         writes = await self._index_writes(pipe, user_id, old, new)
                         pipe.multi()  # type: ignore[no-untyped-call]
-                        token = _new_token()
-                        pipe.set(self._ver_key, token, get=True)
                         if new is None:
                             pipe.hdel(self._users_key, user_id)
                         else:
@@ -523,8 +413,7 @@ class BuiltinDirectory:
                                 pipe.hset(self._ix[kind], value, json.dumps(ids))
                             else:
                                 pipe.hdel(self._ix[kind], value)
-                        results = await pipe.execute()
-                        self._mirror_write(results[0], token, user_id, new)
+                        await pipe.execute()
                         return new
                     except WatchError:
                         continue
@@ -595,7 +484,6 @@ class BuiltinDirectory:
                             )
                     seq = self._keys.dir_seq(self.name)
                     pipe.set(seq, top, nx=True)
-                    pipe.set(self._ver_key, _new_token())
                     await pipe.execute()
                 except WatchError:
                     log.info("directory %s was written meanwhile; seed not loaded", self.name)

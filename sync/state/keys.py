@@ -98,6 +98,3 @@ class Keys:
 
     def dir_seq(self, directory: str) -> str:  # counter for new user ids
         return f"{self.prefix}dir:{directory}:seq"
-
-    def dir_version(self, directory: str) -> str:  # random token, new on every write (caches)
-        return f"{self.prefix}dir:{directory}:ver"
