@@ -5,7 +5,7 @@ Pure helpers plus the directory writes; the service orchestrates them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sync.config import Config
@@ -66,6 +66,104 @@ def still_valid(
     return dict(field_changes(u, directory_user, config.mapping)) == dict(p.changes)
 
 
+AuditChange = dict[str, Any]  # {"before": ..., "after": ...} for the audit trail
+
+
+async def _accept_or_apply(
+    p: Proposal, verb: str, inputs: Mapping[str, str], d: Directory, u: EntraUser | None, c: Config
+) -> AuditChange:
+    """Write the proposed values to the matched or linked user (accept also links it)."""
+    uid = p.app_user_id or ""
+    before = await d.get(uid)
+    if before is None:
+        raise DirectoryNotFound(f"directory user {uid} no longer exists")
+    fields = new_values(p.changes)
+    if verb == "accept":
+        fields |= {"entra_id": p.entra_id, "sync_enabled": True}
+    after = await d.update(uid, UserPatch(fields))
+    return {"before": before.to_dict(), "after": after.to_dict()}
+
+
+async def _link(
+    p: Proposal, verb: str, inputs: Mapping[str, str], d: Directory, u: EntraUser | None, c: Config
+) -> AuditChange:
+    """Link the chosen directory user (not linked to anyone else) and copy the mapped
+    fields from Entra."""
+    target = inputs.get("target", "")
+    before = await d.get(target)
+    if before is None:
+        raise InputError(f"there is no directory user with id {target!r}")
+    if before.entra_id not in (None, p.entra_id):
+        raise DirectoryConflict(
+            f"{before.display_name or target} is already linked to another Entra user"
+        )
+    fields = new_values(field_changes(u, before, c.mapping)) if u is not None else {}
+    fields |= {"entra_id": p.entra_id, "sync_enabled": True}
+    after = await d.update(target, UserPatch(fields))
+    return {"before": before.to_dict(), "after": after.to_dict()}
+
+
+async def _create(
+    p: Proposal, verb: str, inputs: Mapping[str, str], d: Directory, u: EntraUser | None, c: Config
+) -> AuditChange:
+    """Create the user, linked; a replay after a crash finds it by its Entra id."""
+    existing = await d.find_by_external_id(p.entra_id or "")
+    if existing is not None:
+        return {"before": None, "after": existing.to_dict()}
+    ch = new_values(p.changes)
+    created = await d.create(
+        NewDirectoryUser(
+            first_name=ch.get("first_name"),
+            last_name=ch.get("last_name"),
+            display_name=ch.get("display_name"),
+            email=ch.get("email"),
+            phones=tuple(ch.get("phones") or ()),
+            tags=tuple(ch.get("tags") or ()),
+            entra_id=p.entra_id,
+        )
+    )
+    return {"before": None, "after": created.to_dict()}
+
+
+async def _remove_sync(
+    p: Proposal, verb: str, inputs: Mapping[str, str], d: Directory, u: EntraUser | None, c: Config
+) -> AuditChange:
+    """Unlink the directory user (it and its data stay)."""
+    uid = p.app_user_id or ""
+    before = await d.get(uid)
+    if before is None:
+        return {"before": None, "after": None}
+    after = await d.update(uid, UserPatch({"entra_id": None}))
+    return {"before": before.to_dict(), "after": after.to_dict()}
+
+
+async def _delete_user(
+    p: Proposal, verb: str, inputs: Mapping[str, str], d: Directory, u: EntraUser | None, c: Config
+) -> AuditChange:
+    """Delete the directory user (after the admin confirmed)."""
+    uid = p.app_user_id or ""
+    before = await d.get(uid)
+    if before is not None:
+        await d.delete(uid)
+    return {"before": before.to_dict() if before else None, "after": None}
+
+
+_APPLY: Mapping[
+    str,
+    Callable[
+        [Proposal, str, Mapping[str, str], Directory, EntraUser | None, Config],
+        Awaitable[AuditChange],
+    ],
+] = {
+    "accept": _accept_or_apply,
+    "apply": _accept_or_apply,
+    "link": _link,
+    "create": _create,
+    "remove_sync": _remove_sync,
+    "delete_user_confirm": _delete_user,
+}
+
+
 async def apply_proposal(
     p: Proposal,
     verb: str,
@@ -77,59 +175,7 @@ async def apply_proposal(
     """Carry out an accepted proposal on the directory. Idempotent: replaying it after a crash
     (the intent was recorded before the write) neither loses nor doubles the change.
     Returns {"before": ..., "after": ...} for the audit trail."""
-    if verb in ("accept", "apply"):
-        uid = p.app_user_id or ""
-        before = await directory.get(uid)
-        if before is None:
-            raise DirectoryNotFound(f"directory user {uid} no longer exists")
-        fields = new_values(p.changes)
-        if verb == "accept":
-            fields |= {"entra_id": p.entra_id, "sync_enabled": True}
-        after = await directory.update(uid, UserPatch(fields))
-        return {"before": before.to_dict(), "after": after.to_dict()}
-    if verb == "link":
-        target = inputs.get("target", "")
-        before = await directory.get(target)
-        if before is None:
-            raise InputError(f"there is no directory user with id {target!r}")
-        if before.entra_id not in (None, p.entra_id):
-            raise DirectoryConflict(
-                f"{before.display_name or target} is already linked to another Entra user"
-            )
-        fields = {}
-        if entra_user is not None:
-            fields = new_values(field_changes(entra_user, before, config.mapping))
-        fields |= {"entra_id": p.entra_id, "sync_enabled": True}
-        after = await directory.update(target, UserPatch(fields))
-        return {"before": before.to_dict(), "after": after.to_dict()}
-    if verb == "create":
-        existing = await directory.find_by_external_id(p.entra_id or "")
-        if existing is not None:  # replay after a crash: already created
-            return {"before": None, "after": existing.to_dict()}
-        ch = new_values(p.changes)
-        created = await directory.create(
-            NewDirectoryUser(
-                first_name=ch.get("first_name"),
-                last_name=ch.get("last_name"),
-                display_name=ch.get("display_name"),
-                email=ch.get("email"),
-                phones=tuple(ch.get("phones") or ()),
-                tags=tuple(ch.get("tags") or ()),
-                entra_id=p.entra_id,
-            )
-        )
-        return {"before": None, "after": created.to_dict()}
-    if verb == "remove_sync":
-        uid = p.app_user_id or ""
-        before = await directory.get(uid)
-        if before is None:
-            return {"before": None, "after": None}
-        after = await directory.update(uid, UserPatch({"entra_id": None}))
-        return {"before": before.to_dict(), "after": after.to_dict()}
-    if verb == "delete_user_confirm":
-        uid = p.app_user_id or ""
-        before = await directory.get(uid)
-        if before is not None:
-            await directory.delete(uid)
-        return {"before": before.to_dict() if before else None, "after": None}
-    raise InputError(f"'{verb}' does not apply to a {p.kind.value} proposal")
+    step = _APPLY.get(verb)
+    if step is None:
+        raise InputError(f"'{verb}' does not apply to a {p.kind.value} proposal")
+    return await step(p, verb, inputs, directory, entra_user, config)
