@@ -33,15 +33,27 @@ class SettingsStore:
 
 
 class Credentials:
-    """App credentials of tenants connected from Teams; the secret encrypted with a box."""
+    """App credentials of tenants connected from Teams; the secret encrypted with a box
+    (without one: a per-process box, made when first needed)."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: Keys, box: SecretBox, *, clock: Callable[[], datetime]
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        box: SecretBox | None,
+        *,
+        clock: Callable[[], datetime],
     ) -> None:
         self._r = redis
         self._k = keys
-        self._box = box
+        self._given_box = box
         self._clock = clock
+
+    @property
+    def _box(self) -> SecretBox:
+        if self._given_box is None:
+            self._given_box = SecretBox(None)
+        return self._given_box
 
     async def set_credentials(
         self, tenant: str, tenant_id: str, client_id: str, secret: SecretStr

@@ -54,7 +54,7 @@ class StateStore:
         self.audit_log = AuditLog(redis, keys, clock=clock)
         self.choices = AdminChoices(redis, keys, self.audit_log, clock=clock)
         self.settings = SettingsStore(redis, keys)
-        self.tenant_credentials = Credentials(redis, keys, box or SecretBox(None), clock=clock)
+        self.tenant_credentials = Credentials(redis, keys, box, clock=clock)
         self.conversations = Conversations(redis, keys)
         self.run_lock = RunLock(redis, keys)
 

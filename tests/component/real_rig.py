@@ -349,10 +349,10 @@ async def simulated_entra(monkeypatch: Any, sim: Any) -> AsyncIterator[str]:
     Microsoft (``connect`` from Teams: no simulate file, no authority_host) sign in and read
     Graph there instead. The client secret still travels through the real MSAL client to the
     simulator's token endpoint, which checks it when ``sim.client_secret`` is set."""
-    import sync.service.service as service_module
+    import sync.service.tenants as service_module
     from sync.devtools.simulator import serve_simulator
 
-    real_open = service_module.open_tenant  # type: ignore[attr-defined]
+    real_open = service_module.open_tenant
 
     async def open_tenant(cfg: Any, config: Any, stack: Any, **kw: Any) -> Any:
         if cfg.simulate is None and cfg.authority_host is None:
