@@ -3,6 +3,7 @@ over loopback HTTP (Graph + token endpoint), the built-in directory, fakeredis."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -584,3 +585,29 @@ async def test_an_item_whose_apply_failed_is_pending_again_and_counted(svc: Sync
     (run,) = await svc.run_sync(actor=ADA)
     assert new.id in run.superseded
     assert await svc.pending(Kind.NEW) == []
+
+
+async def test_the_plan_runs_off_the_event_loop(
+    svc: SyncService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the planner works, the event loop keeps answering (Teams is not kept waiting)."""
+    import threading
+
+    import sync.service.runs as runs_module
+
+    real_plan = runs_module.make_plan
+    planning = threading.Event()
+    finish = threading.Event()
+
+    def slow_plan(*args: Any) -> Any:
+        planning.set()
+        assert finish.wait(10), "the event loop did not run while planning"
+        return real_plan(*args)
+
+    monkeypatch.setattr(runs_module, "make_plan", slow_plan)
+    run = asyncio.create_task(svc.run_sync(actor=ADA))
+    while not planning.is_set():
+        await asyncio.sleep(0.01)
+    finish.set()  # only reachable while the plan is still running: the loop is free
+    (result,) = await run
+    assert result.status == "ok"
