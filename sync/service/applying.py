@@ -8,14 +8,10 @@ from collections.abc import Mapping
 
 from sync.errors import ConfigError, ProposalNotPending, SyncError
 from sync.models import ProposalState
-from sync.service.digests import CardDigests
 from sync.service.engine import apply_proposal
-from sync.service.listeners import Listeners
-from sync.service.reading import EntraReader
 from sync.service.records import Actor, Decision
-from sync.service.tenants import LiveConfig, Tenants
+from sync.service.shared import Shared
 from sync.state.proposals import StoredProposal
-from sync.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +26,13 @@ PAST = {
 
 
 class Applier:
-    def __init__(
-        self,
-        live: LiveConfig,
-        store: StateStore,
-        tenants: Tenants,
-        reader: EntraReader,
-        digests: CardDigests,
-        listeners: Listeners,
-    ) -> None:
-        self._live = live
-        self._store = store
-        self._tenants = tenants
-        self._reader = reader
-        self._digests = digests
-        self._listeners = listeners
+    def __init__(self, shared: Shared) -> None:
+        self._live, self._store, self._tenants = shared.live, shared.store, shared.tenants
+        self._reader, self._digests, self._listeners = (
+            shared.reader,
+            shared.digests,
+            shared.listeners,
+        )
 
     async def already(self, pid: str, lost: ProposalNotPending) -> Decision:
         """Someone else decided first (or a double click): say who."""

@@ -10,10 +10,8 @@ from pydantic import SecretStr
 
 from sync.directories.base import UserPatch
 from sync.errors import InputError
-from sync.service.reading import EntraReader
 from sync.service.records import CONNECTED, Actor, RunResult, TenantStatus
-from sync.service.tenants import Tenants
-from sync.state.store import StateStore
+from sync.service.shared import Shared
 
 
 def consent_url(tenant_id: str, client_id: str) -> str:
@@ -27,18 +25,13 @@ def consent_url(tenant_id: str, client_id: str) -> str:
 class TenantConnection:
     def __init__(
         self,
-        store: StateStore,
-        tenants: Tenants,
-        reader: EntraReader,
+        shared: Shared,
         *,
         run_sync: Callable[..., Awaitable[list[RunResult]]],
         status: Callable[[], Awaitable[list[TenantStatus]]],
     ) -> None:
-        self._store = store
-        self._tenants = tenants
-        self._reader = reader
-        self._run_sync = run_sync
-        self._status = status
+        self._store, self._tenants, self._reader = shared.store, shared.tenants, shared.reader
+        self._run_sync, self._status = run_sync, status
 
     async def connect(
         self, tenant_id: str, client_id: str, secret: SecretStr, *, actor: Actor

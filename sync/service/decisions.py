@@ -10,15 +10,11 @@ from collections.abc import Mapping
 from sync.errors import InputError, LockBusy, ProposalNotPending, SyncError
 from sync.models import EntraUser, Kind, ProposalState
 from sync.service.applying import Applier
-from sync.service.digests import CardDigests
 from sync.service.engine import VERBS, still_valid
-from sync.service.listeners import Listeners
-from sync.service.reading import EntraReader
 from sync.service.records import CONNECTED, Actor, Decision, Item
 from sync.service.runs import Runs
-from sync.service.tenants import LiveConfig, Tenants
+from sync.service.shared import Shared
 from sync.state.proposals import StoredProposal
-from sync.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -26,25 +22,14 @@ NOT_ISSUED = "This card was not issued by this bot."
 
 
 class Decisions:
-    def __init__(
-        self,
-        live: LiveConfig,
-        store: StateStore,
-        tenants: Tenants,
-        reader: EntraReader,
-        runs: Runs,
-        applier: Applier,
-        digests: CardDigests,
-        listeners: Listeners,
-    ) -> None:
-        self._live = live
-        self._store = store
-        self._tenants = tenants
-        self._reader = reader
-        self._runs = runs
-        self._applier = applier
-        self._digests = digests
-        self._listeners = listeners
+    def __init__(self, shared: Shared, runs: Runs, applier: Applier) -> None:
+        self._live, self._store, self._tenants = shared.live, shared.store, shared.tenants
+        self._reader, self._digests, self._listeners = (
+            shared.reader,
+            shared.digests,
+            shared.listeners,
+        )
+        self._runs, self._applier = runs, applier
 
     async def decide(
         self, pid: str, verb: str, *, actor: Actor, digest: str, inputs: Mapping[str, str]
@@ -73,14 +58,15 @@ class Decisions:
             return await self._pick_owner(sp, inputs["owner"], actor)
         return await self._applier.accept_and_apply(sp, verb, inputs, actor)
 
-    async def decide_all(self, kind: Kind, *, actor: Actor, pending: list[Item]) -> list[Decision]:
+    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]:
         """Accept every pending match, or apply every pending update."""
         verb = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}.get(kind)
         if verb is None:
             raise InputError(f"there is no 'all' action for {kind.value} items")
         return [
-            await self.decide(it.id, verb, actor=actor, digest=it.digest, inputs={})
-            for it in pending
+            await self.decide(sp.id, verb, actor=actor, digest=it.digest, inputs={})
+            for sp in await self._store.proposals.pending(kind=kind)
+            for it in [await self._digests.item(sp)]
         ]
 
     async def _check_fresh(self, sp: StoredProposal) -> Decision | None:

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from time import perf_counter
@@ -20,14 +20,11 @@ from sync.plan.phones import normalize
 from sync.plan.planner import auto_applicable
 from sync.plan.planner import plan as make_plan
 from sync.service.applying import Applier
-from sync.service.digests import CardDigests
-from sync.service.listeners import Listeners
-from sync.service.reading import EntraReader, Reading, select_for
+from sync.service.reading import Reading, select_for
 from sync.service.records import Actor, Item, RunResult, Trigger
 from sync.service.runtime import TenantRuntime
-from sync.service.tenants import LiveConfig, Tenants
+from sync.service.shared import Shared
 from sync.state.proposals import RecordResult, StoredProposal
-from sync.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +42,15 @@ class _Run:
 
 
 class Runs:
-    def __init__(
-        self,
-        live: LiveConfig,
-        store: StateStore,
-        tenants: Tenants,
-        reader: EntraReader,
-        applier: Applier,
-        digests: CardDigests,
-        listeners: Listeners,
-        *,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._live = live
-        self._store = store
-        self._tenants = tenants
-        self._reader = reader
+    def __init__(self, shared: Shared, applier: Applier) -> None:
+        self._live, self._store, self._tenants = shared.live, shared.store, shared.tenants
+        self._reader, self._digests, self._listeners = (
+            shared.reader,
+            shared.digests,
+            shared.listeners,
+        )
+        self._clock = shared.clock
         self._applier = applier
-        self._digests = digests
-        self._listeners = listeners
-        self._clock = clock
 
     async def run_sync(
         self, tenant: str | None = None, *, actor: Actor | None = None, trigger: Trigger = "manual"
@@ -324,6 +310,17 @@ class Runs:
                     (name, d, await asyncio.to_thread(make_plan, snap, users, state, config))
                 )
         return out
+
+    async def sync_user(self, query: str, *, actor: Actor) -> tuple[list[RunResult], list[Item]]:
+        """`sync <name | e-mail | number>`: a sync run, then the pending items of that user."""
+        results = await self.run_sync(actor=actor)
+        found = self.find_users(query)
+        items = [
+            await self._digests.item(sp)
+            for sp in await self._store.proposals.pending()
+            if sp.proposal.entra_id in found or set(sp.proposal.entra_ids) & found
+        ]
+        return results, items
 
     def find_users(self, query: str) -> set[str]:
         """Entra ids of held users whose e-mail, name, id or number is ``query`` (or whose

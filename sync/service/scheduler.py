@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 from sync.config import ScheduleSettings
 from sync.service.records import RunResult
-from sync.service.tenants import LiveConfig, Tenants
-from sync.state.runlog import LastSync, RunLog
+from sync.service.shared import Shared
+from sync.state.runlog import LastSync
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +78,14 @@ class Scheduler:
 
     def __init__(
         self,
-        live: LiveConfig,
-        runlog: RunLog,
-        tenants: Tenants,
+        shared: Shared,
         run_sync: Callable[..., Awaitable[list[RunResult]]],
         *,
-        clock: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]],
         tick_s: float,
     ) -> None:
-        self._live = live
-        self._runlog = runlog
-        self._tenants = tenants
-        self._run_sync = run_sync
-        self._clock = clock
-        self._sleep = sleep
-        self._tick = tick_s
+        self._live, self._runlog, self._tenants = shared.live, shared.store.runs, shared.tenants
+        self._clock, self._run_sync, self._sleep, self._tick = shared.clock, run_sync, sleep, tick_s
         self._task: asyncio.Task[None] | None = None
 
     async def next_sync(self, tenant: str) -> datetime | None:

@@ -9,14 +9,12 @@ from typing import Any
 from sync.errors import InputError
 from sync.service.records import Actor
 from sync.service.settings_form import form_to_table, merge_config
-from sync.service.tenants import LiveConfig
-from sync.state.store import StateStore
+from sync.service.shared import Shared
 
 
 class SettingsEditor:
-    def __init__(self, live: LiveConfig, store: StateStore) -> None:
-        self._live = live
-        self._store = store
+    def __init__(self, shared: Shared) -> None:
+        self._live, self._store = shared.live, shared.store
 
     async def settings_table(self) -> dict[str, Any]:
         c = self._live.current

@@ -8,28 +8,16 @@ from typing import Any
 
 from sync.errors import AuthError, GraphPermissionDenied
 from sync.models import DirectoryUser, Kind
-from sync.service.digests import CardDigests
-from sync.service.reading import EntraReader
 from sync.service.records import Item, TenantStatus
 from sync.service.scheduler import Scheduler
-from sync.service.tenants import Tenants
+from sync.service.shared import Shared
 from sync.state.audit import AuditEntry
-from sync.state.store import StateStore
 
 
 class StatusReport:
-    def __init__(
-        self,
-        store: StateStore,
-        tenants: Tenants,
-        reader: EntraReader,
-        digests: CardDigests,
-        scheduler: Scheduler,
-    ) -> None:
-        self._store = store
-        self._tenants = tenants
-        self._reader = reader
-        self._digests = digests
+    def __init__(self, shared: Shared, scheduler: Scheduler) -> None:
+        self._store, self._tenants = shared.store, shared.tenants
+        self._reader, self._digests = shared.reader, shared.digests
         self._scheduler = scheduler
 
     async def pending(self, kind: Kind | None = None) -> list[Item]:
