@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
@@ -87,7 +88,7 @@ def parse_stored(raw: Any) -> StoredProposal | None:
     h = str_map(raw)
     if "rec" not in h:
         return None
-    rec = json.loads(h["rec"])
+    rec = orjson.loads(h["rec"])
     result = h.get("result")
     return StoredProposal(
         proposal=Proposal.from_dict(rec["p"]),
@@ -155,7 +156,13 @@ class ProposalStore:
         created: dict[str, StoredProposal] = {}
         existing: list[Proposal] = []
         for chunk in chunks(proposals):
-            recs = [dumps({"p": p.to_dict(), "t": tenant, "d": directory, "c": now}) for p in chunk]
+            recs = [
+                orjson.dumps(
+                    {"p": p.to_dict(), "t": tenant, "d": directory, "c": now},
+                    option=orjson.OPT_SORT_KEYS,
+                )
+                for p in chunk
+            ]
             pipe = self._r.pipeline(transaction=False)
             for p, rec in zip(chunk, recs, strict=True):
                 pipe.hsetnx(self._k.proposal(p.id), "rec", rec)
