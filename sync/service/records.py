@@ -67,7 +67,7 @@ class RunResult:
     counters: Mapping[str, int] = field(default_factory=dict)
     mode: Literal["full", "delta"] = "full"
     # where the run's time went (seconds of wall time per step: read, listing, plan, record,
-    # rest): diagnostics for the benchmark and the logs, not business time
+    # rest, last_sync): diagnostics for the benchmark and the logs, not business time
     phases: Mapping[str, float] = field(default_factory=dict)
 
 

@@ -103,9 +103,11 @@ class Runs:
                     d: tg.create_task(self._tenants.directories[d].list_users()) for d in dirs
                 }
                 reading = await self._reader.read(rt, self._live.current)
+                read_s = perf_counter() - lap
         except ExceptionGroup as group:  # the first failure, as the callers handle it
             raise group.exceptions[0] from None
-        phases = {"read": perf_counter() - lap}
+        # "listing": how long the listings took after the read was done
+        phases = {"read": read_s, "listing": perf_counter() - lap - read_s}
         out = []
         for d in dirs:
             run = _Run(rt.name, d, reading, actor, trigger, started)
@@ -158,10 +160,11 @@ class Runs:
             counters=counters,
             at=now,
         )
+        phases["rest"], lap = perf_counter() - lap, perf_counter()
         await self._store.runs.set_user_last_sync(
             run.tenant, linked_ids(dir_users, run.reading.changed), now
         )
-        phases["rest"] = perf_counter() - lap
+        phases["last_sync"] = perf_counter() - lap
         return RunResult(
             tenant=run.tenant,
             directory=run.directory,
@@ -293,7 +296,7 @@ class Runs:
         """Plan and record one directory from a reading already made."""
         users = list(await self._tenants.directories[directory].list_users())
         run = _Run(rt.name, directory, reading, actor, "manual", self._clock())
-        return await self.plan_and_record(run, users, {})
+        return await self.plan_and_record(run, users, {"read": 0.0, "listing": 0.0})
 
     async def preview(self) -> list[tuple[str, str, Plan]]:
         """A dry run: read (or take the held snapshot) and plan, record nothing."""
