@@ -78,7 +78,7 @@ class SyncService:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         scheduler_tick_s: float = 30.0,
     ) -> None:
-        self.env, self.redis, self.keys, self.clock = env, redis, keys, clock
+        self.env, self.redis, self.keys, self.clock, self.sleep = env, redis, keys, clock, sleep
         self.box = SecretBox(env.ENTRA_SYNC_SECRET_KEY)
         self.live = LiveConfig(file=config, current=config)
         self.store = StateStore(redis, keys, clock=clock, box=self.box)

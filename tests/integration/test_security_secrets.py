@@ -194,7 +194,7 @@ async def _run_the_whole_flow(
 
     # a restart: the stored secret is read back with the key from the environment
     again = SyncService(
-        config=svc.file_config,
+        config=svc.live.file,
         env=_env(db),
         redis=svc.redis,
         keys=Keys(),
