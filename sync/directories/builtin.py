@@ -33,6 +33,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,7 +44,7 @@ from redis.exceptions import RedisError, WatchError
 from sync.directories.base import NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, DirectoryUnavailable, InputError
 from sync.gcpause import cyclic_gc_paused
-from sync.models import DirectoryUser, slot_setters
+from sync.models import DirectoryUser
 from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ def _decode_ids(raw: bytes | str | None) -> list[str]:
 
 
 # whole listings (100,000 users) build the users by their slot setters
-_USER_SETTERS = slot_setters(DirectoryUser)
+_USER_SETTERS = tuple(DirectoryUser.__dict__[f.name].__set__ for f in fields(DirectoryUser))
 _STR_OR_NONE = frozenset({str, type(None)})
 _STR_ONLY = frozenset({str})
 

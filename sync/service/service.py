@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import operator
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -50,11 +51,9 @@ from sync.models import (
     Plan,
     Proposal,
     ProposalState,
-    SnapshotDiff,
-    same_objects,
 )
 from sync.plan.phones import normalize
-from sync.plan.planner import PlanCache, auto_applicable
+from sync.plan.planner import auto_applicable
 from sync.plan.planner import plan as make_plan
 from sync.service.engine import VERBS, apply_proposal, still_valid
 from sync.service.runtime import TenantRuntime, open_directory, open_tenant
@@ -194,9 +193,7 @@ class SyncService:
         self.directories: dict[str, Directory] = {}
         self._snapshots: dict[str, dict[str, EntraUser]] = {}
         self._tokens: dict[str, object] = {}  # the token of the last snapshot read
-        # memos between runs, per (tenant, directory): derived per-user values for the planner
-        # and the scoped ids of its proposals (both only memoise; see PlanCache)
-        self._plan_caches: dict[tuple[str, str], PlanCache] = {}
+        # memo between runs, per (tenant, directory): the scoped ids of the plan's proposals
         self._scoped_memo: dict[tuple[str, str], dict[str, tuple[Proposal, Proposal]]] = {}
         self._linked_memo: dict[tuple[str, str], tuple[list[DirectoryUser], dict[str, None]]] = {}
         self._group_members: dict[str, frozenset[str] | None] = {}
@@ -345,37 +342,26 @@ class SyncService:
                     await self.store.update_snapshot(name, delta.changed, removed)
                     await self.store.set_delta_link(name, link_key, delta.delta_link)
                     complete = delta.complete and self._complete.get(name, True)
-                    # the planner re-plans only these users (SnapshotDiff)
-                    since = SnapshotDiff(self._tokens.get(name), records)
                     snap = EntraSnapshot(
                         list(users.values()),
                         complete,
                         members,
                         tuple(delta.invalid),
-                        token=self._new_token(name),
-                        since=since,
                     )
                     return snap, "delta"
         self._delta_changed.pop(name, None)
         link = await _latest_delta_link(rt, select)
         # a full read in a running bot (the delta link expired): the records that did not
-        # change stay the very objects, so the planner (which compares records by identity
-        # when no SnapshotDiff comes along) re-plans only the others
+        # change stay the very objects
         known = self._snapshots.get(name)
         snap = await rt.graph.read_users(select, groups=groups, known=known)
         self._snapshots[name] = {u.id: u for u in snap.users}
-        snap = replace(snap, token=self._new_token(name))
         self._complete[name] = snap.complete
         self._group_members[name] = snap.group_members
         await self.store.save_snapshot(name, snap.users)
         if link is not None:
             await self.store.set_delta_link(name, link_key, link)
         return snap, "full"
-
-    def _new_token(self, tenant: str) -> object:
-        """A token for the snapshot about to be planned (``SnapshotDiff.base`` of the next)."""
-        token = self._tokens[tenant] = object()
-        return token
 
     async def _members(self, rt: TenantRuntime, groups: Sequence[str]) -> frozenset[str] | None:
         if not groups:
@@ -508,10 +494,8 @@ class SyncService:
         if dir_users is None:
             dir_users = list(await self.directories[directory_name].list_users())
         state = await self.store.state_view(tenant, directory_name)
-        memo_key = (tenant, directory_name)
-        cache = self._plan_caches.setdefault(memo_key, PlanCache())
         with cyclic_gc_paused():  # the planner allocates no cycles (also runs outside run_sync)
-            p = make_plan(snap, dir_users, state, self.config, cache)
+            p = make_plan(snap, dir_users, state, self.config)
             proposals = self._scope_all(p.proposals, tenant, directory_name)
         phases["plan"], lap = perf_counter() - lap, perf_counter()
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
@@ -605,7 +589,11 @@ class SyncService:
         """The Entra ids that directory users with sync on are linked to, in directory order;
         memoised while the listing is the very same directory user objects."""
         last = self._linked_memo.get((tenant, directory))
-        if last is not None and same_objects(last[0], dir_users):
+        if (
+            last is not None
+            and len(last[0]) == len(dir_users)
+            and all(map(operator.is_, last[0], dir_users))
+        ):
             return last[1]
         linked = dict.fromkeys(d.entra_id for d in dir_users if d.entra_id and d.sync_enabled)
         self._linked_memo[(tenant, directory)] = (dir_users, linked)
@@ -1304,7 +1292,7 @@ def _scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
     ``p`` comes from the planner, so its id is its content id (``compute_id``)."""
     base = p.id
     pid = hashlib.sha256(f"{tenant}\x00{directory}\x00{base}".encode()).hexdigest()[:20]
-    return p.with_id(pid)
+    return replace(p, id=pid)
 
 
 def _unreadable_warning(snap: EntraSnapshot) -> GraphDataError | None:

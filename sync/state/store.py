@@ -32,7 +32,7 @@ import math
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from itertools import chain, islice, repeat
 from typing import Any, Literal, TypeVar
@@ -53,9 +53,6 @@ from sync.models import (
     Proposal,
     ProposalState,
     StateView,
-    make_entra_user,
-    proposal_of,
-    slot_setters,
 )
 from sync.state.keys import Keys
 from sync.state.secrets import SecretBox
@@ -118,7 +115,7 @@ class StoredProposal:
 
 
 # record_plan's ``written`` (~19,000 at 100,000 users) builds these by their slot setters
-_STORED_SETTERS = slot_setters(StoredProposal)
+_STORED_SETTERS = tuple(StoredProposal.__dict__[f.name].__set__ for f in fields(StoredProposal))
 
 
 _NOT_PLAIN = object()
@@ -289,13 +286,13 @@ def user_to_json(u: EntraUser) -> bytes:
 def _user_from_dict(d: dict[str, Any]) -> EntraUser:
     """A row of the format before (Graph's shape, no nulls)."""
     uid = str(d.pop("id"))
-    return make_entra_user(uid, bool(d.get("accountEnabled", True)), d)
+    return EntraUser(uid, bool(d.get("accountEnabled", True)), d)
 
 
 def _add_rows(rows: Iterable[Any], users: dict[str, EntraUser]) -> None:
     """The users of decoded snapshot rows, of either format, into ``users`` by id (the decoded
     objects are used, not copied)."""
-    make = make_entra_user
+    make = EntraUser
     for row in rows:
         if type(row) is not list:
             u = _user_from_dict(row)
@@ -470,7 +467,7 @@ class StateStore:
         except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
             return None
         if not same:
-            p = proposal_of(
+            p = Proposal(
                 kind,
                 entra_id,
                 app_id,

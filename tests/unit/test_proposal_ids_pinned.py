@@ -16,6 +16,20 @@ from sync.models import (
 from sync.plan.planner import plan
 
 PINNED: dict[str, Proposal] = {
+    "4dd34ccb158434ff18b5": Proposal(
+        Kind.NEW,
+        "d9b2eb9c",
+        None,
+        "new",
+        changes={
+            "first_name": Change(None, "Åsa"),
+            "last_name": Change(None, "Öberg 😀\x7f"),
+            "phones": Change(None, ("+46701234567", "+4687654321")),
+        },
+    ),
+    "d756497b6abcb0e7be06": Proposal(
+        Kind.CONFLICT, None, None, "shared", entra_ids=("b", "a"), number="+46701234567"
+    ),
     "996914e28cdd10acc2b4": Proposal(
         Kind.MATCH, "e1", "u1", "phone matched", match_key="phone", match_value="+46701234567"
     ),
