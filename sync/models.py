@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from operator import attrgetter, is_
 from typing import Any
-
-import orjson
 
 from sync.errors import GraphDataError
 
@@ -93,6 +89,9 @@ _STRING_ATTRS = ("mobilePhone", "mail", "userPrincipalName", "displayName", "giv
 
 
 def _check_value(uid: str, key: str, value: Any) -> Any:
+    """``value`` as kept in ``attrs``: JSON scalars as they are, strings of at most
+    MAX_ATTR_LEN characters, lists of at most MAX_LIST_LEN entries and objects, checked all
+    the way down (lists and objects copied). Anything else raises GraphDataError."""
     if value is None or isinstance(value, _SCALARS):
         return value
     if isinstance(value, str):
@@ -110,143 +109,51 @@ def _check_value(uid: str, key: str, value: Any) -> Any:
     raise GraphDataError(f"user {uid}: attribute {key} has an unexpected type")
 
 
-def parse_entra_user(obj: Any) -> EntraUser:
-    """Parse one Graph user object (Graph's JSON). Raises GraphDataError naming the problem."""
+def _user_id(obj: Any) -> str:
+    """A user entry is a JSON object with an ``id``: a non-blank string of at most 128
+    characters."""
     if not isinstance(obj, dict):
         raise GraphDataError(f"a user entry is a {type(obj).__name__}, not an object")
     uid = obj.get("id")
     if not isinstance(uid, str) or not uid.strip() or len(uid) > 128:
         raise GraphDataError("a user entry has no valid 'id'")
+    return uid
+
+
+def _account_enabled(uid: str, obj: Mapping[str, Any]) -> bool:
+    """``accountEnabled`` is true or false; absent means enabled."""
     enabled = obj.get("accountEnabled", True)
     if not isinstance(enabled, bool):
         raise GraphDataError(f"user {uid}: accountEnabled is not true/false")
+    return enabled
+
+
+def _check_named_attributes(uid: str, obj: Mapping[str, Any]) -> None:
+    """``businessPhones`` is a list of strings and the name, mail and phone attributes are
+    strings, when present and not null."""
     bp = obj.get("businessPhones")
     if bp is not None and not (isinstance(bp, list) and all(isinstance(p, str) for p in bp)):
         raise GraphDataError(f"user {uid}: businessPhones is not a list of strings")
     for key in _STRING_ATTRS:
         v = obj.get(key)
-        if v is not None and type(v) is not str and not isinstance(v, str):
+        if v is not None and not isinstance(v, str):
             raise GraphDataError(f"user {uid}: {key} is not a string")
-    # 100,000 users x ~10 attributes: plain strings and nulls (nearly all) are checked inline
-    attrs: dict[str, Any] = {}
-    for k, v in obj.items():
-        if k == "id" or k.startswith("@odata"):
-            continue
-        if type(v) is str:
-            if len(v) > MAX_ATTR_LEN:
-                raise GraphDataError(
-                    f"user {uid}: attribute {k} is {len(v)} characters (limit {MAX_ATTR_LEN})"
-                )
-            attrs[k] = v
-        elif v is None or v is True or v is False:
-            attrs[k] = v
-        elif type(v) is list and len(v) <= MAX_LIST_LEN and all(type(x) is str for x in v):
-            for x in v:
-                if len(x) > MAX_ATTR_LEN:
-                    _check_value(uid, k, x)  # raises, with the usual message
-            attrs[k] = v[:]
-        else:
-            attrs[k] = _check_value(uid, k, v)
+
+
+def parse_entra_user(obj: Any) -> EntraUser:
+    """Parse one Graph user object (Graph's JSON). Raises GraphDataError naming the problem.
+    ``attrs`` holds every attribute but ``id`` and the ``@odata`` annotations, each checked
+    against the bounds on untrusted values (``_check_value``); the caller's object is not
+    kept."""
+    uid = _user_id(obj)
+    enabled = _account_enabled(uid, obj)
+    _check_named_attributes(uid, obj)
+    attrs = {
+        k: _check_value(uid, k, v)
+        for k, v in obj.items()
+        if k != "id" and not k.startswith("@odata")
+    }
     return EntraUser(id=uid, enabled=enabled, attrs=attrs)
-
-
-def slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
-    """The slot setters of a frozen slotted dataclass, in field order. Bulk paths (whole
-    listings, reads and plans of 100,000 users) build records with them: the dataclass's
-    __init__ goes through object.__setattr__ per field (~3-4x slower). Callers set every
-    field, so the records equal (and compare, hash and print like) the ones __init__ builds."""
-    return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
-
-
-def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
-    """``a`` and ``b`` hold the very same objects (``is``), in the same order: how memos over
-    whole listings tell that nothing was replaced."""
-    return len(a) == len(b) and all(map(is_, a, b))
-
-
-_NEW_OBJECT = object.__new__
-_SET_ID, _SET_ENABLED, _SET_ATTRS = slot_setters(EntraUser)
-# keys whose value parse_entra_user checks by name: a bool or a list there needs its check
-_NAMED_KEYS = frozenset((*_STRING_ATTRS, "businessPhones"))
-_STRING_KEYS = frozenset(_STRING_ATTRS)
-
-
-def make_entra_user(uid: str, enabled: bool, attrs: Mapping[str, Any]) -> EntraUser:
-    """``EntraUser(uid, enabled, attrs)``, equal in every way, built ~3x faster (bulk paths)."""
-    u: EntraUser = _NEW_OBJECT(EntraUser)
-    _SET_ID(u, uid)
-    _SET_ENABLED(u, enabled)
-    _SET_ATTRS(u, attrs)
-    return u
-
-
-def parse_owned_entra_users(
-    values: Iterable[Any],
-) -> tuple[list[EntraUser], list[GraphDataError]]:
-    """``parse_entra_user`` of each JSON-decoded object of a page that the caller gives away:
-    the same checks, the same errors and equal users, but each dict itself becomes ``attrs``
-    (its ``"id"`` removed) and its lists are kept, not copied. Returns the users and, in
-    order, the errors of the unreadable entries.
-
-    The common shape (keys sorting from ``"A"`` on, so none starts with ``@``; values that are
-    strings, nulls, booleans or short lists of strings; ``id`` and the named attributes
-    well-typed) is checked here in one pass per user; anything else goes to
-    ``parse_entra_user`` untouched, which raises the usual error or copies as usual.
-    """
-    users: list[EntraUser] = []
-    errors: list[GraphDataError] = []
-    keys: frozenset[str] = frozenset()  # keys already known to sort from "A" on (no "@...")
-    for obj in values:
-        if type(obj) is not dict:
-            pass
-        elif obj.keys() <= keys or (min(obj) >= "A" and (keys := frozenset(obj))):
-            # (an empty dict is a subset: never min() of nothing)
-            uid = obj.get("id")
-            enabled = obj.get("accountEnabled", True)
-            if (
-                type(uid) is str
-                and 0 < len(uid) <= 128
-                and not uid.isspace()
-                and (enabled is True or enabled is False)
-            ):
-                for k, v in obj.items():
-                    t = type(v)
-                    if t is str:
-                        if len(v) > MAX_ATTR_LEN or k == "businessPhones":
-                            break
-                    elif v is None:
-                        continue
-                    elif t is bool:
-                        if k in _NAMED_KEYS:
-                            break
-                    elif t is list:
-                        if len(v) > MAX_LIST_LEN or k in _STRING_KEYS:
-                            break
-                        for x in v:
-                            if type(x) is not str or len(x) > MAX_ATTR_LEN:
-                                break
-                        else:
-                            continue
-                        break
-                    else:
-                        break
-                else:
-                    del obj["id"]
-                    users.append(make_entra_user(uid, enabled, obj))
-                    continue
-        try:
-            users.append(parse_entra_user(obj))
-        except GraphDataError as e:
-            errors.append(e)
-    return users, errors
-
-
-def parse_owned_entra_user(obj: Any) -> EntraUser:
-    """``parse_owned_entra_users`` of one object: raises GraphDataError naming the problem."""
-    users, errors = parse_owned_entra_users((obj,))
-    if errors:
-        raise errors[0]
-    return users[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,37 +224,6 @@ def _jsonable(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
-# What json.dumps(ensure_ascii=True) escapes beyond what orjson escapes: DEL and every
-# character outside ASCII (the control characters and '"' and '\\' both escape alike).
-_NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
-
-
-def _json_ascii_escape(m: re.Match[str]) -> str:
-    """json's ensure_ascii form of one character: \\uXXXX (lower-case hex), a surrogate pair
-    beyond the BMP."""
-    n = ord(m.group())
-    if n < 0x10000:
-        return f"\\u{n:04x}"
-    n -= 0x10000
-    return f"\\u{0xD800 | (n >> 10):04x}\\u{0xDC00 | (n & 0x3FF):04x}"
-
-
-# Types orjson writes exactly as json.dumps does (integers beyond 64 bits make orjson raise);
-# floats, subclasses and other objects are written differently or not at all.
-_ID_SCALARS = frozenset({str, type(None), bool, int})
-
-
-def _id_plain(v: Any) -> bool:
-    """A value orjson writes exactly as json.dumps does: a string, null, boolean, integer, or
-    a list/tuple of strings."""
-    t = type(v)
-    if t in _ID_SCALARS:
-        return True
-    if t is tuple or t is list:
-        return all(type(e) is str for e in v)
-    return False
-
-
 @dataclass(frozen=True, slots=True)
 class Proposal:
     """One described operation of a plan. ``id`` is derived from its content, so planning the
@@ -373,50 +249,10 @@ class Proposal:
             object.__setattr__(self, "id", self.compute_id())
 
     def compute_id(self) -> str:
-        """sha256 of the canonical JSON of the fields that define the operation: ``json.dumps``
-        with ``sort_keys``, compact separators and ``ensure_ascii`` (ids are stored and posted
-        on cards, so these bytes never change). The usual shape (strings, nulls, booleans,
-        integers and lists of strings) is written with orjson and its non-ASCII characters
-        escaped the way ``json`` escapes them, which gives the same bytes; anything else goes
-        through ``json`` itself."""
-        scalar = _ID_SCALARS
-        entra_id, app_id, number, cause = (
-            self.entra_id,
-            self.app_user_id,
-            self.number,
-            self.removal_cause,
-        )
-        entra_ids = self.entra_ids
-        if (
-            type(entra_id) in scalar
-            and type(app_id) in scalar
-            and type(number) in scalar
-            and type(cause) in scalar
-            and (not entra_ids or all(type(e) is str for e in entra_ids))
-        ):
-            changes: dict[str, dict[str, Any]] = {}
-            for k, c in self.changes.items():
-                old, new = c.old, c.new
-                if (
-                    type(k) is not str
-                    or (type(old) not in scalar and not _id_plain(old))
-                    or (type(new) not in scalar and not _id_plain(new))
-                ):
-                    return self._json_id()
-                changes[k] = {"old": old, "new": new}
-            body = [self.kind.value, entra_id, app_id, sorted(entra_ids), changes, number, cause]
-            try:
-                raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-            except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
-                pass
-            else:
-                if not raw.isascii() or b"\x7f" in raw:
-                    raw = _NOT_PRINTABLE_ASCII.sub(_json_ascii_escape, raw.decode()).encode()
-                return hashlib.sha256(raw).hexdigest()[:20]
-        return self._json_id()
-
-    def _json_id(self) -> str:
-        """``compute_id`` through ``json`` (the reference; any field type)."""
+        """sha256 (first 20 hex digits) of the canonical JSON of the fields that define the
+        operation: ``json.dumps`` with ``sort_keys``, compact separators and ``ensure_ascii``.
+        Ids are stored and posted on cards, so these bytes never change (pinned in
+        tests/unit/test_proposal_ids_pinned.py)."""
         body = json.dumps(
             [
                 self.kind.value,
@@ -478,28 +314,6 @@ class Proposal:
             id=d.get("id", ""),
         )
 
-    def with_id(self, pid: str) -> Proposal:
-        """The same proposal under another (non-empty) id: ``dataclasses.replace(self,
-        id=pid)`` without its per-field keyword handling (every proposal of a plan is scoped
-        this way)."""
-        return proposal_of(*_PROPOSAL_BODY(self), pid)
-
-
-_PROPOSAL_SETTERS = slot_setters(Proposal)
-# every field but ``id``, which is the last one (checked here and in the tests)
-_PROPOSAL_FIELDS = tuple(f.name for f in fields(Proposal))
-assert _PROPOSAL_FIELDS[-1] == "id"
-_PROPOSAL_BODY = attrgetter(*_PROPOSAL_FIELDS[:-1])
-
-
-def proposal_of(*values: Any) -> Proposal:
-    """``Proposal(*values)`` for all 14 fields, the id included (not empty, so there is no
-    ``compute_id`` to run), built by the slot setters (``slot_setters``)."""
-    p: Proposal = _NEW_OBJECT(Proposal)
-    for setter, value in zip(_PROPOSAL_SETTERS, values, strict=True):
-        setter(p, value)
-    return p
-
 
 @dataclass(frozen=True, slots=True)
 class Blocked:
@@ -538,29 +352,15 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotDiff:
-    """How a snapshot's users differ from those of an earlier snapshot of the same reader:
-    ``base`` is that snapshot's ``token``; ``records``: every id added, replaced or removed
-    since, with its record now (None: removed). Every other id has the very same record
-    object. A planner that planned the ``base`` snapshot re-plans only these ids."""
-
-    base: object
-    records: Mapping[str, EntraUser | None]
-
-
-@dataclass(frozen=True, slots=True)
 class EntraSnapshot:
     """What one read of a tenant gave. ``complete`` is False when the read failed part-way or
-    some records were unreadable: such a snapshot never yields removals. ``token`` (any
-    object, compared by identity) names this set of users for a later ``SnapshotDiff``."""
+    some records were unreadable: such a snapshot never yields removals."""
 
     users: Sequence[EntraUser]
     complete: bool = True
     # ids of the members of the scope groups (transitive), or None for "all users"
     group_members: frozenset[str] | None = None
     invalid: tuple[str, ...] = ()
-    token: object = field(default=None, compare=False)
-    since: SnapshotDiff | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,12 +34,7 @@ from sync.errors import (
 from sync.gcpause import cyclic_gc_paused
 from sync.graph.attributes import select_attribute
 from sync.graph.auth import RefreshableTokenProvider, TokenProvider
-from sync.models import (
-    EntraSnapshot,
-    EntraUser,
-    parse_owned_entra_user,
-    parse_owned_entra_users,
-)
+from sync.models import EntraSnapshot, EntraUser, parse_entra_user
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +131,13 @@ class UserPages:
 
     async def __anext__(self) -> list[EntraUser]:
         values = await self._pages.__anext__()
-        users, errors = parse_owned_entra_users(values)  # the page's JSON is ours alone
+        users: list[EntraUser] = []
+        errors: list[GraphDataError] = []
+        for obj in values:
+            try:
+                users.append(parse_entra_user(obj))
+            except GraphDataError as e:
+                errors.append(e)
         del values
         room = MAX_INVALID - len(self.invalid)
         if errors and room > 0:
@@ -260,7 +261,7 @@ class GraphClient:
                             removed.append((uid, reason if isinstance(reason, str) else "deleted"))
                             continue
                         try:
-                            changed.append(parse_owned_entra_user(obj))
+                            changed.append(parse_entra_user(obj))
                         except GraphDataError as e:
                             if len(invalid) < MAX_INVALID:
                                 invalid.append(e.message)

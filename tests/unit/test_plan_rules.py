@@ -365,3 +365,63 @@ def test_proposal_ids_are_stable_and_change_with_entra_data() -> None:
     assert a == plan(s, d, StateView(), cfg()).proposals[0].id
     s2 = snap(entra("anna", mobilePhone="0701234567", givenName="Ann"))
     assert plan(s2, d, StateView(), cfg()).proposals[0].id != a
+
+
+def test_changes_guard_lets_exactly_max_removals_through_and_blocks_one_more() -> None:
+    guard = {"max_removals": 3, "max_removal_share": 1.0}
+    d = [linked(str(i), f"u{i}") for i in range(10)]
+    three_gone = [entra(f"u{i}", mobilePhone=f"07012300{i:02d}") for i in range(3, 10)]
+    p = plan(snap(*three_gone), d, StateView(), cfg(guard=guard))
+    assert len(p.by_kind(Kind.REMOVAL)) == 3 and p.blocked == ()
+    four_gone = three_gone[1:]
+    p = plan(snap(*four_gone), d, StateView(), cfg(guard=guard))
+    assert p.by_kind(Kind.REMOVAL) == []
+    (b,) = p.blocked
+    assert b.count == 4 and len(b.proposals) == 4
+
+
+def test_changes_guard_share_lets_exactly_the_share_through() -> None:
+    guard = {"max_removals": 100, "max_removal_share": 0.3}
+    d = [linked(str(i), f"u{i}") for i in range(10)]
+    users = [entra(f"u{i}", mobilePhone=f"07012300{i:02d}") for i in range(10)]
+    assert len(plan(snap(*users[3:]), d, StateView(), cfg(guard=guard)).by_kind(Kind.REMOVAL)) == 3
+    assert plan(snap(*users[4:]), d, StateView(), cfg(guard=guard)).blocked[0].count == 4
+
+
+def test_matching_a_number_held_by_two_directory_users_is_no_match_the_user_is_new() -> None:
+    s = snap(entra("anna", mobilePhone="070-123 45 67", mail=None, userPrincipalName=None))
+    d = [du("1", phones=("+46701234567",)), du("2", phones=("+46701234567",))]
+    p = plan(s, d, StateView(), cfg())
+    (new,) = p.proposals
+    assert (new.kind, new.entra_id, new.app_user_id) == (Kind.NEW, "anna", None)
+    assert p.syncable == 0
+
+
+def test_matching_a_number_held_by_two_directory_users_falls_through_to_email() -> None:
+    s = snap(entra("anna", mobilePhone="070-123 45 67"))
+    d = [
+        du("1", phones=("+46701234567",)),
+        du("2", phones=("+46701234567",), email="Anna@contoso.se"),
+    ]
+    (m,) = plan(s, d, StateView(), cfg()).proposals
+    assert (m.kind, m.app_user_id, m.match_key) == (Kind.MATCH, "2", "email")
+
+
+def test_matching_a_shared_number_held_by_two_directory_users_is_a_conflict_naming_neither() -> (
+    None
+):
+    s = snap(entra("anna", mobilePhone="070-123 45 67"), entra("bo", mobilePhone="0701234567"))
+    d = [du("1", phones=("+46701234567",)), du("2", phones=("+46701234567",))]
+    (c,) = plan(s, d, StateView(), cfg()).proposals
+    assert (c.kind, c.entra_ids, c.app_user_id, c.app_label) == (
+        Kind.CONFLICT,
+        ("anna", "bo"),
+        None,
+        "",
+    )
+    # the chosen owner still has no single directory user to match: both are new
+    owned = plan(s, d, StateView(number_owners={"+46701234567": "anna"}), cfg())
+    assert [(x.kind, x.entra_id) for x in owned.proposals] == [
+        (Kind.NEW, "anna"),
+        (Kind.NEW, "bo"),
+    ]
