@@ -42,7 +42,6 @@ from redis.exceptions import RedisError, WatchError
 
 from sync.directories.base import NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, DirectoryUnavailable, InputError
-from sync.gcpause import cyclic_gc_paused
 from sync.models import DirectoryUser, slot_setters
 from sync.state.keys import Keys
 
@@ -382,18 +381,16 @@ class BuiltinDirectory:
                         self._users_key, cursor, count=SCAN_COUNT
                     )
                     batch = cast(dict[bytes | str, bytes | str], reply)  # fields with values
-                    with cyclic_gc_paused():
-                        uids = [f.decode() if isinstance(f, bytes) else str(f) for f in batch]
-                        found.update(zip(uids, map(_decode_user, batch.values()), strict=True))
+                    uids = [f.decode() if isinstance(f, bytes) else str(f) for f in batch]
+                    found.update(zip(uids, map(_decode_user, batch.values()), strict=True))
                     if not cursor:
                         break
                 # a write during the scan changed the token: the next listing scans again
                 self._mirror, self._mirror_ver, self._ordered = found, ver, False
         m = self._mirror
         if not self._ordered:
-            with cyclic_gc_paused():
-                order = _sorted_ids(m)
-                m = self._mirror = dict(zip(order, map(m.__getitem__, order), strict=True))
+            order = _sorted_ids(m)
+            m = self._mirror = dict(zip(order, map(m.__getitem__, order), strict=True))
             self._ordered = True
         return list(m.values())
 

@@ -40,7 +40,6 @@ from sync.errors import (
     StoreUnavailable,
     SyncError,
 )
-from sync.gcpause import cyclic_gc_paused
 from sync.models import (
     Blocked,
     DirectoryUser,
@@ -358,11 +357,7 @@ class SyncService:
                     return snap, "delta"
         self._delta_changed.pop(name, None)
         link = await _latest_delta_link(rt, select)
-        # a full read in a running bot (the delta link expired): the records that did not
-        # change stay the very objects, so the planner (which compares records by identity
-        # when no SnapshotDiff comes along) re-plans only the others
-        known = self._snapshots.get(name)
-        snap = await rt.graph.read_users(select, groups=groups, known=known)
+        snap = await rt.graph.read_users(select, groups=groups)
         self._snapshots[name] = {u.id: u for u in snap.users}
         snap = replace(snap, token=self._new_token(name))
         self._complete[name] = snap.complete
@@ -403,11 +398,7 @@ class SyncService:
         names = [tenant] if tenant else list(self.tenants) + list(self._tenant_errors)
         results: list[RunResult] = []
         for name in dict.fromkeys(names):
-            # no cyclic GC during a run: a run of 100,000 users allocates millions of acyclic
-            # records, and the collector would walk all of them several times (~1-2 s); it
-            # runs when the run is over (the benchmark shows that pass apart)
-            with cyclic_gc_paused():
-                results.extend(await self._run_tenant(name, actor, trigger))
+            results.extend(await self._run_tenant(name, actor, trigger))
         for r in results:
             for listener in self._run_listeners:
                 try:
@@ -510,9 +501,8 @@ class SyncService:
         state = await self.store.state_view(tenant, directory_name)
         memo_key = (tenant, directory_name)
         cache = self._plan_caches.setdefault(memo_key, PlanCache())
-        with cyclic_gc_paused():  # the planner allocates no cycles (also runs outside run_sync)
-            p = make_plan(snap, dir_users, state, self.config, cache)
-            proposals = self._scope_all(p.proposals, tenant, directory_name)
+        p = make_plan(snap, dir_users, state, self.config, cache)
+        proposals = self._scope_all(p.proposals, tenant, directory_name)
         phases["plan"], lap = perf_counter() - lap, perf_counter()
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
             await self.store.consume_guard(tenant, directory_name)

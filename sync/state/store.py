@@ -44,7 +44,6 @@ from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sync.errors import LockBusy, ProposalNotFound, ProposalNotPending, StateError
-from sync.gcpause import cyclic_gc_paused
 from sync.models import (
     TRANSITIONS,
     Change,
@@ -514,10 +513,9 @@ class StateStore:
             # One HSETNX per proposal creates it atomically (a hash without "state" is
             # pending), and tells us whether the id existed: no read before the write.
             recs: list[tuple[bytes | str, StoredProposal | None]] = []
-            with cyclic_gc_paused():  # ~5 objects a proposal that live on, no cycles
-                for p in chunk:
-                    rec = self._new_record(p, tenant, directory, now, created_at)
-                    recs.append(rec or (self._rec(p, tenant, directory, now), None))
+            for p in chunk:
+                rec = self._new_record(p, tenant, directory, now, created_at)
+                recs.append(rec or (self._rec(p, tenant, directory, now), None))
             res = await self._create_recs(
                 [(self._k.proposal(p.id), raw) for p, (raw, _) in zip(chunk, recs, strict=True)]
             )
@@ -944,10 +942,9 @@ class StateStore:
         pipe.smembers(k.snapshot_removed(tenant))
         parts, over, gone = await pipe.execute()
         users: dict[str, EntraUser] = {}
-        with cyclic_gc_paused():
-            for part in parts:
-                _add_rows(_snapshot_loads(part), users)
-            _add_rows(map(_snapshot_loads, (over or {}).values()), users)
+        for part in parts:
+            _add_rows(_snapshot_loads(part), users)
+        _add_rows(map(_snapshot_loads, (over or {}).values()), users)
         for uid in _sset(gone):
             users.pop(uid, None)
         return [users[uid] for uid in sorted(users)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -89,24 +88,6 @@ async def test_read_users_pages_2500_users_in_exactly_3_requests(sim: TenantSim)
     assert snap.complete and snap.invalid == ()
     assert env.client.graph_requests == 3
     assert sim.requests["users"] == 3
-
-
-async def test_a_read_with_known_records_returns_the_unchanged_ones_as_those_objects(
-    sim: TenantSim,
-) -> None:
-    async with running(sim) as env:
-        first = await env.client.read_users(SELECT)
-        known = {u.id: u for u in first.users}
-        changed, gone = first.users[1200].id, first.users[7].id
-        sim.update_user(changed, surname="Holm")
-        sim.delete_user(gone)
-        again = await env.client.read_users(SELECT, known=known)
-    assert len(again.users) == 2499 and gone not in {u.id for u in again.users}
-    fresh = [u for u in again.users if known.get(u.id) is not u]
-    assert [u.id for u in fresh] == [changed]
-    assert fresh[0].attrs["surname"] == "Holm" and known[changed].attrs["surname"] != "Holm"
-    rest = [u for u in again.users if u.id != changed]
-    assert rest == [u for u in first.users if u.id not in (gone, changed)]  # same order
 
 
 async def test_the_simulator_takes_its_page_latency_on_every_users_and_delta_page() -> None:
@@ -588,16 +569,3 @@ async def test_json_that_only_the_stdlib_reads_is_read_as_before() -> None:
     snap = await _read_from(nan_and_big)
     (u,) = snap.users
     assert math.isnan(u.attrs["n"]) and u.attrs["big"] == 2**70
-
-
-async def test_reading_users_leaves_the_garbage_collector_as_it_found_it(sim: TenantSim) -> None:
-    async with running(sim) as env:
-        assert gc.isenabled()
-        snap = await env.client.read_users(SELECT)
-        assert gc.isenabled() and len(snap.users) == 2500
-        gc.disable()
-        try:
-            await env.client.read_users(SELECT)
-            assert not gc.isenabled()
-        finally:
-            gc.enable()
