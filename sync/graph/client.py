@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +42,17 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 RETRY_STATUSES = frozenset({429, 503, 504})
 DELTA_GONE_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 MAX_INVALID = 1000  # keep at most this many invalid-record reasons
+USER_TYPE = "#microsoft.graph.user"
 TOKEN_REUSE_S = 60.0  # a run of pages reuses its token this long (the provider caches anyway)
 
 
 @dataclass(frozen=True, slots=True)
 class DeltaResult:
-    """One delta round: users changed since the last round, users removed (id, reason:
-    ``deleted`` or ``changed`` = out of scope), the link for the next round, unreadable records."""
+    """One delta round, applied in the order Graph sent it. ``changed``: the full records (the
+    delta objects merged over the known ones) of the users present at the end of the round;
+    ``removed``: (id, reason) of the users absent at its end, ``changed`` = soft-deleted
+    (restorable for 30 days), ``deleted`` = gone for good. Each id is in at most one of them,
+    once. ``delta_link``: the link for the next round; ``invalid``: unreadable records."""
 
     changed: list[EntraUser]
     removed: list[tuple[str, str]]
@@ -85,6 +89,62 @@ def _permission_hint(permission: str) -> str:
     return hint
 
 
+def parse_listed_user(obj: Any) -> EntraUser:
+    """A user of a full read (/users): ``accountEnabled`` is selected, so a record without it
+    is unreadable (never taken as enabled). Raises GraphDataError."""
+    if isinstance(obj, dict) and "accountEnabled" not in obj:
+        uid = obj.get("id")
+        raise GraphDataError(f"user {uid if isinstance(uid, str) else '?'}: no accountEnabled")
+    return parse_entra_user(obj)
+
+
+class DeltaRound:
+    """The entries of one delta round, applied in the order Graph sent them.
+
+    A user object updates only the properties it carries, over the user's record as it stands
+    (earlier in this round, else ``known``); absent properties keep their values. A property
+    sent as null is cleared. ``accountEnabled`` never defaults: absent, it keeps the known
+    value; absent for a user not known, the record is unreadable (``invalid``). An ``@removed``
+    entry removes the user (reason ``changed``: soft delete; ``deleted``: permanent); a later
+    object in the same round brings the user back (restored).
+    """
+
+    def __init__(self, known: Mapping[str, EntraUser]) -> None:
+        self._known = known
+        self._now: dict[str, EntraUser | str] = {}  # id -> record, or the removal reason
+        self.invalid: list[str] = []
+
+    def apply(self, obj: Any) -> None:
+        uid = obj.get("id") if isinstance(obj, dict) else None
+        if not isinstance(uid, str) or not uid:
+            self._unreadable("a delta entry has no valid 'id'")
+            return
+        if "@removed" in obj:
+            info = obj["@removed"]
+            reason = info.get("reason") if isinstance(info, dict) else None
+            self._now[uid] = reason if reason in ("changed", "deleted") else "deleted"
+            return
+        current = self._now.get(uid)
+        base = current if isinstance(current, EntraUser) else self._known.get(uid)
+        merged: dict[str, Any] = {} if base is None else {"accountEnabled": base.enabled}
+        merged.update(base.attrs if base is not None else {})
+        merged.update(obj)
+        try:
+            self._now[uid] = parse_listed_user(merged)
+        except GraphDataError as e:
+            self._now.pop(uid, None)
+            self._unreadable(e.message)
+
+    def _unreadable(self, reason: str) -> None:
+        if len(self.invalid) < MAX_INVALID:
+            self.invalid.append(reason)
+
+    def result(self, delta_link: str) -> DeltaResult:
+        changed = [u for u in self._now.values() if isinstance(u, EntraUser)]
+        removed = [(uid, r) for uid, r in self._now.items() if isinstance(r, str)]
+        return DeltaResult(changed, removed, delta_link, self.invalid)
+
+
 class UserPages:
     """Users page by page (``async for page in pages``); at most the page handed out and the
     next one (prefetched) are held. Stopping before the end: ``await pages.aclose()`` cancels
@@ -108,7 +168,7 @@ class UserPages:
         users: list[EntraUser] = []
         for obj in values:
             try:
-                users.append(parse_entra_user(obj))
+                users.append(parse_listed_user(obj))
             except GraphDataError as e:
                 if len(self.invalid) < MAX_INVALID:
                     self.invalid.append(e.message)
@@ -190,42 +250,30 @@ class GraphClient:
         """Ids of the users in a group, nested groups included. Raises GraphNotFound."""
         return frozenset(await self._group_member_ids(group_id, []))
 
-    async def read_delta(self, select: Sequence[str], delta_link: str | None) -> DeltaResult:
+    async def read_delta(
+        self, select: Sequence[str], delta_link: str | None, known: Mapping[str, EntraUser]
+    ) -> DeltaResult:
         """One delta round. ``delta_link`` None starts a new round (every user); otherwise the
-        link of the previous round. Raises DeltaExpired when the link is no longer valid (do a
-        full read and start again)."""
+        link of the previous round. ``known``: the stored users by id, which the round's
+        objects are merged over (see ``DeltaRound``). Raises DeltaExpired when the link is no
+        longer valid (do a full read and start again)."""
         if delta_link is None:
             url = f"{self.base_url}/users/delta?$select={self.select_param(select)}"
         else:
             self._check_origin(delta_link, "the stored delta link")
             url = delta_link
-        changed: list[EntraUser] = []
-        removed: list[tuple[str, str]] = []
-        invalid: list[str] = []
+        round_ = DeltaRound(known)
         final: dict[str, Any] = {}
         pages = self._values(url, what="delta", delta=True, final=final)
         async with aclosing(pages):
             async for values in pages:
                 for obj in values:
-                    if isinstance(obj, dict) and "@removed" in obj:
-                        uid = obj.get("id")
-                        info = obj.get("@removed")
-                        reason = info.get("reason") if isinstance(info, dict) else None
-                        if not isinstance(uid, str) or not uid:
-                            invalid.append("a removed entry has no valid 'id'")
-                            continue
-                        removed.append((uid, reason if isinstance(reason, str) else "deleted"))
-                        continue
-                    try:
-                        changed.append(parse_entra_user(obj))
-                    except GraphDataError as e:
-                        if len(invalid) < MAX_INVALID:
-                            invalid.append(e.message)
+                    round_.apply(obj)
         link = final.get("@odata.deltaLink")
         if not isinstance(link, str):
             raise GraphDataError("Microsoft Graph ended a delta round without a deltaLink")
         self._check_origin(link, "the deltaLink")
-        return DeltaResult(changed=changed, removed=removed, delta_link=link, invalid=invalid)
+        return round_.result(link)
 
     async def latest_delta_link(self, select: Sequence[str]) -> str:
         """A delta link that tracks changes from now on (``$deltatoken=latest``: Graph returns no
@@ -252,14 +300,18 @@ class GraphClient:
     # --- internals -------------------------------------------------------------------------
 
     async def _group_member_ids(self, group_id: str, invalid: list[str]) -> set[str]:
+        """The transitive user members: the OData cast needs ``ConsistencyLevel: eventual`` and
+        ``$count=true`` (advanced query); an entry typed as anything but a user is skipped."""
         url = (
             f"{self.base_url}/groups/{quote(group_id, safe='')}/transitiveMembers/"
-            f"microsoft.graph.user?$select=id&$top={self.page_size}"
+            f"microsoft.graph.user?$select=id&$top={self.page_size}&$count=true"
         )
         ids: set[str] = set()
         async with aclosing(self._values(url, what="members", group=group_id)) as pages:
             async for values in pages:
                 for obj in values:
+                    if isinstance(obj, dict) and obj.get("@odata.type", USER_TYPE) != USER_TYPE:
+                        continue  # not a user (the cast should have left it out)
                     uid = obj.get("id") if isinstance(obj, dict) else None
                     if isinstance(uid, str) and uid:
                         ids.add(uid)

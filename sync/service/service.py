@@ -326,7 +326,7 @@ class SyncService:
                 users = {u.id: u for u in loaded} if loaded else None
             if users is not None:
                 try:
-                    delta = await rt.graph.read_delta(select, stored)
+                    delta = await rt.graph.read_delta(select, stored, users)
                 except DeltaExpired:
                     log.info("tenant %s: delta link expired; full resync", name)
                     await self.store.clear_delta_link(name, link_key)

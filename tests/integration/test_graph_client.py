@@ -25,7 +25,8 @@ from sync.errors import (
     GraphUnavailable,
 )
 from sync.graph.auth import MsalTokenProvider, StaticTokenProvider
-from sync.graph.client import GraphClient
+from sync.graph.client import DeltaResult, GraphClient
+from sync.models import EntraUser
 
 SELECT = ["displayName", "givenName", "surname", "mail", "mobilePhone", "businessPhones"]
 
@@ -75,6 +76,16 @@ async def running(
                 tokens.close()
 
 
+def known(*rounds: DeltaResult) -> dict[str, EntraUser]:
+    """The users as stored after these delta rounds (by id)."""
+    users: dict[str, EntraUser] = {}
+    for r in rounds:
+        users.update({u.id: u for u in r.changed})
+        for uid, _ in r.removed:
+            users.pop(uid, None)
+    return users
+
+
 @pytest.fixture
 def sim() -> TenantSim:
     return TenantSim(synthetic_users(2500, disabled_every=10))
@@ -103,7 +114,7 @@ async def test_the_simulator_takes_its_page_latency_on_every_users_and_delta_pag
         sim.faults.page_latency = 0.25
         await env.client.read_users(SELECT)
         assert waits == [0.25] * 3  # one per page of 999
-        await env.client.read_delta(SELECT, None)
+        await env.client.read_delta(SELECT, None, {})
     assert len(waits) > 3 and set(waits) == {0.25}
 
 
@@ -187,7 +198,7 @@ async def test_unknown_group_raises_graph_not_found_naming_the_group(sim: Tenant
 
 async def test_delta_initial_round_returns_every_user_and_a_delta_link(sim: TenantSim) -> None:
     async with running(sim) as env:
-        result = await env.client.read_delta(SELECT, None)
+        result = await env.client.read_delta(SELECT, None, {})
     assert len(result.changed) == 2500
     assert result.removed == []
     assert result.delta_link.startswith(f"{env.url}/v1.0/users/delta?$deltatoken=")
@@ -198,32 +209,32 @@ async def test_delta_initial_round_returns_every_user_and_a_delta_link(sim: Tena
 async def test_delta_round_returns_only_changed_and_deleted_users(sim: TenantSim) -> None:
     ids = sim.user_ids
     async with running(sim) as env:
-        first = await env.client.read_delta(SELECT, None)
+        first = await env.client.read_delta(SELECT, None, {})
         sim.update_user(ids[5], mobilePhone="+46701112233")
         sim.delete_user(ids[6])
         sim.upsert_user({"id": "new-user", "displayName": "New", "accountEnabled": True})
-        second = await env.client.read_delta(SELECT, first.delta_link)
-        third = await env.client.read_delta(SELECT, second.delta_link)
+        second = await env.client.read_delta(SELECT, first.delta_link, known(first))
+        third = await env.client.read_delta(SELECT, second.delta_link, known(first, second))
     assert {u.id for u in second.changed} == {ids[5], "new-user"}
     changed = {u.id: u for u in second.changed}
     assert changed[ids[5]].attrs["mobilePhone"] == "+46701112233"
-    assert second.removed == [(ids[6], "deleted")]
+    assert second.removed == [(ids[6], "changed")]  # Entra deletes softly first
     assert third.changed == [] and third.removed == []
 
 
 async def test_expired_delta_link_raises_delta_expired(sim: TenantSim) -> None:
     async with running(sim) as env:
-        first = await env.client.read_delta(SELECT, None)
+        first = await env.client.read_delta(SELECT, None, {})
         sim.faults.delta_expired = True
         with pytest.raises(DeltaExpired) as info:
-            await env.client.read_delta(SELECT, first.delta_link)
+            await env.client.read_delta(SELECT, first.delta_link, known(first))
     assert info.value.retryable
 
 
 async def test_delta_link_to_another_host_is_not_followed(sim: TenantSim) -> None:
     async with running(sim) as env:
         with pytest.raises(GraphDataError):
-            await env.client.read_delta(SELECT, "https://evil.example/v1.0/users/delta?x=1")
+            await env.client.read_delta(SELECT, "https://evil.example/v1.0/users/delta?x=1", {})
     assert env.client.graph_requests == 0
 
 
