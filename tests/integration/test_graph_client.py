@@ -7,6 +7,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from sync.errors import (
 from sync.graph.auth import MsalTokenProvider, StaticTokenProvider
 from sync.graph.client import DeltaResult, GraphClient
 from sync.models import EntraUser
+from sync.retry import RetryPolicy
 
 SELECT = ["displayName", "givenName", "surname", "mail", "mobilePhone", "businessPhones"]
 
@@ -261,6 +263,29 @@ async def test_persistent_throttling_raises_graph_throttled_after_max_retries(
     assert env.client.graph_requests == 5
     assert info.value.retry_after == 3.0
     assert info.value.retryable
+
+
+async def test_fractional_and_http_date_retry_after_are_honoured(sim: TenantSim) -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    sim.now = lambda: now
+    sim.faults.throttle_every = 2
+    sim.faults.retry_after = 0.25
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as http:
+        sleep = RecordingSleep()
+        client = GraphClient(
+            StaticTokenProvider(sim.issue_token()),
+            base_url=f"{url}/v1.0",
+            http=http,
+            sleep=sleep,
+            retry=RetryPolicy(now=lambda: now),
+        )
+        await client.read_users(SELECT)
+        fractional, sleep.waits = sleep.waits, []
+        sim.faults.retry_after = 30
+        sim.faults.retry_after_as_date = True  # "Thu, 01 Jan 2026 12:00:30 GMT"
+        await client.read_users(SELECT)
+    assert fractional == [0.25, 0.25]
+    assert sleep.waits and set(sleep.waits) == {30.0}
 
 
 async def test_huge_retry_after_is_capped(sim: TenantSim) -> None:
