@@ -27,6 +27,7 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import Activity, ConversationReference
 
 from sync.errors import SyncError
+from sync.retry import parse_retry_after, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,11 @@ class ConnectorError(SyncError):
 
 
 def _retry_after(headers: Any) -> float | None:
-    if headers is None:
-        return None
     try:
         raw = headers.get("Retry-After") or headers.get("retry-after")
     except AttributeError:
         return None
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(None if raw is None else str(raw), utc_now())
 
 
 def connector_error(exc: BaseException) -> ConnectorError:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +23,10 @@ from bot import render
 from bot.adapter import BotAuthError, TeamsAdapter
 from bot.auth import AdminCheck
 from bot.handlers import Bot, BotService, card_reply
-from bot.posting import Poster, RetryPolicy, SlidingWindowLimiter
+from bot.posting import TEAMS_RETRY, Poster, SlidingWindowLimiter
 from sync.config import EnvSettings
 from sync.errors import ConfigError
+from sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class AppParts:
     clock: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float] = time.monotonic
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = TEAMS_RETRY
 
 
 def create_app(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.adapter import ConnectorError
+from sync.retry import RetryableFailure, RetryPolicy
 from sync.service.service import Item
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ Monotonic = Callable[[], float]
 
 # Teams, per bot per conversation thread: 7/s, 8 per 2 s, 60 per 30 s, 1800 per hour.
 TEAMS_LIMITS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
+# 5 attempts; Retry-After (capped at 60 s), else 1 s doubling up to 60 s
+TEAMS_RETRY = RetryPolicy(max_retries=4, base_delay=1.0, max_delay=60.0, max_retry_after=60.0)
 
 
 class Sender(Protocol):
@@ -78,20 +81,6 @@ class SlidingWindowLimiter:
         return list(self._sent.get(conv, ()))
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Retry is data: which statuses, how often, how long."""
-
-    attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(self.max_delay, retry_after)
-        return float(min(self.max_delay, self.base_delay * 2**attempt))
-
-
 def _conv_id(ref: Mapping[str, Any]) -> str:
     conv = ref.get("conversation") or {}
     return str(conv.get("id") or "")
@@ -106,22 +95,23 @@ class Poster:
     store: ConversationStore
     limiter: SlidingWindowLimiter
     sleep: Sleep
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = TEAMS_RETRY
 
     async def _attempt(self, conv: str, op: Callable[[], Awaitable[Any]]) -> Any:
-        for attempt in range(self.retry.attempts):
+        """``op`` inside the rate limit, retried by the policy when the connector error is
+        retryable (every attempt waits for the limiter)."""
+
+        async def attempt(number: int) -> Any:
             await self.limiter.acquire(conv)
             try:
                 return await op()
             except ConnectorError as e:
-                if not e.retryable or attempt == self.retry.attempts - 1:
-                    raise
-                delay = self.retry.delay(attempt, e.retry_after)
-                log.warning(
-                    "teams send failed (%s, status %s); retry in %.1fs", e.code, e.status, delay
-                )
-                await self.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+                log.warning("teams send failed (%s, status %s, try %d)", e.code, e.status, number)
+                if e.retryable:
+                    raise RetryableFailure(e, e.retry_after) from None
+                raise
+
+        return await self.retry.run(attempt, sleep=self.sleep)
 
     async def send(
         self, ref: dict[str, Any], activity: dict[str, Any], *, reply_to: str | None = None

@@ -54,7 +54,6 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.config import Config, EnvSettings, config_from_dict
-from sync.gcpause import cyclic_gc_paused
 from sync.graph.auth import MsalTokenProvider
 from sync.graph.client import GraphClient
 from sync.plan.mapping import clean
@@ -667,23 +666,22 @@ async def c_speed_bound(
     recs = [v for v in await pipe.execute() if v is not None]
     last = list((await r.hgetall(keys.user_last_sync(t))).items())  # type: ignore[misc]
     out: dict[str, float] = {}
-    with cyclic_gc_paused():
-        out["bound_graph_s"], _, _ = await floor_read(sim_url, select, orjson.loads)
-        out["bound_directory_s"], _ = await directory_floor(r, keys, loads=orjson.loads)
-        base = f"{keys.prefix}bound:"
-        t0 = time.perf_counter()
-        async with r.pipeline(transaction=True) as tx:
-            tx.delete(f"{base}snapshot")
-            if parts:
-                tx.rpush(f"{base}snapshot", *parts)
-            await tx.execute()
-        pipe = r.pipeline(transaction=False)
-        for i, rec in enumerate(recs):
-            pipe.hsetnx(f"{base}p:{i}", "rec", rec)
-        for i in range(0, len(last), 1000):
-            pipe.execute_command("HSET", f"{base}last", *chain.from_iterable(last[i : i + 1000]))
-        await pipe.execute()
-        out["bound_writes_s"] = time.perf_counter() - t0
+    out["bound_graph_s"], _, _ = await floor_read(sim_url, select, orjson.loads)
+    out["bound_directory_s"], _ = await directory_floor(r, keys, loads=orjson.loads)
+    base = f"{keys.prefix}bound:"
+    t0 = time.perf_counter()
+    async with r.pipeline(transaction=True) as tx:
+        tx.delete(f"{base}snapshot")
+        if parts:
+            tx.rpush(f"{base}snapshot", *parts)
+        await tx.execute()
+    pipe = r.pipeline(transaction=False)
+    for i, rec in enumerate(recs):
+        pipe.hsetnx(f"{base}p:{i}", "rec", rec)
+    for i in range(0, len(last), 1000):
+        pipe.execute_command("HSET", f"{base}last", *chain.from_iterable(last[i : i + 1000]))
+    await pipe.execute()
+    out["bound_writes_s"] = time.perf_counter() - t0
     out["bound_s"] = out["bound_graph_s"] + out["bound_directory_s"] + out["bound_writes_s"]
     return out
 

@@ -1,11 +1,17 @@
 """A simulated Entra tenant: Microsoft Graph (users, delta, group members) and the token
 endpoint, served over real HTTP by aiohttp.
 
-It behaves like the real thing where the client cares: ``$select``/``$top``/``$filter``,
-``@odata.nextLink`` paging with an opaque skiptoken, ``/users/delta`` rounds with
-``@removed`` entries, nested group expansion, bearer tokens issued by its own token endpoint,
-and switchable faults (429 storms, 5xx, AADSTS errors, 403, expired delta links, malformed
-users). Pages are served from caches of pre-serialised JSON so that 100,000 users cost little.
+It speaks the shapes Microsoft documents (user-list, user-delta, delta-query-overview,
+group-list-transitivemembers): ``$select``/``$top``/``$filter``, ``@odata.nextLink`` paging
+with an opaque skiptoken, ``/users/delta`` rounds in which a changed user carries only the
+properties that changed (nulls of unchanged properties omitted), ``@removed`` with reason
+``changed`` for a soft delete and ``deleted`` once purged, every change in its own entry (a
+user can come twice in one round), 410 with ``Location`` for an expired delta link;
+transitive members only through the OData cast with ``ConsistencyLevel: eventual`` and
+``$count=true``; bearer tokens issued by its own token endpoint; switchable faults (429 storms
+with integer, fractional or HTTP-date Retry-After, 5xx, AADSTS errors, 403, expired delta
+links, malformed users). ``full_delta_objects=True`` sends every delta object as a full
+projection instead. Pages are served from caches of pre-serialised JSON.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,9 +37,11 @@ from aiohttp import web
 
 from sync.errors import InputError
 from sync.files import transitive_members
+from sync.retry import utc_now
 
 log = logging.getLogger(__name__)
 
+USER_TYPE = "#microsoft.graph.user"
 MAX_TOP = 999
 DEFAULT_TOP = 100
 DEFAULT_DELTA_PAGE = 200
@@ -70,7 +80,8 @@ class Faults:
     """Switches for the failures a real tenant produces. Mutable: tests flip them mid-run."""
 
     throttle_every: int | None = None  # every Nth Graph request answers 429
-    retry_after: int = 1  # seconds, the Retry-After of a 429
+    retry_after: float = 1  # seconds, the Retry-After of a 429 (fractions are sent as such)
+    retry_after_as_date: bool = False  # send it as an HTTP-date (the simulator's clock + it)
     fail_at_request: int | None = None  # the Graph request (1-based) that starts failing
     fail_status: int = 503  # 500, 503 or 504
     fail_times: int = 1  # how many consecutive requests fail from fail_at_request on
@@ -98,11 +109,26 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change log: a user put (``changed``: the properties that changed, all
+    of them for a new or restored user; ``user``: the whole user then) or removed
+    (``reason``: ``changed`` = soft delete, ``deleted`` = purged)."""
+
+    version: int
+    uid: str
+    changed: Mapping[str, Any] | None = None
+    user: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+
 class TenantSim:
     """A tenant's users and groups, mutable for tests, with fault switches and counters.
 
-    ``requests`` counts requests by kind: ``users``, ``delta``, ``members``, ``token``,
-    ``discovery``, and ``graph`` (every Graph request, whatever its answer).
+    Every mutation appends a :class:`Change`; a delta round replays the changes of its window
+    in order. ``requests`` counts requests by kind: ``users``, ``delta``, ``members``,
+    ``token``, ``discovery``, and ``graph`` (every Graph request, whatever its answer).
+    A user without ``accountEnabled`` is stored enabled (Entra's default).
     """
 
     def __init__(
@@ -114,18 +140,22 @@ class TenantSim:
         client_secret: str | None = None,
         faults: Faults | None = None,
         delta_page_size: int = DEFAULT_DELTA_PAGE,
+        full_delta_objects: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self._users: dict[str, dict[str, Any]] = {}
-        self._user_version: dict[str, int] = {}
-        self._deleted: dict[str, int] = {}  # id -> version at which it was deleted
+        self._soft_deleted: dict[str, dict[str, Any]] = {}
+        self._changes: list[Change] = []
         self._version = 0
         self._groups: dict[str, dict[str, Any]] = {}
         self.client_id = client_id
         self.client_secret = client_secret
         self.faults = faults if faults is not None else Faults()
         self.delta_page_size = delta_page_size
+        self.full_delta_objects = full_delta_objects
         self.sleep = sleep  # how a page waits out faults.page_latency
+        self.now = now  # the clock of an HTTP-date Retry-After
         self.requests: Counter[str] = Counter()
         self._tokens: set[str] = set()
         # caches (dropped on mutation)
@@ -135,7 +165,8 @@ class TenantSim:
         self._delta_listing: dict[tuple[tuple[str, ...], int, int], list[bytes]] = {}
         self._members: dict[str, list[str]] = {}
         for u in users:
-            self._put_user(u, version=0)
+            uid = self._check_id(u)
+            self._users[uid] = _stored(u)
         for g in groups:
             gid = g.get("id")
             if not isinstance(gid, str):
@@ -156,28 +187,38 @@ class TenantSim:
         u = self._users.get(uid)
         return dict(u) if u is not None else None
 
-    def _put_user(self, obj: Mapping[str, Any], *, version: int) -> None:
+    @staticmethod
+    def _check_id(obj: Mapping[str, Any]) -> str:
         uid = obj.get("id")
         if not isinstance(uid, str) or not uid:
             raise InputError("a user has no string 'id'")
-        self._users[uid] = dict(obj)
-        self._user_version[uid] = version
-        self._deleted.pop(uid, None)
+        return uid
 
-    def _invalidate(self, uid: str | None) -> None:
+    def _log(self, change: Change) -> None:
+        self._changes.append(change)
         self._order = None
         self._listing.clear()
         self._delta_listing.clear()
         self._members.clear()
-        if uid is not None:
-            for per_user in self._proj.values():
-                per_user.pop(uid, None)
+        for per_user in self._proj.values():
+            per_user.pop(change.uid, None)
 
     def upsert_user(self, obj: Mapping[str, Any]) -> None:
-        """Add or replace a user (Graph's JSON). A replaced user keeps its place in listings."""
+        """Add or replace a user (Graph's JSON). A replaced user keeps its place in listings;
+        the next delta round carries only the properties that changed."""
+        uid = self._check_id(obj)
+        new = _stored(obj)
+        old = self._users.get(uid)
+        if old is None:
+            self._soft_deleted.pop(uid, None)
+            changed: dict[str, Any] = new  # the whole user
+        else:
+            changed = {k: new.get(k) for k in {**old, **new} if old.get(k) != new.get(k)}
+            if not changed:
+                return
         self._version += 1
-        self._put_user(obj, version=self._version)
-        self._invalidate(str(obj["id"]))
+        self._users[uid] = new
+        self._log(Change(self._version, uid, changed=changed, user=new))
 
     def update_user(self, uid: str, **attrs: Any) -> None:
         """Change some attributes of an existing user."""
@@ -187,14 +228,24 @@ class TenantSim:
         self.upsert_user({**cur, **attrs})
 
     def delete_user(self, uid: str) -> None:
-        """Delete a user; the next delta round reports it as ``@removed: deleted``."""
-        if uid not in self._users:
-            raise KeyError(uid)
+        """Delete a user as Entra does: into the deleted items, restorable (the next delta
+        round reports ``@removed: changed``)."""
+        user = self._users.pop(uid)
+        self._soft_deleted[uid] = user
         self._version += 1
-        del self._users[uid]
-        del self._user_version[uid]
-        self._deleted[uid] = self._version
-        self._invalidate(uid)
+        self._log(Change(self._version, uid, reason="changed"))
+
+    def restore_user(self, uid: str) -> None:
+        """Restore a soft-deleted user (the next delta round carries the whole user)."""
+        self.upsert_user(self._soft_deleted[uid])
+
+    def purge_user(self, uid: str) -> None:
+        """Delete a user for good (``@removed: deleted``), soft-deleted or not."""
+        if self._users.pop(uid, None) is None and self._soft_deleted.pop(uid, None) is None:
+            raise KeyError(uid)
+        self._soft_deleted.pop(uid, None)
+        self._version += 1
+        self._log(Change(self._version, uid, reason="deleted"))
 
     def set_group(self, gid: str, members: Iterable[str], display_name: str = "") -> None:
         self._groups[gid] = {
@@ -242,27 +293,48 @@ class TenantSim:
         if got is None:
             ids = self._ordered_ids()
             if enabled is not None:
-                ids = [i for i in ids if self._users[i].get("accountEnabled", True) is enabled]
+                ids = [i for i in ids if self._users[i]["accountEnabled"] is enabled]
             got = self._listing[key] = [self._user_bytes(i, select) for i in ids]
         return got
 
     def delta_listing(self, select: tuple[str, ...], since: int, upto: int) -> list[bytes]:
-        """Users changed in (since, upto] and users deleted in that window (``since`` -1: the
-        initial round, every user and no deletions)."""
+        """The entries of a delta round over the changes in (since, upto], in order (``since``
+        -1: the initial round, every user as it is now, no removals)."""
         key = (select, since, upto)
         got = self._delta_listing.get(key)
         if got is None:
-            got = []
-            for uid in self._ordered_ids():
-                v = self._user_version[uid]
-                if v > since and v <= upto:
-                    got.append(self._user_bytes(uid, select))
-            if since >= 0:
-                for uid, v in self._deleted.items():
-                    if since < v <= upto:
-                        got.append(_dumps({"id": uid, "@removed": {"reason": "deleted"}}))
+            if since < 0:
+                got = [_dumps(self._delta_object(u, u, select)) for u in self._users.values()]
+            else:
+                got = []
+                for c in self._changes:
+                    if since < c.version <= upto:
+                        entry = self._delta_entry(c, select)
+                        if entry is not None:
+                            got.append(_dumps(entry))
             self._delta_listing[key] = got
         return got
+
+    def _delta_entry(self, c: Change, select: tuple[str, ...]) -> dict[str, Any] | None:
+        if c.reason is not None:
+            return {"id": c.uid, "@removed": {"reason": c.reason}}
+        assert c.changed is not None and c.user is not None
+        if not any(k in select for k in c.changed):
+            return None  # Graph tracks the selected properties only
+        return self._delta_object(c.user, c.changed, select)
+
+    def _delta_object(
+        self, user: Mapping[str, Any], changed: Mapping[str, Any], select: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """A delta object: the full projection (``full_delta_objects``), else the changed
+        selected properties, with nulls only where a property was cleared."""
+        if self.full_delta_objects:
+            return project(user, select)
+        out = {k: changed[k] for k in select if k in changed and k != "id"}
+        if user is changed:  # a whole user (initial round, new or restored): nulls omitted
+            out = {k: v for k, v in out.items() if v is not None}
+        out["id"] = user["id"]
+        return out
 
     def group_member_ids(self, gid: str) -> list[str] | None:
         """Transitive user members of a group (nested groups expanded), or None if unknown."""
@@ -279,7 +351,14 @@ class TenantSim:
         ids = self.group_member_ids(gid)
         if ids is None:
             return None
-        return [self._user_bytes(i, select) for i in ids]
+        typed = b'{"@odata.type":' + _dumps(USER_TYPE) + b","
+        return [typed + self._user_bytes(i, select)[1:] for i in ids]
+
+
+def _stored(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A user as the simulator keeps it: ``accountEnabled`` is always there (Entra's default
+    is true)."""
+    return {"accountEnabled": True, **obj}
 
 
 def project(user: Mapping[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
@@ -406,7 +485,7 @@ def _origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def _page_body(context: str, items: list[bytes], extra: Mapping[str, str]) -> bytes:
+def _page_body(context: str, items: list[bytes], extra: Mapping[str, Any]) -> bytes:
     tail = b"".join(b',"' + k.encode() + b'":' + _dumps(v) for k, v in extra.items())
     return (
         b'{"@odata.context":'
@@ -443,11 +522,13 @@ def _graph_gate(request: web.Request, kind: str) -> web.Response | None:
         code = {500: "generalException", 504: "GatewayTimeout"}.get(status, "serviceNotAvailable")
         return _graph_error(status, code, "The service is temporarily unavailable.")
     if f.throttle_every and n % f.throttle_every == 0:
+        if f.retry_after_as_date:
+            when = sim.now() + timedelta(seconds=f.retry_after)
+            retry_after = format_datetime(when, usegmt=True)
+        else:
+            retry_after = f"{f.retry_after:g}"
         return _graph_error(
-            429,
-            "TooManyRequests",
-            "Too many requests.",
-            **{"Retry-After": str(f.retry_after)},
+            429, "TooManyRequests", "Too many requests.", **{"Retry-After": retry_after}
         )
     if f.forbidden:
         return _graph_error(
@@ -530,6 +611,7 @@ async def _delta(request: web.Request) -> web.Response:
                 410,
                 "syncStateNotFound",
                 "The sync state is not found or has expired. Start a new delta round.",
+                Location=f"{origin}/v1.0/users/delta?$deltatoken=",
             )
         token = q.get("$deltatoken") or q.get("$skiptoken") or ""
         state = _unb64(token)
@@ -567,6 +649,15 @@ async def _members(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     gid = request.match_info["gid"]
     q = request.query
+    if request.headers.get("ConsistencyLevel", "").lower() != "eventual" or (
+        q.get("$count", "").lower() != "true"
+    ):
+        return _graph_error(
+            400,
+            "Request_UnsupportedQuery",
+            "The OData cast microsoft.graph.user is an advanced query: it needs the "
+            "ConsistencyLevel header set to eventual and $count=true.",
+        )
     select = _parse_select(q.get("$select"))
     if isinstance(select, web.Response):
         return select
@@ -589,15 +680,16 @@ async def _members(request: web.Request) -> web.Response:
         offset = state["o"]
     page = items[offset : offset + top]
     origin = _origin(request)
-    extra: dict[str, str] = {}
+    extra: dict[str, Any] = {}
     if offset + top < len(items):
-        params = [f"$top={top}"]
+        params = [f"$top={top}", "$count=true"]
         if q.get("$select") is not None:
             params.append(f"$select={','.join(select)}")
         params.append(f"$skiptoken={_b64({'o': offset + top})}")
         extra["@odata.nextLink"] = (
             f"{origin}/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user?" + "&".join(params)
         )
+    extra["@odata.count"] = len(items)
     context = f"{origin}/v1.0/$metadata#users({','.join(select)})"
     return _json(_page_body(context, page, extra))
 
@@ -726,14 +818,17 @@ def main_simulate(
     throttle_every: int | None = None,
     fail_at: int | None = None,
     *,
+    full_delta_objects: bool = False,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Blocking entry of ``entra-sync simulate``: serve FILE until interrupted.
 
+    ``full_delta_objects``: delta objects as full projections (not only what changed).
     ``on_ready`` gets the base URL once listening (Graph at ``URL/v1.0``, login at ``URL``).
     Raises InputError for a bad tenant file.
     """
     sim = load_tenant_file(tenant_path)
+    sim.full_delta_objects = full_delta_objects
     sim.faults.throttle_every = throttle_every
     sim.faults.fail_at_request = fail_at
 

@@ -51,10 +51,11 @@ Features read once from ``/ServiceProviderConfig`` and what happens without them
 Errors: 400 -> DirectoryRejected (with SCIM ``scimType``/``detail``), 401/403 ->
 DirectoryAuthError, 404 -> DirectoryNotFound, 409 -> DirectoryConflict, 412 ->
 DirectoryPreconditionFailed, 501 -> DirectoryError ``directory_unsupported``; 429 and 5xx are
-retried ``max_retries`` times (``Retry-After`` seconds when given, else exponential backoff,
-through the injected ``sleep``), then DirectoryUnavailable; connection errors and timeouts the
-same. A POST (create) is retried only on 429, never after a 5xx or a lost connection, so a user
-is never created twice. The bearer token is sent in ``Authorization`` and never logged.
+retried ``max_retries`` times (``SCIM_RETRY``, sync.retry: ``Retry-After`` when given, else
+exponential backoff, through the injected ``sleep``), then DirectoryUnavailable; connection
+errors and timeouts the same. A POST (create) is retried only on 429, never after a 5xx or a
+lost connection, so a user is never created twice. The bearer token is sent in
+``Authorization`` and never logged.
 
 Users read from the server are parsed leniently from JSON (a phone system that stores an
 e-mail scim2-models would reject must not break the whole listing); requests are built with
@@ -70,7 +71,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -99,6 +100,7 @@ from sync.errors import (
     DirectoryUnavailable,
 )
 from sync.models import DirectoryUser
+from sync.retry import RetryableFailure, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +108,12 @@ SCIM_JSON = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_OP_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 GENERATED_PREFIX = "es-"
-MAX_RETRY_AFTER = 120.0
-MAX_BACKOFF = 30.0
 MAX_DETAIL = 200
 MAX_PAGES = 100_000
 
 Sleep = Callable[[float], Awaitable[None]]
+# 429/5xx/no answer: Retry-After (capped at 120 s), else 0.5 s doubling up to 30 s
+SCIM_RETRY = RetryPolicy(max_retries=4, base_delay=0.5, max_delay=30.0, max_retry_after=120.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,19 +380,6 @@ def _detail(text: Any) -> str:
     return s if len(s) <= MAX_DETAIL else s[:MAX_DETAIL] + "..."
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (the delta-seconds form), capped; None otherwise."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if seconds != seconds or seconds < 0:  # NaN or negative
-        return None
-    return min(seconds, MAX_RETRY_AFTER)
-
-
 def error_for(status: int, body: Any, what: str) -> DirectoryError:
     """The error of a non-2xx SCIM answer (``body``: its decoded JSON, or None)."""
     scim_type = detail = None
@@ -448,7 +437,7 @@ class ScimDirectory:
         self._token = token
         self._http = http
         self._sleep = sleep
-        self._max_retries = max_retries
+        self._retry = replace(SCIM_RETRY, max_retries=max_retries)
         self._page_size = page_size
         self._features: ScimFeatures | None = None
         self._features_lock = asyncio.Lock()
@@ -483,8 +472,8 @@ class ScimDirectory:
             content = json.dumps(body).encode()
             extra["Content-Type"] = SCIM_JSON
         retry_5xx = method != "POST"
-        attempt = 0
-        while True:
+
+        async def attempt(number: int) -> httpx.Response:
             try:
                 resp = await self._http.request(
                     method,
@@ -494,35 +483,25 @@ class ScimDirectory:
                     headers=self._headers(extra),
                 )
             except httpx.HTTPError as e:
-                log.info("%s: %s (try %d)", what, type(e).__name__, attempt + 1)
-                if retry_5xx and attempt < self._max_retries:
-                    await self._sleep(self._backoff(attempt, None))
-                    attempt += 1
-                    continue
-                raise DirectoryUnavailable(
-                    f"{what}: no answer ({type(e).__name__}) after {attempt + 1} tries"
-                ) from None
+                log.info("%s: %s (try %d)", what, type(e).__name__, number)
+                lost = DirectoryUnavailable(
+                    f"{what}: no answer ({type(e).__name__}) after {number} tries"
+                )
+                raise (RetryableFailure(lost) if retry_5xx else lost) from None
             log.debug("%s -> %d", what, resp.status_code)
             status = resp.status_code
             if status < 400:
                 return resp
-            retryable = status == 429 or (status >= 500 and status != 501 and retry_5xx)
-            if retryable and attempt < self._max_retries:
-                wait = self._backoff(attempt, resp.headers.get("Retry-After"))
-                log.info("%s: HTTP %d, retry in %.1fs", what, status, wait)
-                await self._sleep(wait)
-                attempt += 1
-                continue
             err = error_for(status, _json_or_none(resp), what)
             if isinstance(err, DirectoryUnavailable):
-                err.message += f" (after {attempt + 1} tries)"
+                err.message += f" (after {number} tries)"
                 err.args = (err.message,)
+            if status == 429 or (status >= 500 and status != 501 and retry_5xx):
+                wait = self._retry.retry_after(resp.headers.get("Retry-After"))
+                raise RetryableFailure(err, wait)
             raise err
 
-    @staticmethod
-    def _backoff(attempt: int, retry_after: str | None) -> float:
-        given = parse_retry_after(retry_after)
-        return given if given is not None else min(0.5 * 2**attempt, MAX_BACKOFF)
+        return await self._retry.run(attempt, sleep=self._sleep)
 
     async def _json(self, method: str, path: str, **kw: Any) -> Any:
         resp = await self._request(method, path, **kw)

@@ -31,10 +31,10 @@ from sync.errors import (
     GraphThrottled,
     GraphUnavailable,
 )
-from sync.gcpause import cyclic_gc_paused
 from sync.graph.attributes import select_attribute
 from sync.graph.auth import RefreshableTokenProvider, TokenProvider
 from sync.models import EntraSnapshot, EntraUser, parse_entra_user
+from sync.retry import RetryableFailure, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +42,17 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 RETRY_STATUSES = frozenset({429, 503, 504})
 DELTA_GONE_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 MAX_INVALID = 1000  # keep at most this many invalid-record reasons
+USER_TYPE = "#microsoft.graph.user"
 TOKEN_REUSE_S = 60.0  # a run of pages reuses its token this long (the provider caches anyway)
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How the client retries: at most ``max_retries`` retries per request; the wait is the
-    server's Retry-After (capped) or ``base * 2**attempt`` (capped), with no jitter."""
-
-    max_retries: int = 6
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        return float(min(self.max_delay, self.base_delay * (2**attempt)))
-
-
-@dataclass(frozen=True, slots=True)
 class DeltaResult:
-    """One delta round: users changed since the last round, users removed (id, reason:
-    ``deleted`` or ``changed`` = out of scope), the link for the next round, unreadable records."""
+    """One delta round, applied in the order Graph sent it. ``changed``: the full records (the
+    delta objects merged over the known ones) of the users present at the end of the round;
+    ``removed``: (id, reason) of the users absent at its end, ``changed`` = soft-deleted
+    (restorable for 30 days), ``deleted`` = gone for good. Each id is in at most one of them,
+    once. ``delta_link``: the link for the next round; ``invalid``: unreadable records."""
 
     changed: list[EntraUser]
     removed: list[tuple[str, str]]
@@ -74,16 +62,6 @@ class DeltaResult:
     @property
     def complete(self) -> bool:
         return not self.invalid
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None  # an HTTP-date: fall back to the backoff policy
-    return seconds if seconds >= 0 else None
 
 
 def _error_body(resp: httpx.Response) -> tuple[str, str]:
@@ -111,6 +89,62 @@ def _permission_hint(permission: str) -> str:
     return hint
 
 
+def parse_listed_user(obj: Any) -> EntraUser:
+    """A user of a full read (/users): ``accountEnabled`` is selected, so a record without it
+    is unreadable (never taken as enabled). Raises GraphDataError."""
+    if isinstance(obj, dict) and "accountEnabled" not in obj:
+        uid = obj.get("id")
+        raise GraphDataError(f"user {uid if isinstance(uid, str) else '?'}: no accountEnabled")
+    return parse_entra_user(obj)
+
+
+class DeltaRound:
+    """The entries of one delta round, applied in the order Graph sent them.
+
+    A user object updates only the properties it carries, over the user's record as it stands
+    (earlier in this round, else ``known``); absent properties keep their values. A property
+    sent as null is cleared. ``accountEnabled`` never defaults: absent, it keeps the known
+    value; absent for a user not known, the record is unreadable (``invalid``). An ``@removed``
+    entry removes the user (reason ``changed``: soft delete; ``deleted``: permanent); a later
+    object in the same round brings the user back (restored).
+    """
+
+    def __init__(self, known: Mapping[str, EntraUser]) -> None:
+        self._known = known
+        self._now: dict[str, EntraUser | str] = {}  # id -> record, or the removal reason
+        self.invalid: list[str] = []
+
+    def apply(self, obj: Any) -> None:
+        uid = obj.get("id") if isinstance(obj, dict) else None
+        if not isinstance(uid, str) or not uid:
+            self._unreadable("a delta entry has no valid 'id'")
+            return
+        if "@removed" in obj:
+            info = obj["@removed"]
+            reason = info.get("reason") if isinstance(info, dict) else None
+            self._now[uid] = reason if reason in ("changed", "deleted") else "deleted"
+            return
+        current = self._now.get(uid)
+        base = current if isinstance(current, EntraUser) else self._known.get(uid)
+        merged: dict[str, Any] = {} if base is None else {"accountEnabled": base.enabled}
+        merged.update(base.attrs if base is not None else {})
+        merged.update(obj)
+        try:
+            self._now[uid] = parse_listed_user(merged)
+        except GraphDataError as e:
+            self._now.pop(uid, None)
+            self._unreadable(e.message)
+
+    def _unreadable(self, reason: str) -> None:
+        if len(self.invalid) < MAX_INVALID:
+            self.invalid.append(reason)
+
+    def result(self, delta_link: str) -> DeltaResult:
+        changed = [u for u in self._now.values() if isinstance(u, EntraUser)]
+        removed = [(uid, r) for uid, r in self._now.items() if isinstance(r, str)]
+        return DeltaResult(changed, removed, delta_link, self.invalid)
+
+
 class UserPages:
     """Users page by page (``async for page in pages``); at most the page handed out and the
     next one (prefetched) are held. Stopping before the end: ``await pages.aclose()`` cancels
@@ -132,16 +166,12 @@ class UserPages:
     async def __anext__(self) -> list[EntraUser]:
         values = await self._pages.__anext__()
         users: list[EntraUser] = []
-        errors: list[GraphDataError] = []
         for obj in values:
             try:
-                users.append(parse_entra_user(obj))
+                users.append(parse_listed_user(obj))
             except GraphDataError as e:
-                errors.append(e)
-        del values
-        room = MAX_INVALID - len(self.invalid)
-        if errors and room > 0:
-            self.invalid.extend(e.message for e in errors[:room])
+                if len(self.invalid) < MAX_INVALID:
+                    self.invalid.append(e.message)
         return users
 
 
@@ -193,28 +223,15 @@ class GraphClient:
         *,
         groups: Sequence[str] = (),
         enabled_only: bool = False,
-        known: Mapping[str, EntraUser] | None = None,
     ) -> EntraSnapshot:
         """A full read. With ``groups``, ``group_members`` is the union of their transitive user
         members. ``complete`` is False when a record was unreadable. Any failure raises: there is
-        never a partial snapshot.
-
-        ``known``: the records of an earlier read. A record equal to the known one of its id is
-        returned as that very object, page by page: a full read in a running bot then holds
-        one copy of the users that did not change, and memos that know records by identity
-        still hold. (Equal as JSON values, except that Python takes ``true == 1 == 1.0``: Graph
-        types every attribute in its schema, so a value cannot turn from a boolean into a
-        number between two reads.)"""
+        never a partial snapshot."""
         pages = self.iter_users(select, enabled_only=enabled_only)
         users: list[EntraUser] = []
-        get = known.get if known else None
         async with aclosing(pages):
-            with cyclic_gc_paused():  # the users pile up: GC passes over them are pure cost
-                async for page in pages:
-                    if get is None:
-                        users.extend(page)
-                    else:
-                        users += [o if (o := get(u.id)) is not None and o == u else u for u in page]
+            async for page in pages:
+                users.extend(page)
         invalid = list(pages.invalid)
         members: frozenset[str] | None = None
         if groups:
@@ -233,43 +250,30 @@ class GraphClient:
         """Ids of the users in a group, nested groups included. Raises GraphNotFound."""
         return frozenset(await self._group_member_ids(group_id, []))
 
-    async def read_delta(self, select: Sequence[str], delta_link: str | None) -> DeltaResult:
+    async def read_delta(
+        self, select: Sequence[str], delta_link: str | None, known: Mapping[str, EntraUser]
+    ) -> DeltaResult:
         """One delta round. ``delta_link`` None starts a new round (every user); otherwise the
-        link of the previous round. Raises DeltaExpired when the link is no longer valid (do a
-        full read and start again)."""
+        link of the previous round. ``known``: the stored users by id, which the round's
+        objects are merged over (see ``DeltaRound``). Raises DeltaExpired when the link is no
+        longer valid (do a full read and start again)."""
         if delta_link is None:
             url = f"{self.base_url}/users/delta?$select={self.select_param(select)}"
         else:
             self._check_origin(delta_link, "the stored delta link")
             url = delta_link
-        changed: list[EntraUser] = []
-        removed: list[tuple[str, str]] = []
-        invalid: list[str] = []
+        round_ = DeltaRound(known)
         final: dict[str, Any] = {}
         pages = self._values(url, what="delta", delta=True, final=final)
         async with aclosing(pages):
-            with cyclic_gc_paused():  # the first round has every user (see read_users)
-                async for values in pages:
-                    for obj in values:
-                        if isinstance(obj, dict) and "@removed" in obj:
-                            uid = obj.get("id")
-                            info = obj.get("@removed")
-                            reason = info.get("reason") if isinstance(info, dict) else None
-                            if not isinstance(uid, str) or not uid:
-                                invalid.append("a removed entry has no valid 'id'")
-                                continue
-                            removed.append((uid, reason if isinstance(reason, str) else "deleted"))
-                            continue
-                        try:
-                            changed.append(parse_entra_user(obj))
-                        except GraphDataError as e:
-                            if len(invalid) < MAX_INVALID:
-                                invalid.append(e.message)
+            async for values in pages:
+                for obj in values:
+                    round_.apply(obj)
         link = final.get("@odata.deltaLink")
         if not isinstance(link, str):
             raise GraphDataError("Microsoft Graph ended a delta round without a deltaLink")
         self._check_origin(link, "the deltaLink")
-        return DeltaResult(changed=changed, removed=removed, delta_link=link, invalid=invalid)
+        return round_.result(link)
 
     async def latest_delta_link(self, select: Sequence[str]) -> str:
         """A delta link that tracks changes from now on (``$deltatoken=latest``: Graph returns no
@@ -296,14 +300,18 @@ class GraphClient:
     # --- internals -------------------------------------------------------------------------
 
     async def _group_member_ids(self, group_id: str, invalid: list[str]) -> set[str]:
+        """The transitive user members: the OData cast needs ``ConsistencyLevel: eventual`` and
+        ``$count=true`` (advanced query); an entry typed as anything but a user is skipped."""
         url = (
             f"{self.base_url}/groups/{quote(group_id, safe='')}/transitiveMembers/"
-            f"microsoft.graph.user?$select=id&$top={self.page_size}"
+            f"microsoft.graph.user?$select=id&$top={self.page_size}&$count=true"
         )
         ids: set[str] = set()
         async with aclosing(self._values(url, what="members", group=group_id)) as pages:
             async for values in pages:
                 for obj in values:
+                    if isinstance(obj, dict) and obj.get("@odata.type", USER_TYPE) != USER_TYPE:
+                        continue  # not a user (the cast should have left it out)
                     uid = obj.get("id") if isinstance(obj, dict) else None
                     if isinstance(uid, str) and uid:
                         ids.add(uid)
@@ -387,12 +395,10 @@ class GraphClient:
         delta: bool,
         sent: asyncio.Event | None,
     ) -> tuple[dict[str, Any], str]:
-        """One page: (the JSON body, the token that was accepted). Retries, refreshes the token
-        once on a 401. ``sent`` is set once the first attempt's request is sent or has ended
-        (the prefetching caller also sets it when the task ends, however it ends)."""
-        policy = self.retry
-        attempt = 0
-        refreshed = False
+        """One page: (the JSON body, the token that was accepted), under the retry policy.
+        A 401 gets the token refreshed once (that is no retry). ``sent`` is set once the first
+        attempt's request is sent or has ended (the prefetching caller also sets it when the
+        task ends, however it ends)."""
         extensions: dict[str, Any] = {}
         if sent is not None:
 
@@ -401,67 +407,81 @@ class GraphClient:
                     sent.set()
 
             extensions["trace"] = trace
-        while True:
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "x-ms-throttle-priority": "Low",
-            }
-            if delta:
-                headers["Prefer"] = f"odata.maxpagesize={self.page_size}"
-            self.graph_requests += 1
-            try:
-                resp = await self._http.get(url, headers=headers, extensions=extensions)
-            except httpx.TransportError as e:
+        refreshed = False
+
+        async def attempt(number: int) -> tuple[dict[str, Any], str]:
+            nonlocal token, refreshed
+            while True:
+                resp = await self._send(url, token, what, delta, extensions, number)
                 if sent is not None:
                     sent.set()
-                if attempt >= policy.max_retries:
-                    raise GraphUnavailable(
-                        f"Microsoft Graph is not reachable ({type(e).__name__}) after "
-                        f"{attempt + 1} attempts"
-                    ) from None
-                wait = policy.delay(attempt, None)
-                log.info("graph %s: %s, retrying in %.1fs", what, type(e).__name__, wait)
-                await self._sleep(wait)
-                attempt += 1
-                continue
-            if sent is not None:
-                sent.set()
-            status = resp.status_code
-            if status == 200:
-                return self._parse(resp, what), token
-            if status == 401:
-                if refreshed:
-                    code, _ = _error_body(resp)
-                    raise AuthError(
-                        f"Microsoft Graph refused the app's access token (HTTP 401 {code})".strip(),
-                        hint=(
-                            "Microsoft Graph did not accept the app's token. Check that the app "
-                            "is registered in this tenant and its secret is current."
-                        ),
-                    )
+                if resp.status_code != 401 or refreshed:
+                    return self._answer(resp, number, what=what, group=group), token
                 refreshed = True
                 token = await self._refreshed_token()
-                continue
-            if status in RETRY_STATUSES:
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-                if attempt >= policy.max_retries:
-                    if status == 429:
-                        raise GraphThrottled(
-                            f"Microsoft Graph kept throttling {what} (HTTP 429) after "
-                            f"{attempt + 1} attempts",
-                            retry_after=retry_after,
-                        )
-                    raise GraphUnavailable(
-                        f"Microsoft Graph kept failing {what} (HTTP {status}) after "
-                        f"{attempt + 1} attempts"
-                    )
-                wait = policy.delay(attempt, retry_after)
-                log.info("graph %s: HTTP %d, retrying in %.1fs", what, status, wait)
-                await self._sleep(wait)
-                attempt += 1
-                continue
+
+        return await self.retry.run(attempt, sleep=self._sleep)
+
+    async def _send(
+        self,
+        url: str,
+        token: str,
+        what: str,
+        delta: bool,
+        extensions: dict[str, Any],
+        number: int,
+    ) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "x-ms-throttle-priority": "Low",
+        }
+        if delta:
+            headers["Prefer"] = f"odata.maxpagesize={self.page_size}"
+        if "/transitiveMembers/" in url:
+            headers["ConsistencyLevel"] = "eventual"  # required for the OData cast
+        self.graph_requests += 1
+        try:
+            return await self._http.get(url, headers=headers, extensions=extensions)
+        except httpx.TransportError as e:
+            log.info("graph %s: %s (attempt %d)", what, type(e).__name__, number)
+            raise RetryableFailure(
+                GraphUnavailable(
+                    f"Microsoft Graph is not reachable ({type(e).__name__}) after {number} attempts"
+                )
+            ) from None
+
+    def _answer(
+        self, resp: httpx.Response, number: int, *, what: str, group: str | None
+    ) -> dict[str, Any]:
+        """The body of a 200; RetryableFailure for 429/503/504; the mapped error otherwise."""
+        status = resp.status_code
+        if status == 200:
+            return self._parse(resp, what)
+        if status == 401:
+            code, _ = _error_body(resp)
+            raise AuthError(
+                f"Microsoft Graph refused the app's access token (HTTP 401 {code})".strip(),
+                hint=(
+                    "Microsoft Graph did not accept the app's token. Check that the app "
+                    "is registered in this tenant and its secret is current."
+                ),
+            )
+        if status not in RETRY_STATUSES:
             raise self._error(resp, what=what, group=group)
+        retry_after = self.retry.retry_after(resp.headers.get("Retry-After"))
+        log.info("graph %s: HTTP %d (attempt %d)", what, status, number)
+        error: GraphError
+        if status == 429:
+            error = GraphThrottled(
+                f"Microsoft Graph kept throttling {what} (HTTP 429) after {number} attempts",
+                retry_after=retry_after,
+            )
+        else:
+            error = GraphUnavailable(
+                f"Microsoft Graph kept failing {what} (HTTP {status}) after {number} attempts"
+            )
+        raise RetryableFailure(error, retry_after)
 
     async def _refreshed_token(self) -> str:
         if isinstance(self._tokens, RefreshableTokenProvider):

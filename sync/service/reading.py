@@ -115,8 +115,8 @@ class EntraReader:
         link: str,
         users: dict[str, EntraUser],
     ) -> Reading:
-        # (the Graph client's next signature takes ``known=users``; see the report)
-        delta = await rt.graph.read_delta(select, link)
+        # each delta object is merged over the user held (Graph sends only what changed)
+        delta = await rt.graph.read_delta(select, link, users)
         removed = [uid for uid, _ in delta.removed]
         users.update((u.id, u) for u in delta.changed)
         for uid in removed:

@@ -303,10 +303,11 @@ GRAPH_FAULTS: dict[str, GraphFault] = {
 
 
 def five_changes(world: World) -> None:
-    """Four users change and Carl (linked) leaves Entra: a read wrongly taken as complete would
-    propose removing him; the delta round pages (3 pages of 2)."""
+    """Four users change a selected property (Graph tracks only those) and Carl (linked) leaves
+    Entra: a read wrongly taken as complete would propose removing him; the delta round pages
+    (3 pages of 2)."""
     for uid in ("e-anna", "e-dora", "e-eve", "e-finn"):
-        world.entra.sim.update_user(uid, jobTitle="Changed")
+        world.entra.sim.update_user(uid, givenName="Changed")
     world.entra.sim.delete_user("e-carl")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ from sync.devtools.simulator import (
     synthetic_users,
 )
 from sync.errors import InputError
+
+EVENTUAL = {"ConsistencyLevel": "eventual"}
+
+
+def members_url(gid: str) -> str:
+    return f"/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user?$count=true"
+
+
+async def delta_link(http: httpx.AsyncClient, select: str) -> str:
+    """Run an initial delta round to its end; its deltaLink."""
+    url: str | None = f"/v1.0/users/delta?$select={select}"
+    link = ""
+    while url:
+        body = (await http.get(url)).json()
+        url = body.get("@odata.nextLink")
+        link = body.get("@odata.deltaLink", link)
+    return link
 
 
 @pytest.fixture
@@ -123,13 +141,34 @@ async def test_group_members_expand_nested_groups(sim: TenantSim, http: httpx.As
     ids = sim.user_ids
     sim.set_group("outer", [ids[7], "g1", "inner"])
     sim.set_group("inner", [ids[8], "outer", "not-an-object"])
-    resp = await http.get("/v1.0/groups/outer/transitiveMembers/microsoft.graph.user")
-    got = {u["id"] for u in resp.json()["value"]}
-    assert got == {ids[1], ids[7], ids[8]}
+    resp = await http.get(members_url("outer"), headers=EVENTUAL)
+    body = resp.json()
+    assert {u["id"] for u in body["value"]} == {ids[1], ids[7], ids[8]}
+    assert {u["@odata.type"] for u in body["value"]} == {"#microsoft.graph.user"}
+    assert body["@odata.count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("/v1.0/groups/g1/transitiveMembers/microsoft.graph.user?$count=true", {}),
+        (
+            "/v1.0/groups/g1/transitiveMembers/microsoft.graph.user",
+            {"ConsistencyLevel": "eventual"},
+        ),
+    ],
+)
+async def test_the_user_cast_needs_consistency_level_eventual_and_count(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str]
+) -> None:
+    resp = await http.get(url, headers=headers)
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["code"] == "Request_UnsupportedQuery" and "ConsistencyLevel" in error["message"]
 
 
 async def test_unknown_group_answers_404(http: httpx.AsyncClient) -> None:
-    resp = await http.get("/v1.0/groups/nope/transitiveMembers/microsoft.graph.user")
+    resp = await http.get(members_url("nope"), headers=EVENTUAL)
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "Request_ResourceNotFound"
 
@@ -137,23 +176,84 @@ async def test_unknown_group_answers_404(http: httpx.AsyncClient) -> None:
 async def test_delta_reports_deleted_users_with_removed_marker(
     sim: TenantSim, http: httpx.AsyncClient
 ) -> None:
-    url: str | None = "/v1.0/users/delta?$select=displayName"
-    link = ""
-    while url:
-        body = (await http.get(url)).json()
-        url = body.get("@odata.nextLink")
-        link = body.get("@odata.deltaLink", link)
-    gone = sim.user_ids[0]
-    sim.delete_user(gone)
+    link = await delta_link(http, "displayName")
+    soft, hard = sim.user_ids[0], sim.user_ids[1]
+    sim.delete_user(soft)
+    sim.purge_user(hard)
     body = (await http.get(link)).json()
-    assert body["value"] == [{"id": gone, "@removed": {"reason": "deleted"}}]
-    assert "@odata.deltaLink" in body
+    assert body["value"] == [
+        {"id": soft, "@removed": {"reason": "changed"}},
+        {"id": hard, "@removed": {"reason": "deleted"}},
+    ]
+    sim.purge_user(soft)  # purged from the deleted items later: now gone for good
+    body = (await http.get(body["@odata.deltaLink"])).json()
+    assert body["value"] == [{"id": soft, "@removed": {"reason": "deleted"}}]
+
+
+async def test_a_delta_object_carries_only_what_changed_and_no_nulls(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    link = await delta_link(http, "displayName,mail,mobilePhone,accountEnabled")
+    uid = sim.user_ids[3]
+    sim.update_user(uid, displayName="Renamed")
+    sim.update_user(sim.user_ids[4], mobilePhone=None)  # cleared: sent as null
+    body = (await http.get(link)).json()
+    assert body["value"] == [
+        {"displayName": "Renamed", "id": uid},
+        {"mobilePhone": None, "id": sim.user_ids[4]},
+    ]
+
+
+async def test_the_initial_round_omits_unset_properties(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/v1.0/users/delta?$select=displayName,mobilePhone")).json()
+    first = body["value"][0]  # users[0] has no mobilePhone
+    assert first == {"displayName": "User 0", "id": first["id"]}
+
+
+async def test_a_user_changed_twice_comes_twice_and_a_restore_comes_whole(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    link = await delta_link(http, "displayName,mail")
+    uid = sim.user_ids[5]
+    sim.update_user(uid, displayName="One")
+    sim.delete_user(uid)
+    sim.restore_user(uid)
+    sim.update_user(uid, mail="two@contoso.example")
+    body = (await http.get(link)).json()
+    assert body["value"] == [
+        {"displayName": "One", "id": uid},
+        {"id": uid, "@removed": {"reason": "changed"}},
+        {"displayName": "One", "mail": "user5@contoso.example", "id": uid},
+        {"mail": "two@contoso.example", "id": uid},
+    ]
+
+
+async def test_full_delta_objects_send_the_whole_projection(sim: TenantSim) -> None:
+    sim.full_delta_objects = True
+    async with serve_simulator(sim) as url, httpx.AsyncClient(base_url=url) as http:
+        http.headers["Authorization"] = f"Bearer {sim.issue_token()}"
+        link = await delta_link(http, "displayName,mobilePhone")
+        uid = sim.user_ids[0]
+        sim.update_user(uid, displayName="Renamed")
+        body = (await http.get(link)).json()
+    assert body["value"] == [{"displayName": "Renamed", "mobilePhone": None, "id": uid}]
+
+
+async def test_an_expired_delta_link_answers_410_with_a_location(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    link = await delta_link(http, "displayName")
+    sim.faults.delta_expired = True
+    resp = await http.get(link)
+    assert resp.status_code == 410
+    assert resp.json()["error"]["code"] == "syncStateNotFound"
+    assert resp.headers["Location"].endswith("/v1.0/users/delta?$deltatoken=")
 
 
 async def test_request_counters_count_by_kind(sim: TenantSim, http: httpx.AsyncClient) -> None:
     await http.get("/v1.0/users")
     await http.get("/v1.0/users/delta")
-    await http.get("/v1.0/groups/g1/transitiveMembers/microsoft.graph.user")
+    await http.get(members_url("g1"), headers=EVENTUAL)
     assert sim.requests["users"] == 1
     assert sim.requests["delta"] == 1
     assert sim.requests["members"] == 1
@@ -178,6 +278,20 @@ async def test_throttle_every_answers_429_with_retry_after(
     resps = [await http.get("/v1.0/users") for _ in range(3)]
     assert [r.status_code for r in resps] == [200, 200, 429]
     assert resps[2].headers["Retry-After"] == "9"
+
+
+async def test_retry_after_can_be_fractional_or_an_http_date(
+    sim: TenantSim, http: httpx.AsyncClient
+) -> None:
+    sim.faults.throttle_every = 1
+    sim.faults.retry_after = 0.5
+    fractional = await http.get("/v1.0/users")
+    sim.now = lambda: datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    sim.faults.retry_after = 30
+    sim.faults.retry_after_as_date = True
+    dated = await http.get("/v1.0/users")
+    assert fractional.headers["Retry-After"] == "0.5"
+    assert dated.headers["Retry-After"] == "Thu, 01 Jan 2026 12:00:30 GMT"
 
 
 async def test_token_endpoint_issues_a_bearer_token_graph_accepts(sim: TenantSim) -> None:

@@ -13,7 +13,8 @@ from pydantic import SecretStr
 from sync.config import TenantConfig
 from sync.errors import AuthError, AuthUnavailable, ConfigError
 from sync.graph.auth import HttpxMsalClient, MsalTokenProvider, _aadsts_from_text, _authority_base
-from sync.graph.client import GraphClient, RetryPolicy
+from sync.graph.client import GraphClient
+from sync.retry import RetryPolicy
 
 SECRET = "super-secret-value-123"
 OIDC_PATH = "/contoso/v2.0/.well-known/openid-configuration"

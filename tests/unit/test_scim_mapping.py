@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from sync.directories.base import NewDirectoryUser, UserPatch
 from sync.directories.builtin import validate_patch
 from sync.directories.scim import (
+    SCIM_RETRY,
     ScimDirectory,
     error_for,
     from_scim_user,
-    parse_retry_after,
     patch_operations,
     replaced_resource,
     scim_filter_string,
@@ -197,7 +197,7 @@ def test_filter_values_are_json_string_literals() -> None:
 def test_retry_after_is_read_in_seconds_and_capped(
     header: str | None, seconds: float | None
 ) -> None:
-    assert parse_retry_after(header) == seconds
+    assert SCIM_RETRY.retry_after(header) == seconds
 
 
 @pytest.mark.parametrize(
