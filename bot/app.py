@@ -19,11 +19,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import render
+from bot.access import Access
 from bot.adapter import BotAuthError, TeamsAdapter
-from bot.auth import AdminCheck
-from bot.handlers import Bot, BotService, card_reply
+from bot.announce import Announcer
+from bot.context import BotContext, BotService, Confirmations
+from bot.handlers import Bot, card_reply
+from bot.installation import Installations
 from bot.posting import Poster, RetryPolicy, SlidingWindowLimiter
+from bot.turn import Replies
+from cards import notices
 from sync.config import EnvSettings
 from sync.errors import ConfigError
 
@@ -83,23 +87,31 @@ def create_app(
         app_tenant_id=env.MICROSOFT_APP_TENANT_ID or "",
     )
     limiter = SlidingWindowLimiter(clock=parts.monotonic, sleep=parts.sleep)
+    conversations = service.conversations
     poster = Poster(
-        sender=adapter, store=service.store, limiter=limiter, sleep=parts.sleep, retry=parts.retry
+        sender=adapter,
+        store=conversations,
+        limiter=limiter,
+        sleep=parts.sleep,
+        retry=parts.retry,
     )
-    admins = AdminCheck(
+    access = Access(
         admins=lambda: service.config.bot.admins,
-        store=service.store,
+        conversations=conversations,
         membership=adapter.is_member,
         local_mode=adapter.local_mode,
         clock=parts.monotonic,
     )
-    bot = Bot(
+    replies = Replies(poster=poster, conversations=conversations)
+    ctx = BotContext(
         service=service,
-        poster=poster,
-        admins=admins,
+        replies=replies,
+        installations=Installations(conversations=conversations, replies=replies),
+        confirmations=Confirmations(conversations=conversations),
         clock=parts.clock,
-        local_mode=adapter.local_mode,
     )
+    Announcer(service=service, poster=poster, clock=parts.clock).listen()
+    bot = Bot(ctx=ctx, access=access)
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICE_KEY] = service
     app[ADAPTER_KEY] = adapter
@@ -160,8 +172,7 @@ async def messages(request: web.Request) -> web.Response:
     except Exception:
         log.exception("activity of type %r failed", activity.get("type"))
         if is_invoke:
-            card = render.message_card("Something went wrong", ["The error was logged."])
-            body = card_reply(card).body
+            body = card_reply(notices.crashed_card()).body
             return web.json_response(body, status=200)
         return web.Response(status=200)
     if reply is not None:

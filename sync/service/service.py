@@ -270,6 +270,11 @@ class SyncService:
         )
         await self._open_tenant(cfg, secret)
 
+    @property
+    def conversations(self) -> StateStore:
+        """Conversation references, the notification channel and posted cards (the bot's)."""
+        return self.store
+
     def add_listener(self, listener: ItemListener) -> None:
         self._item_listeners.append(listener)
 

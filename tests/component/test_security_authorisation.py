@@ -211,7 +211,15 @@ async def _guard_dismissed(w: World, data: dict[str, Any], body: dict[str, Any])
 
 
 async def _all_data(w: World) -> dict[str, Any]:
-    return {"pid": "pending", "d": ""}
+    return {"pid": "pending", "d": await w.service.digest("pending")}
+
+
+async def _confirmed_removal_data(w: World) -> dict[str, Any]:
+    """The data of a delete_user_confirm button the server issued (after delete_user)."""
+    data = await _item_data(Kind.REMOVAL)(w)
+    _, body = await w.rig.post(invoke(w.rig.fc, "delete_user", data, aad=ADMIN))
+    (confirm,) = [a for a in executes(body["value"]) if a["verb"] == "delete_user_confirm"]
+    return dict(confirm["data"])
 
 
 async def _all_matches_accepted(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
@@ -264,7 +272,11 @@ async def _connected(w: World, data: dict[str, Any], body: dict[str, Any]) -> No
 
 
 async def _disconnect_data(w: World) -> dict[str, Any]:
-    return {"pid": "disconnect", "d": ""}
+    """The data of the Disconnect button of the confirmation card the server issued."""
+    await w.rig.post(message(w.rig.fc, "disconnect", aad=ADMIN))
+    card = w.rig.fc.posts[-1].body["attachments"][0]["content"]
+    (confirm,) = [a for a in executes(card) if a["verb"] == "disconnect_confirm"]
+    return dict(confirm["data"])
 
 
 async def _disconnected(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
@@ -281,7 +293,7 @@ VERBS: dict[str, Verb] = {
     "create": Verb(_item_data(Kind.NEW), _created),
     "remove_sync": Verb(_item_data(Kind.REMOVAL), _sync_removed),
     "delete_user": Verb(_item_data(Kind.REMOVAL), _asked_to_confirm),
-    "delete_user_confirm": Verb(_item_data(Kind.REMOVAL), _deleted),
+    "delete_user_confirm": Verb(_confirmed_removal_data, _deleted),
     "pick_owner": Verb(_item_data(Kind.CONFLICT, owner="e-eve"), _owner_picked),
     "guard_confirm": Verb(_guard_data, _guard_confirmed),
     "guard_dismiss": Verb(_guard_data, _guard_dismissed),

@@ -1,9 +1,8 @@
-"""Who may change state: the admin check the bot makes before every state-changing command or
-card action (the sync service does not check rights).
+"""Who may do what: the one place the bot decides whether a turn is served.
 
-Rules, in order (decision recorded in the report and the bot note):
+Rules, in order:
 1. The actor is the activity's ``from.aadObjectId``; none -> not an admin.
-2. ``[bot].admins`` in the config is non-empty -> exactly those Entra object ids.
+2. ``[bot] admins`` in the config is non-empty -> exactly those Entra object ids are admins.
 3. Else the admins are the members of the *admin team*: the team (or chat) where the bot was
    installed / the notification channel points. Membership is asked from the Bot Connector
    (``GET /v3/conversations/{team}/members/{aadObjectId}``, 404 = not a member) and cached for
@@ -12,6 +11,8 @@ Rules, in order (decision recorded in the report and the bot note):
    (or typed ``notify here``) is an admin too, since the local connector may not list members.
 5. No admins configured and no admin team known yet -> nobody: the refusal says to install the
    bot into a team or to set ``[bot].admins``.
+6. State-changing commands and every card verb but ``refresh`` need an admin; ``help`` is open;
+   the read-only commands and ``refresh`` follow :meth:`Access.may_read`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 from bot.adapter import ConnectorError
+from bot.turn import Turn
 
 log = logging.getLogger(__name__)
 
 MembershipLookup = Callable[[dict[str, Any], str, str], Awaitable[bool]]
+READ_ONLY_VERBS = frozenset({"refresh"})
+OPEN_COMMANDS = frozenset({"help"})
+
+
+class Need(Enum):
+    ANYONE = "anyone"
+    READ = "read"
+    ADMIN = "admin"
 
 
 class RefStore(Protocol):
@@ -34,46 +45,54 @@ class RefStore(Protocol):
     async def notify_channel(self) -> str | None: ...
 
 
-def actor_id(activity: dict[str, Any]) -> str:
-    frm = activity.get("from")
-    if not isinstance(frm, dict):
-        return ""
-    aad = frm.get("aadObjectId")
-    return aad if isinstance(aad, str) and 0 < len(aad) <= 128 else ""
+def command_need(name: str, changes_state: bool) -> Need:
+    if name in OPEN_COMMANDS:
+        return Need.ANYONE
+    return Need.ADMIN if changes_state else Need.READ
 
 
-def actor_name(activity: dict[str, Any]) -> str:
-    frm = activity.get("from")
-    if isinstance(frm, dict) and isinstance(frm.get("name"), str) and frm["name"].strip():
-        return str(frm["name"]).strip()[:100]
-    return actor_id(activity) or "someone"
+def verb_need(verb: str) -> Need:
+    return Need.READ if verb in READ_ONLY_VERBS else Need.ADMIN
 
 
 @dataclass
-class AdminCheck:
+class Access:
     admins: Callable[[], Sequence[str]]
-    store: RefStore
+    conversations: RefStore
     membership: MembershipLookup
     local_mode: bool
     clock: Callable[[], float]
     cache_seconds: float = 300.0
     _cache: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)
 
-    async def is_admin(self, aad_id: str) -> bool:
-        if not aad_id:
-            return False
-        configured = tuple(self.admins())
-        if configured:
-            return aad_id in configured
-        channel = await self.store.notify_channel()
-        ref = await self.store.conversation(channel) if channel else None
+    async def allows(self, turn: Turn, need: Need) -> bool:
+        """May this turn's actor do something that needs ``need``?"""
+        if need is Need.ANYONE:
+            return True
+        if need is Need.READ:
+            return await self.may_read(turn)
+        return await self.is_admin(turn.actor_id)
+
+    async def may_read(self, turn: Turn) -> bool:
+        return True
+
+    async def _admin_team(self) -> tuple[dict[str, Any], str] | None:
+        """(reference, team id) of the conversation the notification channel points to."""
+        channel = await self.conversations.notify_channel()
+        ref = await self.conversations.conversation(channel) if channel else None
         if not ref:
+            return None
+        team = str(ref.get("teamId") or (ref.get("conversation") or {}).get("id") or "")
+        return (ref, team) if team else None
+
+    async def in_admin_team(self, aad_id: str) -> bool:
+        """Is ``aad_id`` a member of the admin team (cached)? Local mode: or its installer."""
+        found = await self._admin_team()
+        if not aad_id or found is None:
             return False
+        ref, team = found
         if self.local_mode and aad_id in (ref.get("installedBy"), ref.get("notifySetBy")):
             return True
-        team = str(ref.get("teamId") or (ref.get("conversation") or {}).get("id") or "")
-        if not team:
-            return False
         key = (team, aad_id)
         now = self.clock()
         hit = self._cache.get(key)
@@ -86,6 +105,14 @@ class AdminCheck:
             return False
         self._cache[key] = (now, member)
         return member
+
+    async def is_admin(self, aad_id: str) -> bool:
+        if not aad_id:
+            return False
+        configured = tuple(self.admins())
+        if configured:
+            return aad_id in configured
+        return await self.in_admin_team(aad_id)
 
     def explain(self) -> str:
         if tuple(self.admins()):
