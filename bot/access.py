@@ -1,6 +1,14 @@
 """Who may do what: the one place the bot decides whether a turn is served.
 
-Rules, in order:
+Which activities are served at all (:class:`Admission`, before anything is stored):
+- credentialed mode: ``channelId`` is ``msteams`` and every tenant id the activity names
+  (``conversation.tenantId``, ``channelData.tenant.id``) is pinned: ``MICROSOFT_APP_TENANT_ID``,
+  each ``[[tenants]]`` ``tenant_id`` and ``[bot] tenants``. Nothing pinned: the app refuses to
+  start. Local mode (loopback only): the local connector's tenant, whatever it is;
+- the activity's ``serviceUrl`` is allowed (``bot.service_urls``).
+Anything else touches nothing: no reference stored, no channel set, no admin made.
+
+Who may do what (:class:`Access`), in order:
 1. The actor is the activity's ``from.aadObjectId``; none -> not an admin.
 2. ``[bot] admins`` in the config is non-empty -> exactly those Entra object ids are admins.
 3. Else the admins are the members of the *admin team*: the team (or chat) where the bot was
@@ -11,8 +19,10 @@ Rules, in order:
    (or typed ``notify here``) is an admin too, since the local connector may not list members.
 5. No admins configured and no admin team known yet -> nobody: the refusal says to install the
    bot into a team or to set ``[bot].admins``.
-6. State-changing commands and every card verb but ``refresh`` need an admin; ``help`` is open;
-   the read-only commands and ``refresh`` follow :meth:`Access.may_read`.
+6. State-changing commands and every card verb but ``refresh`` need an admin; ``help`` is open
+   to everyone served; the read-only commands (pending, preview, audit, status, ignored) and
+   ``refresh`` are for admins and the members of the admin team; in a personal chat for admins
+   only.
 """
 
 from __future__ import annotations
@@ -24,7 +34,10 @@ from enum import Enum
 from typing import Any, Protocol
 
 from bot.adapter import ConnectorError
+from bot.service_urls import ServiceUrlPolicy
 from bot.turn import Turn
+from sync.config import Config
+from sync.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +56,41 @@ class RefStore(Protocol):
     async def conversation(self, conv_id: str) -> dict[str, Any] | None: ...
 
     async def notify_channel(self) -> str | None: ...
+
+
+def pinned_tenants(config: Config, app_tenant_id: str) -> frozenset[str]:
+    """The Teams tenants served: the bot's own, each configured Entra tenant, ``[bot] tenants``
+    (lower case)."""
+    ids = [app_tenant_id, *(t.tenant_id or "" for t in config.tenants), *config.bot.tenants]
+    return frozenset(i.strip().lower() for i in ids if i and i.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Is an activity served at all? (tenant, channel, serviceUrl; see the module docstring)"""
+
+    pinned: frozenset[str]
+    local_mode: bool
+    service_urls: ServiceUrlPolicy
+
+    def __post_init__(self) -> None:
+        if not self.local_mode and not self.pinned:
+            raise ConfigError(
+                "no Teams tenant is pinned: set MICROSOFT_APP_TENANT_ID, a tenant_id in "
+                "[[tenants]], or [bot] tenants, so the bot serves your organisation only."
+            )
+
+    def refusal(self, turn: Turn) -> str:
+        """Why the activity is not served ("" when it is)."""
+        if turn.service_url and not self.service_urls.allows(turn.service_url):
+            return "serviceUrl not allowed"
+        if self.local_mode:
+            return ""
+        if turn.channel_id != "msteams":
+            return "channel is not msteams"
+        if not turn.tenant_ids or not turn.tenant_ids <= self.pinned:
+            return "tenant not served"
+        return ""
 
 
 def command_need(name: str, changes_state: bool) -> Need:
@@ -74,7 +122,10 @@ class Access:
         return await self.is_admin(turn.actor_id)
 
     async def may_read(self, turn: Turn) -> bool:
-        return True
+        """Admins; else, outside personal chats, the members of the admin team."""
+        if await self.is_admin(turn.actor_id):
+            return True
+        return not turn.is_personal and await self.in_admin_team(turn.actor_id)
 
     async def _admin_team(self) -> tuple[dict[str, Any], str] | None:
         """(reference, team id) of the conversation the notification channel points to."""

@@ -19,13 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.access import Access
-from bot.adapter import BotAuthError, TeamsAdapter
+from bot.access import Access, Admission, pinned_tenants
+from bot.adapter import BotAuthError, ChannelSettings, TeamsAdapter
 from bot.announce import Announcer
 from bot.context import BotContext, BotService, Confirmations
 from bot.handlers import Bot, card_reply
 from bot.installation import Installations
 from bot.posting import Poster, RetryPolicy, SlidingWindowLimiter
+from bot.service_urls import ServiceUrlPolicy
 from bot.turn import Replies
 from cards import notices
 from sync.config import EnvSettings
@@ -67,6 +68,8 @@ class AppParts:
     sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float] = time.monotonic
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # the Bot Framework cloud settings (serve: from the environment)
+    channel: ChannelSettings = field(default_factory=ChannelSettings)
 
 
 def create_app(
@@ -79,12 +82,17 @@ def create_app(
 ) -> web.Application:
     """The app. ``service`` is the SyncService (built by the caller from config, env, redis);
     with ``manage_service`` its ``start``/``stop`` (scheduler, crash recovery) run with the app."""
+    service_urls = ServiceUrlPolicy(
+        local_mode=env.local_mode, allow=service.config.bot.service_url_allow
+    )
     adapter = adapter or TeamsAdapter(
         app_id=env.MICROSOFT_APP_ID or "",
         app_password=(
             env.MICROSOFT_APP_PASSWORD.get_secret_value() if env.MICROSOFT_APP_PASSWORD else ""
         ),
         app_tenant_id=env.MICROSOFT_APP_TENANT_ID or "",
+        channel=parts.channel,
+        service_urls=service_urls,
     )
     limiter = SlidingWindowLimiter(clock=parts.monotonic, sleep=parts.sleep)
     conversations = service.conversations
@@ -111,7 +119,12 @@ def create_app(
         clock=parts.clock,
     )
     Announcer(service=service, poster=poster, clock=parts.clock).listen()
-    bot = Bot(ctx=ctx, access=access)
+    admission = Admission(
+        pinned=pinned_tenants(service.config, env.MICROSOFT_APP_TENANT_ID or ""),
+        local_mode=adapter.local_mode,
+        service_urls=service_urls,
+    )
+    bot = Bot(ctx=ctx, admission=admission, access=access)
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICE_KEY] = service
     app[ADAPTER_KEY] = adapter

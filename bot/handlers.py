@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.access import Access, Need, command_need, verb_need
+from bot.access import Access, Admission, Need, command_need, verb_need
 from bot.adapter import InvokeReply
 from bot.command_table import parse_command
 from bot.commands import HANDLERS, help_card
@@ -53,10 +53,17 @@ def read_action(activity: dict[str, Any]) -> CardAction | None:
 @dataclass(frozen=True, slots=True)
 class Bot:
     ctx: BotContext
+    admission: Admission
     access: Access
 
     async def on_activity(self, activity: dict[str, Any]) -> InvokeReply | None:
         turn = Turn(activity)
+        refused = self.admission.refusal(turn)
+        if refused:
+            log.warning("activity of type %r not served: %s", turn.kind, refused)
+            if turn.kind == "invoke":
+                return card_reply(notices.not_served_card())
+            return None
         try:
             await self.ctx.installations.remember(turn)
         except SyncError as e:

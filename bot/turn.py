@@ -95,6 +95,10 @@ class Turn:
         return _str(self.activity.get("serviceUrl"), 2048)
 
     @property
+    def channel_id(self) -> str:
+        return _str(self.activity.get("channelId"), 64)
+
+    @property
     def kind(self) -> str:
         return _str(self.activity.get("type"), 64)
 

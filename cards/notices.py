@@ -64,6 +64,11 @@ def not_allowed_card(title: str, reason: str) -> Card:
     return notice_card(NoticeView(title, (reason,)))
 
 
+def not_served_card() -> Card:
+    """The whole answer to an activity from a tenant or channel the bot does not serve."""
+    return notice_card(NoticeView("This bot does not serve this organisation."))
+
+
 def nothing_pending_card() -> Card:
     return notice_card(NoticeView("Nothing waits for a decision."))
 

@@ -342,6 +342,7 @@ async def test_a_card_action_without_an_entra_object_id_is_refused(world: World)
 
 
 async def test_the_read_only_refresh_verb_is_open_to_the_team(world: World) -> None:
+    world.rig.fc.add_member(TEAM, OTHER, "Olle Other")
     it = await world.item(Kind.MATCH)
     before = await world.snapshot()
     status, reply = await world.rig.post(
@@ -422,6 +423,7 @@ READ_ONLY = {
 async def test_a_read_only_command_is_open_to_the_team_and_changes_nothing(
     world: World, command: str
 ) -> None:
+    world.rig.fc.add_member(TEAM, OTHER, "Olle Other")
     before = await world.snapshot(bookkeeping=True)
     n = len(world.rig.fc.posts)
     status, _ = await world.rig.post(message(world.rig.fc, command, aad=OTHER))
@@ -434,6 +436,71 @@ async def test_a_read_only_command_is_open_to_the_team_and_changes_nothing(
     assert "Only admins" not in replies
     assert READ_ONLY[command] in replies
     assert await world.snapshot(bookkeeping=True) == before
+
+
+def _replies_since(w: World, n: int) -> str:
+    return " ".join(
+        card_texts(a["content"]) + str(r.body.get("text") or "")
+        for r in w.rig.fc.posts[n:]
+        for a in (r.body.get("attachments") or [{"content": {}}])
+    )
+
+
+@pytest.mark.parametrize("command", sorted(set(READ_ONLY) - {"help"}))
+async def test_read_only_commands_answer_nobody_outside_the_admin_team(
+    world: World, command: str
+) -> None:
+    before = await world.snapshot(bookkeeping=True)
+    n = len(world.rig.fc.posts)
+    status, _ = await world.rig.post(message(world.rig.fc, command, aad=OTHER))
+    assert status == 200
+    replies = _replies_since(world, n)
+    assert READ_ONLY[command] not in replies
+    assert "Anna Berg" not in replies
+    assert "the bot's team can see this" in replies
+    assert await world.snapshot(bookkeeping=True) == before
+
+
+@pytest.mark.parametrize("command", ["pending", "audit", "status"])
+async def test_read_only_commands_in_a_personal_chat_answer_admins_only(
+    world: World, command: str
+) -> None:
+    world.rig.fc.add_member(TEAM, OTHER, "Olle Other")
+    personal = "a:1-personal-chat"
+    n = len(world.rig.fc.posts)
+    await world.rig.post(
+        message(
+            world.rig.fc,
+            command,
+            aad=OTHER,
+            conv=personal,
+            conversation={"id": personal, "conversationType": "personal", "tenantId": "tid"},
+        )
+    )
+    assert READ_ONLY[command] not in _replies_since(world, n)
+    n = len(world.rig.fc.posts)
+    await world.rig.post(
+        message(
+            world.rig.fc,
+            command,
+            aad=ADMIN,
+            conv=personal,
+            conversation={"id": personal, "conversationType": "personal", "tenantId": "tid"},
+        )
+    )
+    assert READ_ONLY[command] in _replies_since(world, n)
+
+
+async def test_the_refresh_of_a_digest_card_is_refused_outside_the_admin_team(
+    world: World,
+) -> None:
+    signed = await world.service.digest("pending")
+    status, reply = await world.rig.post(
+        invoke(world.rig.fc, "refresh", {"pid": "pending", "d": signed}, aad=OTHER)
+    )
+    assert status == 200
+    assert "Anna Berg" not in card_texts(reply["value"])
+    assert "Only admins can do this." in card_texts(reply["value"])
 
 
 # --- admin team (no admins configured) ---------------------------------------------------------

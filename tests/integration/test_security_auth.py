@@ -56,6 +56,8 @@ pytestmark = pytest.mark.redis
 
 APP_ID = "3f1c0d6e-0000-4000-8000-00000000b07a"
 KID = "test-key-1"
+TEAMS_TENANT = "7c9a1f3e-0000-4000-8000-00000000feed"  # the organisation the bot serves
+LOOPBACK = "http://127.0.0.1"  # the fake Bot Connector's origin (any port)
 BF_ISSUER = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER  # https://api.botframework.com
 EMULATOR_ISSUER = "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/"
 
@@ -168,7 +170,12 @@ async def service(
     tenant, directory = every_kind_world()
     svc = make_service(
         tmp_path,
-        write_world(tmp_path, tenant, directory),
+        write_world(
+            tmp_path,
+            tenant,
+            directory,
+            bot={"admins": [ADMIN], "tenants": [TEAMS_TENANT], "service_url_allow": [LOOPBACK]},
+        ),
         redis=real_redis,
         keys=keys,
         env=_env(),
@@ -220,7 +227,11 @@ def refresh_invoke(service_url: str, pid: str = "not-a-proposal") -> dict[str, A
         "serviceUrl": service_url,
         "from": {"id": "29:admin", "aadObjectId": ADMIN, "name": "Ann Admin"},
         "recipient": {"id": f"28:{APP_ID}", "name": "Entra Sync"},
-        "conversation": {"id": "19:auth@thread.tacv2", "conversationType": "channel"},
+        "conversation": {
+            "id": "19:auth@thread.tacv2",
+            "conversationType": "channel",
+            "tenantId": TEAMS_TENANT,
+        },
         "value": {"action": {"type": "Action.Execute", "verb": "refresh", "data": {"pid": pid}}},
     }
 
