@@ -160,7 +160,7 @@ class ReusedCredentialsFactory(ServiceClientCredentialsFactory):  # type: ignore
                 app_id, oauth_scope, login_endpoint, validate_authority
             )
             self.cached[key] = creds
-        if self.sending and getattr(creds, "microsoft_app_id", ""):
+        if self.sending and creds.microsoft_app_id:
             await asyncio.to_thread(creds.get_access_token)  # from MSAL's cache when fresh
         return creds
 
