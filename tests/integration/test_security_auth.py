@@ -546,3 +546,36 @@ async def test_a_channel_other_than_msteams_is_refused_even_with_a_valid_token(
     assert status in (200, 401)
     assert await conversations(service) == {}
     assert await service.conversations.notify_channel() is None
+
+
+# --- sovereign clouds: the Bot Framework's own setting names, from the environment --------------
+
+
+async def test_the_channel_openid_metadata_url_is_read_from_the_environment(
+    aiohttp_client: Any,
+    service: SyncService,
+    metadata: MetadataServer,
+    trusted: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the SDK's built-in public-cloud metadata unreachable, the keys are fetched from the
+    URL named by TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL (as a US Gov or China bot would)."""
+    from bot.adapter import ChannelSettings
+    from bot.app import AppParts, create_app
+    from tests.component.fake_connector import FakeConnector
+
+    monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", "http://127.0.0.1:9/x")
+    monkeypatch.setattr(JwtTokenExtractor, "metadataCache", {})
+    monkeypatch.setenv("TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL", metadata.url)
+    monkeypatch.setenv("TO_BOT_FROM_CHANNEL_TOKEN_ISSUER", BF_ISSUER)
+    parts = AppParts(clock=datetime.now, sleep=_no_sleep, channel=ChannelSettings())
+    async with FakeConnector.serve() as fc:
+        app = create_app(env=_env(), service=service, parts=parts, manage_service=False)
+        client = await aiohttp_client(app)
+        body = teams_activity("installationUpdate", fc.url, TEAMS_TENANT, action="add")
+        resp = await client.post(
+            "/api/messages", json=body, headers={"Authorization": f"Bearer {sign(trusted, fc.url)}"}
+        )
+        assert resp.status == 200
+    assert "/v1/keys" in metadata.hits
+    assert await service.conversations.notify_channel() == body["conversation"]["id"]
