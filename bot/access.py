@@ -165,7 +165,12 @@ class Access:
             return aad_id in configured
         return await self.in_admin_team(aad_id)
 
-    def explain(self) -> str:
+    def explain(self, need: Need = Need.ADMIN) -> str:
+        if need is Need.READ:
+            return (
+                "Only admins and members of the team where the bot is installed can see this; "
+                "in a personal chat, only admins."
+            )
         if tuple(self.admins()):
             return "Only the admins named in the bot's settings ([bot].admins) can do this."
         return (

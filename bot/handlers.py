@@ -83,7 +83,7 @@ class Bot:
         if need is Need.ADMIN:
             return notices.not_allowed_card("Only admins can do this", self.access.explain())
         return notices.not_allowed_card(
-            "Only admins and the bot's team can see this", self.access.explain()
+            "Only admins and the bot's team can see this", self.access.explain(need)
         )
 
     async def _on_message(self, turn: Turn) -> None:
