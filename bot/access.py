@@ -4,7 +4,7 @@ Which activities are served at all (:class:`Admission`, before anything is store
 - credentialed mode: ``channelId`` is ``msteams`` and every tenant id the activity names
   (``conversation.tenantId``, ``channelData.tenant.id``) is pinned: ``MICROSOFT_APP_TENANT_ID``,
   each ``[[tenants]]`` ``tenant_id`` and ``[bot] tenants``. Nothing pinned: the app refuses to
-  start. Local mode (loopback only): the local connector's tenant, whatever it is;
+  start. Local mode (loopback only) also serves the local tenant (the Agents Playground's);
 - the activity's ``serviceUrl`` is allowed (``bot.service_urls``).
 Anything else touches nothing: no reference stored, no channel set, no admin made.
 
@@ -42,6 +42,9 @@ from sync.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MembershipLookup = Callable[[dict[str, Any], str, str], Awaitable[bool]]
+# The tenant of the Agents Playground (tests/e2e/.m365agentsplayground.yml, its default too):
+# served in local mode besides the pinned tenants.
+LOCAL_TENANT = "00000000-0000-0000-0000-0000000000001"
 READ_ONLY_VERBS = frozenset({"refresh"})
 OPEN_COMMANDS = frozenset({"help"})
 
@@ -84,11 +87,10 @@ class Admission:
         """Why the activity is not served ("" when it is)."""
         if turn.service_url and not self.service_urls.allows(turn.service_url):
             return "serviceUrl not allowed"
-        if self.local_mode:
-            return ""
-        if turn.channel_id != "msteams":
+        if not self.local_mode and turn.channel_id != "msteams":
             return "channel is not msteams"
-        if not turn.tenant_ids or not turn.tenant_ids <= self.pinned:
+        served = self.pinned | {LOCAL_TENANT} if self.local_mode else self.pinned
+        if not turn.tenant_ids or not turn.tenant_ids <= served:
             return "tenant not served"
         return ""
 

@@ -13,6 +13,7 @@ import fakeredis
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.access import LOCAL_TENANT
 from bot.app import AppParts, create_app
 from sync.config import BotSettings, Config, EnvSettings
 from sync.state.keys import Keys
@@ -56,8 +57,8 @@ def activity(
             "name": "Ann Admin" if aad == ADMIN else "Olle Other",
         },
         "recipient": {"id": "28:bot", "name": "Entra Sync"},
-        "conversation": {"id": conv, "conversationType": "channel", "tenantId": "tid"},
-        "channelData": {"team": {"id": TEAM}, "tenant": {"id": "tid"}},
+        "conversation": {"id": conv, "conversationType": "channel", "tenantId": LOCAL_TENANT},
+        "channelData": {"team": {"id": TEAM}, "tenant": {"id": LOCAL_TENANT}},
         **kw,
     }
 

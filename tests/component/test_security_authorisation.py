@@ -36,7 +36,15 @@ from tests.component.real_rig import (
     simulated_entra,
     write_world,
 )
-from tests.component.test_bot_flow import TEAM, activity, card_texts, executes, invoke, message
+from tests.component.test_bot_flow import (
+    LOCAL_TENANT,
+    TEAM,
+    activity,
+    card_texts,
+    executes,
+    invoke,
+    message,
+)
 
 MEMBER = "aad-team-member"
 GUARD_VERBS = frozenset({"guard_confirm", "guard_dismiss"})
@@ -474,7 +482,7 @@ async def test_read_only_commands_in_a_personal_chat_answer_admins_only(
             command,
             aad=OTHER,
             conv=personal,
-            conversation={"id": personal, "conversationType": "personal", "tenantId": "tid"},
+            conversation={"id": personal, "conversationType": "personal", "tenantId": LOCAL_TENANT},
         )
     )
     assert READ_ONLY[command] not in _replies_since(world, n)
@@ -485,7 +493,7 @@ async def test_read_only_commands_in_a_personal_chat_answer_admins_only(
             command,
             aad=ADMIN,
             conv=personal,
-            conversation={"id": personal, "conversationType": "personal", "tenantId": "tid"},
+            conversation={"id": personal, "conversationType": "personal", "tenantId": LOCAL_TENANT},
         )
     )
     assert READ_ONLY[command] in _replies_since(world, n)

@@ -19,7 +19,7 @@ from sync.state.keys import Keys
 from sync.state.store import StateStore
 from tests.component.bot_fake_service import FakeSyncService, now_fixed
 from tests.component.fake_connector import FakeConnector
-from tests.component.test_bot_flow import CHANNEL, FakeTime, Rig, make_rig, message
+from tests.component.test_bot_flow import CHANNEL, FakeTime, Rig, activity, make_rig, message
 
 
 @pytest.fixture
@@ -160,3 +160,21 @@ async def test_a_body_that_never_arrives_is_answered_408(aiohttp_server: Any) ->
     status_line = await asyncio.wait_for(reader.readline(), timeout=5)
     assert status_line.startswith(b"HTTP/1.1 408")
     writer.close()
+
+
+async def test_a_strangers_tenant_installing_in_local_mode_sets_nothing(
+    aiohttp_client: Any, connector: FakeConnector
+) -> None:
+    rig = await make_rig(aiohttp_client, connector, admins=())
+    stranger = "0bad0bad-0000-4000-8000-00000000beef"
+    body = activity(
+        "installationUpdate",
+        connector,
+        action="add",
+        conversation={"id": CHANNEL, "conversationType": "channel", "tenantId": stranger},
+        channelData={"team": {"id": "19:x@thread.tacv2"}, "tenant": {"id": stranger}},
+    )
+    resp = await rig.client.post("/api/messages", json=body)
+    assert resp.status == 200
+    assert connector.posts == []
+    assert await _stored(rig) == {"conversations": None, "notify": None}
