@@ -13,6 +13,7 @@ HTTP status and ``Retry-After`` so the poster can back off.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,14 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 from botbuilder.schema import Activity, ConversationReference
+from botframework.connector.auth import (
+    AppCredentials,
+    PasswordServiceClientCredentialFactory,
+    ServiceClientCredentialsFactory,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.service_urls import ServiceUrlPolicy
 from sync.errors import SyncError
 from sync.retry import parse_retry_after, utc_now
 
@@ -90,6 +98,20 @@ def connector_error(exc: BaseException) -> ConnectorError:
     )
 
 
+class ChannelSettings(BaseSettings):
+    """The Bot Framework's cloud settings, from the environment under the SDK's own names
+    (``ParameterizedBotFrameworkAuthentication``): unset = the public cloud. US Gov: set
+    ``CHANNEL_SERVICE=https://botframework.azure.us``; China or a private cloud: the four URLs."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=True)
+
+    CHANNEL_SERVICE: str | None = None
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str | None = None
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str | None = None
+    TO_CHANNEL_FROM_BOT_LOGIN_URL: str | None = None
+    TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Configuration:
     """What ConfigurationBotFrameworkAuthentication reads (attribute names are the SDK's)."""
@@ -98,6 +120,43 @@ class _Configuration:
     APP_PASSWORD: str = ""
     APP_TYPE: str = "MultiTenant"
     APP_TENANTID: str = ""
+    CHANNEL_SERVICE: str | None = None
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str | None = None
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str | None = None
+    TO_CHANNEL_FROM_BOT_LOGIN_URL: str | None = None
+    TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str | None = None
+
+
+class ReusedCredentialsFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
+    """The SDK makes new credentials (and a new MSAL app, so a new token request, on the event
+    loop) for every proactive send. This keeps one credentials object per (app, scope, login
+    endpoint), so MSAL's token cache answers until the token expires, and asks for a token in
+    a worker thread before the SDK's synchronous request signing needs it."""
+
+    def __init__(self, inner: ServiceClientCredentialsFactory) -> None:
+        self.inner = inner
+        self.cached: dict[tuple[str, str, str], AppCredentials] = {}
+        self.sending = 0  # > 0 while the bot sends: then a token is needed right away
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(await self.inner.is_valid_app_id(app_id))
+
+    async def is_authentication_disabled(self) -> bool:
+        return bool(await self.inner.is_authentication_disabled())
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> AppCredentials:
+        key = (app_id or "", oauth_scope or "", login_endpoint or "")
+        creds = self.cached.get(key)
+        if creds is None:
+            creds = await self.inner.create_credentials(
+                app_id, oauth_scope, login_endpoint, validate_authority
+            )
+            self.cached[key] = creds
+        if self.sending and creds.microsoft_app_id:
+            await asyncio.to_thread(creds.get_access_token)  # from MSAL's cache when fresh
+        return creds
 
 
 def reference_of(activity: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +186,10 @@ class TeamsAdapter:
     app_id: str = ""
     app_password: str = ""
     app_tenant_id: str = ""
+    channel: ChannelSettings = field(default_factory=ChannelSettings)
+    service_urls: ServiceUrlPolicy | None = None  # None: the default list of the mode
     _cloud: CloudAdapter = field(init=False, repr=False)
+    _credentials: ReusedCredentialsFactory = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         conf = _Configuration(
@@ -135,8 +197,18 @@ class TeamsAdapter:
             APP_PASSWORD=self.app_password,
             APP_TYPE="SingleTenant" if self.app_tenant_id else "MultiTenant",
             APP_TENANTID=self.app_tenant_id,
+            **self.channel.model_dump(),
         )
-        self._cloud = CloudAdapter(ConfigurationBotFrameworkAuthentication(conf))
+        self._credentials = ReusedCredentialsFactory(
+            PasswordServiceClientCredentialFactory(
+                self.app_id, self.app_password, self.app_tenant_id
+            )
+        )
+        self._cloud = CloudAdapter(
+            ConfigurationBotFrameworkAuthentication(conf, credentials_factory=self._credentials)
+        )
+        if self.service_urls is None:
+            self.service_urls = ServiceUrlPolicy(local_mode=self.local_mode)
 
     @property
     def local_mode(self) -> bool:
@@ -183,6 +255,9 @@ class TeamsAdapter:
     async def _proactive(
         self, ref: dict[str, Any], action: Callable[[TurnContext], Awaitable[None]]
     ) -> None:
+        service_url = str(ref.get("serviceUrl") or "")
+        if self.service_urls is None or not self.service_urls.allows(service_url):
+            raise ConnectorError("serviceUrl not allowed: nothing sent", status=403)
         reference = ConversationReference().deserialize(ref)
         reply_to = ref.get("activityId")
 
@@ -192,12 +267,15 @@ class TeamsAdapter:
             context.activity.id = reply_to
             await action(context)
 
+        self._credentials.sending += 1
         try:
             await self._cloud.continue_conversation(reference, callback, bot_app_id=self.app_id)
         except ConnectorError:
             raise
         except Exception as e:
             raise connector_error(e) from e
+        finally:
+            self._credentials.sending -= 1
 
     async def send(
         self, ref: dict[str, Any], activity: dict[str, Any], *, reply_to: str | None = None

@@ -8,22 +8,28 @@ unexpected is logged and answered 200 with an error card (invoke) or an empty 20
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot import render
-from bot.adapter import BotAuthError, TeamsAdapter
-from bot.auth import AdminCheck
-from bot.handlers import Bot, BotService, card_reply
+from bot.access import Access, Admission, pinned_tenants
+from bot.adapter import BotAuthError, ChannelSettings, TeamsAdapter
+from bot.announce import Announcer
+from bot.context import BotContext, BotService, Confirmations
+from bot.handlers import Bot, card_reply
+from bot.installation import Installations
 from bot.posting import TEAMS_RETRY, Poster, SlidingWindowLimiter
+from bot.service_urls import ServiceUrlPolicy, is_loopback
+from bot.turn import Replies
+from cards import notices
 from sync.config import EnvSettings
 from sync.errors import ConfigError
 from sync.retry import RetryPolicy
@@ -31,6 +37,9 @@ from sync.retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Teams activities are far smaller
+HEADER_TIMEOUT = 15.0  # seconds for a connection to send a complete request head
+BODY_TIMEOUT = 15.0  # seconds for the body to arrive once the head is in
+PLAYGROUND_ORIGINS = frozenset({"http://127.0.0.1:56150", "http://localhost:56150"})
 
 SERVICE_KEY = web.AppKey("service", BotService)
 ADAPTER_KEY = web.AppKey("adapter", TeamsAdapter)
@@ -38,17 +47,25 @@ POSTER_KEY = web.AppKey("poster", Poster)
 BOT_KEY = web.AppKey("bot", Bot)
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long a client may take. The head timeout is the server's (``server_settings``)."""
+
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+
+    def server_settings(self) -> dict[str, Any]:
+        """aiohttp server settings: aiohttp closes a connection that has not sent a complete
+        request head within ``keepalive_timeout`` (3.14: the timer starts on connect)."""
+        return {"keepalive_timeout": self.header_timeout}
+
+
+LIMITS_KEY = web.AppKey("limits", Limits)
+
+
 def check_bind(host: str, local_mode: bool) -> None:
     """Local mode (no Bot Framework credentials, auth off) may only listen on loopback."""
-    if not local_mode:
-        return
-    if host in ("localhost", "ip6-localhost"):
-        return
-    try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if local_mode and not is_loopback(host):
         raise ConfigError(
             f"refusing to listen on {host}: without MICROSOFT_APP_ID/MICROSOFT_APP_PASSWORD the "
             "bot runs in local mode with Bot Framework authentication off, which is only safe "
@@ -64,6 +81,9 @@ class AppParts:
     sleep: Callable[[float], Awaitable[None]]
     monotonic: Callable[[], float] = time.monotonic
     retry: RetryPolicy = TEAMS_RETRY
+    limits: Limits = field(default_factory=Limits)
+    # the Bot Framework cloud settings (serve: from the environment)
+    channel: ChannelSettings = field(default_factory=ChannelSettings)
 
 
 def create_app(
@@ -76,36 +96,55 @@ def create_app(
 ) -> web.Application:
     """The app. ``service`` is the SyncService (built by the caller from config, env, redis);
     with ``manage_service`` its ``start``/``stop`` (scheduler, crash recovery) run with the app."""
+    service_urls = ServiceUrlPolicy(
+        local_mode=env.local_mode, allow=service.config.bot.service_url_allow
+    )
     adapter = adapter or TeamsAdapter(
         app_id=env.MICROSOFT_APP_ID or "",
         app_password=(
             env.MICROSOFT_APP_PASSWORD.get_secret_value() if env.MICROSOFT_APP_PASSWORD else ""
         ),
         app_tenant_id=env.MICROSOFT_APP_TENANT_ID or "",
+        channel=parts.channel,
+        service_urls=service_urls,
     )
     limiter = SlidingWindowLimiter(clock=parts.monotonic, sleep=parts.sleep)
+    conversations = service.conversations
     poster = Poster(
-        sender=adapter, store=service.store, limiter=limiter, sleep=parts.sleep, retry=parts.retry
+        sender=adapter,
+        store=conversations,
+        limiter=limiter,
+        sleep=parts.sleep,
+        retry=parts.retry,
     )
-    admins = AdminCheck(
+    access = Access(
         admins=lambda: service.config.bot.admins,
-        store=service.store,
+        conversations=conversations,
         membership=adapter.is_member,
         local_mode=adapter.local_mode,
         clock=parts.monotonic,
     )
-    bot = Bot(
+    replies = Replies(poster=poster, conversations=conversations)
+    ctx = BotContext(
         service=service,
-        poster=poster,
-        admins=admins,
+        replies=replies,
+        installations=Installations(conversations=conversations, replies=replies),
+        confirmations=Confirmations(conversations=conversations),
         clock=parts.clock,
-        local_mode=adapter.local_mode,
     )
+    Announcer(service=service, poster=poster, clock=parts.clock).listen()
+    admission = Admission(
+        pinned=pinned_tenants(service.config, env.MICROSOFT_APP_TENANT_ID or ""),
+        local_mode=adapter.local_mode,
+        service_urls=service_urls,
+    )
+    bot = Bot(ctx=ctx, admission=admission, access=access)
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICE_KEY] = service
     app[ADAPTER_KEY] = adapter
     app[POSTER_KEY] = poster
     app[BOT_KEY] = bot
+    app[LIMITS_KEY] = parts.limits
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     if manage_service:
@@ -130,41 +169,78 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "local_mode": request.app[ADAPTER_KEY].local_mode})
 
 
-def _bad_request(reason: str) -> web.Response:
-    return web.json_response({"error": "bad_request", "message": reason}, status=400)
+def _error(status: int, error: str, message: str = "") -> web.Response:
+    body = {"error": error, "message": message} if message else {"error": error}
+    return web.json_response(body, status=status)
+
+
+def host_name(host_header: str) -> str:
+    """The host of a ``Host`` header ("127.0.0.1:3978", "[::1]:3978", "localhost")."""
+    try:
+        return urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:
+        return ""
+
+
+def local_request_refusal(request: web.Request) -> web.Response | None:
+    """Local mode has no authentication, so only the local connector may talk to it: a JSON
+    body (a cross-site form or ``text/plain`` POST is 415), a loopback ``Host`` (DNS rebinding
+    is 421), and no browser ``Origin`` other than the Agents Playground's own (403)."""
+    if request.content_type != "application/json":
+        return _error(415, "unsupported_media_type", "send application/json")
+    if not is_loopback(host_name(request.headers.get("Host", ""))):
+        return _error(421, "misdirected_request", "local mode answers loopback hosts only")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in PLAYGROUND_ORIGINS:
+        return _error(403, "forbidden_origin")
+    return None
+
+
+async def read_activity(request: web.Request, seconds: float) -> dict[str, Any] | web.Response:
+    """The body as a JSON object, or the error response: 413 over MAX_BODY, 408 when the body
+    does not arrive within ``seconds``, 400 for anything that is not a JSON object with
+    a ``type`` (deep nesting and huge integers included, never a 500)."""
+    if (request.content_length or 0) > MAX_BODY:
+        return _error(413, "too_large")
+    try:
+        async with asyncio.timeout(seconds):
+            raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "too_large")
+    except TimeoutError:
+        return _error(408, "request_timeout")
+    try:
+        activity: Any = json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, int digits
+        return _error(400, "bad_request", "body is not JSON")
+    if not isinstance(activity, dict):
+        return _error(400, "bad_request", "body is not a JSON object")
+    if not isinstance(activity.get("type"), str) or not activity["type"]:
+        return _error(400, "bad_request", "activity has no type")
+    return activity
 
 
 async def messages(request: web.Request) -> web.Response:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return web.json_response({"error": "too_large"}, status=413)
-    try:
-        activity: Any = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _bad_request("body is not JSON")
-    if not isinstance(activity, dict):
-        return _bad_request("body is not a JSON object")
-    if not isinstance(activity.get("type"), str) or not activity["type"]:
-        return _bad_request("activity has no type")
-    is_invoke = activity["type"] == "invoke"
     adapter = request.app[ADAPTER_KEY]
+    if adapter.local_mode and (refused := local_request_refusal(request)) is not None:
+        return refused
+    activity = await read_activity(request, request.app[LIMITS_KEY].body_timeout)
+    if isinstance(activity, web.Response):
+        return activity
+    is_invoke = activity["type"] == "invoke"
     bot = request.app[BOT_KEY]
-    auth_header = request.headers.get("Authorization", "")
     try:
-        reply = await adapter.process(auth_header, activity, bot.on_activity)
+        reply = await adapter.process(
+            request.headers.get("Authorization", ""), activity, bot.on_activity
+        )
     except BotAuthError as e:
         log.warning("unauthenticated request refused: %s", e.message)
-        return web.json_response({"error": "unauthorized"}, status=401)
-    except ValueError as e:
-        return _bad_request(str(e)[:200])
+        return _error(401, "unauthorized")
+    except (ValueError, RecursionError) as e:
+        return _error(400, "bad_request", str(e)[:200])
     except Exception:
         log.exception("activity of type %r failed", activity.get("type"))
-        if is_invoke:
-            card = render.message_card("Something went wrong", ["The error was logged."])
-            body = card_reply(card).body
-            return web.json_response(body, status=200)
-        return web.Response(status=200)
+        reply = card_reply(notices.crashed_card()) if is_invoke else None
     if reply is not None:
         if reply.body is None:
             return web.Response(status=reply.status)

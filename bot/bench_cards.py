@@ -113,8 +113,15 @@ def _activity(kind: str, service_url: str, **kw: Any) -> dict[str, Any]:
         "serviceUrl": service_url,
         "from": {"id": f"29:{ADMIN}", "aadObjectId": ADMIN, "name": "Bench Admin"},
         "recipient": {"id": "28:bot", "name": "Entra Sync"},
-        "conversation": {"id": CHANNEL, "conversationType": "channel", "tenantId": "tid"},
-        "channelData": {"team": {"id": "19:team@thread.tacv2"}, "tenant": {"id": "tid"}},
+        "conversation": {
+            "id": CHANNEL,
+            "conversationType": "channel",
+            "tenantId": "00000000-0000-0000-0000-0000000000001",
+        },
+        "channelData": {
+            "team": {"id": "19:team@thread.tacv2"},
+            "tenant": {"id": "00000000-0000-0000-0000-0000000000001"},
+        },
         **kw,
     }
 

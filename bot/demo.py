@@ -22,6 +22,8 @@ NODE_DIR = ROOT / "tests" / "e2e"
 PLAYGROUND = NODE_DIR / "node_modules" / "@microsoft" / "m365agentsplayground" / "cli.js"
 BOT_PORT = 3978
 PLAYGROUND_URL = "http://127.0.0.1:56150"
+# preloaded into the Playground so that it listens on loopback only (it has no host option)
+LOOPBACK_ONLY = Path(__file__).with_name("playground_loopback.cjs")
 
 log = logging.getLogger("entra_sync.demo")
 
@@ -80,7 +82,18 @@ def main() -> int:
             pg_env = {**env, "TEAMSAPPTESTER_BROWSER": "none"}
             procs.append(
                 subprocess.Popen(
-                    ["node", str(PLAYGROUND), "start", "-e", url, "-c", "msteams", "--dt"],
+                    [
+                        "node",
+                        "--require",
+                        str(LOOPBACK_ONLY),
+                        str(PLAYGROUND),
+                        "start",
+                        "-e",
+                        url,
+                        "-c",
+                        "msteams",
+                        "--dt",
+                    ],
                     cwd=NODE_DIR,
                     env=pg_env,
                 )

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bot.app import AppParts, check_bind, create_app
+from bot.adapter import ChannelSettings
+from bot.app import AppParts, Limits, check_bind, create_app
 from sync.config import Config, EnvSettings, load_config
 from sync.service.service import SyncService
 from sync.state.connection import make_redis
@@ -33,7 +34,8 @@ def build_service(config: Config, env: EnvSettings) -> SyncService:
 
 def build_app(config: Config, env: EnvSettings) -> web.Application:
     service = build_service(config, env)
-    return create_app(env=env, service=service, parts=AppParts(clock=utc_now, sleep=asyncio.sleep))
+    parts = AppParts(clock=utc_now, sleep=asyncio.sleep, channel=ChannelSettings())
+    return create_app(env=env, service=service, parts=parts)
 
 
 def serve(*, config_path: str | None, host: str, port: int) -> int:
@@ -43,5 +45,7 @@ def serve(*, config_path: str | None, host: str, port: int) -> int:
     app = build_app(config, env)
     mode = "local mode (Bot Framework auth off)" if env.local_mode else "Teams mode"
     log.info("Entra Sync bot on http://%s:%d/api/messages, %s", host, port, mode)
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(
+        app, host=host, port=port, print=None, access_log=None, **Limits().server_settings()
+    )
     return 0

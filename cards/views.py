@@ -38,6 +38,8 @@ class Verb(StrEnum):
     REFRESH = "refresh"
     SETTINGS_SAVE = "settings_save"
     CONNECT_SAVE = "connect_save"
+    DISCONNECT_CONFIRM = "disconnect_confirm"
+    DISCONNECT_CANCEL = "disconnect_cancel"
 
 
 # Ids of the inputs whose values Teams adds to an action's data.
@@ -322,3 +324,22 @@ class PreviewView:
     items: tuple[PreviewItem, ...]
     counts: Mapping[Kind, int] = field(default_factory=dict)
     limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """One ``Action.Execute`` of a notice card: it sends ``verb`` with ``{"pid", "d"}``."""
+
+    title: str
+    verb: Verb
+    ref: CardRef
+    destructive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeView:
+    """A short card: a title, a few lines of (untrusted) text, optional buttons."""
+
+    title: str
+    lines: tuple[str, ...] = ()
+    buttons: tuple[Button, ...] = ()

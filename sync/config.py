@@ -148,6 +148,10 @@ class BotSettings(_Strict):
     admins: tuple[str, ...] = ()
     notify_admins_personally: bool = False
     max_cards_per_run: int = Field(default=5, ge=0, le=50)
+    # Teams tenant ids served, besides MICROSOFT_APP_TENANT_ID and each [[tenants]] tenant_id
+    tenants: tuple[str, ...] = ()
+    # Bot Connector serviceUrl hosts the bot may send to (replaces the default list)
+    service_url_allow: tuple[str, ...] = ()
 
 
 class TenantConfig(_Strict):

@@ -5,6 +5,7 @@ so the bot's component tests run before/without the engine. The conversation sto
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -14,7 +15,15 @@ from pydantic import SecretStr
 
 from sync.config import Config
 from sync.models import Change, DirectoryUser, Kind, Plan, Proposal, ProposalState
-from sync.service.service import Actor, Decision, Item, ItemListener, RunResult, TenantStatus
+from sync.service.service import (
+    Actor,
+    Decision,
+    Item,
+    ItemListener,
+    RunListener,
+    RunResult,
+    TenantStatus,
+)
 from sync.state.store import StateStore
 
 DONE_STATE = {
@@ -51,6 +60,7 @@ class FakeSyncService:
     items: dict[str, Item] = field(default_factory=dict)
     applied: list[tuple[str, str, str]] = field(default_factory=list)  # (pid, verb, actor)
     listeners: list[ItemListener] = field(default_factory=list)
+    run_listeners: list[RunListener] = field(default_factory=list)
     settings: dict[str, Any] = field(
         default_factory=lambda: {"schedule": {"mode": "manual", "at": "02:00", "every_hours": 12}}
     )
@@ -67,8 +77,18 @@ class FakeSyncService:
     async def stop(self) -> None:
         self.started = False
 
+    @property
+    def conversations(self) -> StateStore:
+        return self.store
+
     def add_listener(self, listener: ItemListener) -> None:
         self.listeners.append(listener)
+
+    def add_run_listener(self, listener: RunListener) -> None:
+        self.run_listeners.append(listener)
+
+    async def digest(self, pid: str) -> str:
+        return hmac.new(b"fake-service-key", pid.encode(), hashlib.sha256).hexdigest()[:24]
 
     def _item(self, p: Proposal) -> Item:
         return Item(
@@ -89,17 +109,18 @@ class FakeSyncService:
                 self.items[p.id] = self._item(p)
                 new.append(self.items[p.id])
         now = self.clock()
-        return [
-            RunResult(
-                tenant="contoso",
-                directory="main",
-                status="ok",
-                trigger=trigger,
-                started_at=now,
-                finished_at=now,
-                new_items=new,
-            )
-        ]
+        result = RunResult(
+            tenant="contoso",
+            directory="main",
+            status="ok",
+            trigger=trigger,
+            started_at=now,
+            finished_at=now,
+            new_items=new,
+        )
+        for listener in self.run_listeners:
+            await listener(result)
+        return [result]
 
     async def sync_user(self, query: str, *, actor: Actor) -> tuple[list[RunResult], list[Item]]:
         found = [i for i in self.items.values() if query.lower() in i.proposal.label.lower()]

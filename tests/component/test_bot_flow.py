@@ -13,6 +13,7 @@ import fakeredis
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.access import LOCAL_TENANT
 from bot.app import AppParts, create_app
 from sync.config import BotSettings, Config, EnvSettings
 from sync.state.keys import Keys
@@ -56,8 +57,8 @@ def activity(
             "name": "Ann Admin" if aad == ADMIN else "Olle Other",
         },
         "recipient": {"id": "28:bot", "name": "Entra Sync"},
-        "conversation": {"id": conv, "conversationType": "channel", "tenantId": "tid"},
-        "channelData": {"team": {"id": TEAM}, "tenant": {"id": "tid"}},
+        "conversation": {"id": conv, "conversationType": "channel", "tenantId": LOCAL_TENANT},
+        "channelData": {"team": {"id": TEAM}, "tenant": {"id": LOCAL_TENANT}},
         **kw,
     }
 
@@ -253,11 +254,22 @@ async def test_many_new_items_post_one_digest_card(
 async def test_accept_all_decides_every_match_and_updates_their_cards(rig: Rig) -> None:
     await install(rig)
     await rig.post(message(rig.fc, "sync now"))
-    status, body = await rig.post(invoke(rig.fc, "accept_all", {"pid": "digest:x", "d": "3"}))
+    signed = await rig.service.digest("digest:x")
+    status, body = await rig.post(invoke(rig.fc, "accept_all", {"pid": "digest:x", "d": signed}))
     assert status == 200
     assert "3 matches accepted by Ann Admin" in card_texts(body["value"])
     assert len(rig.service.applied) == 3
     assert len(rig.fc.puts) == 3
+
+
+@pytest.mark.parametrize("verb", ["accept_all", "apply_all"])
+async def test_digest_button_whose_data_does_not_verify_is_refused(rig: Rig, verb: str) -> None:
+    await install(rig)
+    await rig.post(message(rig.fc, "sync now"))
+    status, body = await rig.post(invoke(rig.fc, verb, {"pid": "digest:x", "d": "3"}))
+    assert status == 200
+    assert "not known" in card_texts(body["value"])
+    assert rig.service.applied == []
 
 
 async def test_notify_here_moves_the_notification_channel(rig: Rig) -> None:
@@ -300,10 +312,22 @@ async def test_settings_validation_errors_show_in_the_card(rig: Rig) -> None:
 async def test_disconnect_asks_before_it_acts(rig: Rig) -> None:
     await rig.post(message(rig.fc, "disconnect"))
     assert rig.service.disconnected == 0
-    verbs = [a["verb"] for a in executes(rig.fc.cards("POST")[-1])]
-    assert verbs == ["disconnect_confirm", "disconnect_cancel"]
-    await rig.post(invoke(rig.fc, "disconnect_confirm", {"pid": "disconnect", "d": ""}))
+    buttons = executes(rig.fc.cards("POST")[-1])
+    assert [a["verb"] for a in buttons] == ["disconnect_confirm", "disconnect_cancel"]
+    await rig.post(invoke(rig.fc, "disconnect_confirm", buttons[0]["data"]))
     assert rig.service.disconnected == 1
+    await rig.post(invoke(rig.fc, "disconnect_confirm", buttons[0]["data"]))
+    assert rig.service.disconnected == 1  # a confirmation works once
+
+
+async def test_disconnect_confirm_without_an_issued_confirmation_is_refused(rig: Rig) -> None:
+    await rig.post(message(rig.fc, "disconnect"))
+    status, body = await rig.post(
+        invoke(rig.fc, "disconnect_confirm", {"pid": "disconnect", "d": ""})
+    )
+    assert status == 200
+    assert "not known" in card_texts(body["value"])
+    assert rig.service.disconnected == 0
 
 
 async def test_delete_user_asks_for_confirmation(rig: Rig) -> None:
@@ -313,6 +337,19 @@ async def test_delete_user_asks_for_confirmation(rig: Rig) -> None:
     assert status == 200
     assert rig.service.applied == []
     assert "delete_user_confirm" in [a["verb"] for a in executes(body["value"])]
+    status, body = await rig.post(invoke(rig.fc, "delete_user_confirm", data))
+    assert [pid for pid, verb, _ in rig.service.applied] == [item.id]
+
+
+async def test_delete_user_confirm_without_the_confirmation_card_deletes_nothing(
+    rig: Rig,
+) -> None:
+    item = rig.service.add_removal()
+    data = {"pid": item.id, "d": item.digest}
+    status, body = await rig.post(invoke(rig.fc, "delete_user_confirm", data))
+    assert status == 200
+    assert "not known" in card_texts(body["value"])
+    assert rig.service.applied == []
 
 
 async def test_retries_429_honouring_retry_after(rig: Rig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.app import check_bind
-from bot.handlers import parse_command
+from bot.command_table import parse_command
 from bot.posting import SlidingWindowLimiter
 from sync.errors import ConfigError
 from tests.component.test_bot_flow import FakeTime

@@ -36,7 +36,15 @@ from tests.component.real_rig import (
     simulated_entra,
     write_world,
 )
-from tests.component.test_bot_flow import TEAM, activity, card_texts, executes, invoke, message
+from tests.component.test_bot_flow import (
+    LOCAL_TENANT,
+    TEAM,
+    activity,
+    card_texts,
+    executes,
+    invoke,
+    message,
+)
 
 MEMBER = "aad-team-member"
 GUARD_VERBS = frozenset({"guard_confirm", "guard_dismiss"})
@@ -211,7 +219,15 @@ async def _guard_dismissed(w: World, data: dict[str, Any], body: dict[str, Any])
 
 
 async def _all_data(w: World) -> dict[str, Any]:
-    return {"pid": "pending", "d": ""}
+    return {"pid": "pending", "d": await w.service.digest("pending")}
+
+
+async def _confirmed_removal_data(w: World) -> dict[str, Any]:
+    """The data of a delete_user_confirm button the server issued (after delete_user)."""
+    data = await _item_data(Kind.REMOVAL)(w)
+    _, body = await w.rig.post(invoke(w.rig.fc, "delete_user", data, aad=ADMIN))
+    (confirm,) = [a for a in executes(body["value"]) if a["verb"] == "delete_user_confirm"]
+    return dict(confirm["data"])
 
 
 async def _all_matches_accepted(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
@@ -264,7 +280,11 @@ async def _connected(w: World, data: dict[str, Any], body: dict[str, Any]) -> No
 
 
 async def _disconnect_data(w: World) -> dict[str, Any]:
-    return {"pid": "disconnect", "d": ""}
+    """The data of the Disconnect button of the confirmation card the server issued."""
+    await w.rig.post(message(w.rig.fc, "disconnect", aad=ADMIN))
+    card = w.rig.fc.posts[-1].body["attachments"][0]["content"]
+    (confirm,) = [a for a in executes(card) if a["verb"] == "disconnect_confirm"]
+    return dict(confirm["data"])
 
 
 async def _disconnected(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
@@ -281,7 +301,7 @@ VERBS: dict[str, Verb] = {
     "create": Verb(_item_data(Kind.NEW), _created),
     "remove_sync": Verb(_item_data(Kind.REMOVAL), _sync_removed),
     "delete_user": Verb(_item_data(Kind.REMOVAL), _asked_to_confirm),
-    "delete_user_confirm": Verb(_item_data(Kind.REMOVAL), _deleted),
+    "delete_user_confirm": Verb(_confirmed_removal_data, _deleted),
     "pick_owner": Verb(_item_data(Kind.CONFLICT, owner="e-eve"), _owner_picked),
     "guard_confirm": Verb(_guard_data, _guard_confirmed),
     "guard_dismiss": Verb(_guard_data, _guard_dismissed),
@@ -330,6 +350,7 @@ async def test_a_card_action_without_an_entra_object_id_is_refused(world: World)
 
 
 async def test_the_read_only_refresh_verb_is_open_to_the_team(world: World) -> None:
+    world.rig.fc.add_member(TEAM, OTHER, "Olle Other")
     it = await world.item(Kind.MATCH)
     before = await world.snapshot()
     status, reply = await world.rig.post(
@@ -410,6 +431,7 @@ READ_ONLY = {
 async def test_a_read_only_command_is_open_to_the_team_and_changes_nothing(
     world: World, command: str
 ) -> None:
+    world.rig.fc.add_member(TEAM, OTHER, "Olle Other")
     before = await world.snapshot(bookkeeping=True)
     n = len(world.rig.fc.posts)
     status, _ = await world.rig.post(message(world.rig.fc, command, aad=OTHER))
@@ -422,6 +444,71 @@ async def test_a_read_only_command_is_open_to_the_team_and_changes_nothing(
     assert "Only admins" not in replies
     assert READ_ONLY[command] in replies
     assert await world.snapshot(bookkeeping=True) == before
+
+
+def _replies_since(w: World, n: int) -> str:
+    return " ".join(
+        card_texts(a["content"]) + str(r.body.get("text") or "")
+        for r in w.rig.fc.posts[n:]
+        for a in (r.body.get("attachments") or [{"content": {}}])
+    )
+
+
+@pytest.mark.parametrize("command", sorted(set(READ_ONLY) - {"help"}))
+async def test_read_only_commands_answer_nobody_outside_the_admin_team(
+    world: World, command: str
+) -> None:
+    before = await world.snapshot(bookkeeping=True)
+    n = len(world.rig.fc.posts)
+    status, _ = await world.rig.post(message(world.rig.fc, command, aad=OTHER))
+    assert status == 200
+    replies = _replies_since(world, n)
+    assert READ_ONLY[command] not in replies
+    assert "Anna Berg" not in replies
+    assert "the bot's team can see this" in replies
+    assert await world.snapshot(bookkeeping=True) == before
+
+
+@pytest.mark.parametrize("command", ["pending", "audit", "status"])
+async def test_read_only_commands_in_a_personal_chat_answer_admins_only(
+    world: World, command: str
+) -> None:
+    world.rig.fc.add_member(TEAM, OTHER, "Olle Other")
+    personal = "a:1-personal-chat"
+    n = len(world.rig.fc.posts)
+    await world.rig.post(
+        message(
+            world.rig.fc,
+            command,
+            aad=OTHER,
+            conv=personal,
+            conversation={"id": personal, "conversationType": "personal", "tenantId": LOCAL_TENANT},
+        )
+    )
+    assert READ_ONLY[command] not in _replies_since(world, n)
+    n = len(world.rig.fc.posts)
+    await world.rig.post(
+        message(
+            world.rig.fc,
+            command,
+            aad=ADMIN,
+            conv=personal,
+            conversation={"id": personal, "conversationType": "personal", "tenantId": LOCAL_TENANT},
+        )
+    )
+    assert READ_ONLY[command] in _replies_since(world, n)
+
+
+async def test_the_refresh_of_a_digest_card_is_refused_outside_the_admin_team(
+    world: World,
+) -> None:
+    signed = await world.service.digest("pending")
+    status, reply = await world.rig.post(
+        invoke(world.rig.fc, "refresh", {"pid": "pending", "d": signed}, aad=OTHER)
+    )
+    assert status == 200
+    assert "Anna Berg" not in card_texts(reply["value"])
+    assert "Only admins can do this." in card_texts(reply["value"])
 
 
 # --- admin team (no admins configured) ---------------------------------------------------------

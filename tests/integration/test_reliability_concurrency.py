@@ -171,8 +171,15 @@ def _activity(fc: FakeConnector, kind: str, aad: str, who: str, **kw: Any) -> di
         "serviceUrl": fc.url,
         "from": {"id": f"29:{aad}", "aadObjectId": aad, "name": who},
         "recipient": {"id": "28:bot", "name": "Entra Sync"},
-        "conversation": {"id": CHANNEL, "conversationType": "channel", "tenantId": "tid"},
-        "channelData": {"team": {"id": TEAM}, "tenant": {"id": "tid"}},
+        "conversation": {
+            "id": CHANNEL,
+            "conversationType": "channel",
+            "tenantId": "00000000-0000-0000-0000-0000000000001",
+        },
+        "channelData": {
+            "team": {"id": TEAM},
+            "tenant": {"id": "00000000-0000-0000-0000-0000000000001"},
+        },
         **kw,
     }
 

@@ -56,6 +56,8 @@ pytestmark = pytest.mark.redis
 
 APP_ID = "3f1c0d6e-0000-4000-8000-00000000b07a"
 KID = "test-key-1"
+TEAMS_TENANT = "7c9a1f3e-0000-4000-8000-00000000feed"  # the organisation the bot serves
+LOOPBACK = "http://127.0.0.1"  # the fake Bot Connector's origin (any port)
 BF_ISSUER = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER  # https://api.botframework.com
 EMULATOR_ISSUER = "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/"
 
@@ -168,7 +170,12 @@ async def service(
     tenant, directory = every_kind_world()
     svc = make_service(
         tmp_path,
-        write_world(tmp_path, tenant, directory),
+        write_world(
+            tmp_path,
+            tenant,
+            directory,
+            bot={"admins": [ADMIN], "tenants": [TEAMS_TENANT], "service_url_allow": [LOOPBACK]},
+        ),
         redis=real_redis,
         keys=keys,
         env=_env(),
@@ -220,7 +227,11 @@ def refresh_invoke(service_url: str, pid: str = "not-a-proposal") -> dict[str, A
         "serviceUrl": service_url,
         "from": {"id": "29:admin", "aadObjectId": ADMIN, "name": "Ann Admin"},
         "recipient": {"id": f"28:{APP_ID}", "name": "Entra Sync"},
-        "conversation": {"id": "19:auth@thread.tacv2", "conversationType": "channel"},
+        "conversation": {
+            "id": "19:auth@thread.tacv2",
+            "conversationType": "channel",
+            "tenantId": TEAMS_TENANT,
+        },
         "value": {"action": {"type": "Action.Execute", "verb": "refresh", "data": {"pid": pid}}},
     }
 
@@ -412,3 +423,159 @@ async def test_a_token_signed_with_a_key_not_endorsed_for_teams_is_refused(
     )
     status, _ = await post(rig, refresh_invoke(rig.fc.url), f"Bearer {token}")
     assert status == 401
+
+
+# --- tenant pinning, channel and serviceUrl (issue 19) ------------------------------------------
+
+STRANGER_TENANT = "0bad0bad-0000-4000-8000-00000000beef"
+
+
+def teams_activity(kind: str, service_url: str, tenant: str, **kw: Any) -> dict[str, Any]:
+    """A Teams activity in a team channel of ``tenant`` (both places Teams names the tenant)."""
+    return {
+        "type": kind,
+        "id": "in-2",
+        "channelId": "msteams",
+        "serviceUrl": service_url,
+        "from": {"id": "29:admin", "aadObjectId": ADMIN, "name": "Ann Admin"},
+        "recipient": {"id": f"28:{APP_ID}", "name": "Entra Sync"},
+        "conversation": {
+            "id": f"19:{tenant[:8]}@thread.tacv2",
+            "conversationType": "channel",
+            "tenantId": tenant,
+        },
+        "channelData": {"team": {"id": f"19:{tenant[:8]}-team"}, "tenant": {"id": tenant}},
+        **kw,
+    }
+
+
+async def test_a_strangers_tenant_installing_the_bot_sets_nothing(
+    rig: Rig, service: SyncService, trusted: KeyPair
+) -> None:
+    auth = f"Bearer {sign(trusted, rig.fc.url)}"
+    install = teams_activity("installationUpdate", rig.fc.url, STRANGER_TENANT, action="add")
+    status, _ = await post(rig, install, auth)
+    assert status == 200
+    assert await conversations(service) == {}
+    assert await service.conversations.notify_channel() is None
+    # our organisation installing afterwards is served and becomes the notification channel
+    ours = teams_activity("installationUpdate", rig.fc.url, TEAMS_TENANT, action="add")
+    status, _ = await post(rig, ours, auth)
+    assert status == 200
+    assert await service.conversations.notify_channel() == ours["conversation"]["id"]
+
+
+async def test_a_strangers_tenant_cannot_accept_a_proposal_even_with_an_admins_id(
+    rig: Rig, service: SyncService, trusted: KeyPair
+) -> None:
+    await service.run_sync()
+    item = next(i for i in await service.pending() if i.proposal.kind.value == "match")
+    action = {
+        "type": "Action.Execute",
+        "verb": "accept",
+        "data": {"pid": item.id, "d": item.digest},
+    }
+    body = teams_activity(
+        "invoke",
+        rig.fc.url,
+        STRANGER_TENANT,
+        name="adaptiveCard/action",
+        value={"action": action},
+    )
+    status, reply = await post(rig, body, f"Bearer {sign(trusted, rig.fc.url)}")
+    assert status == 200
+    assert "does not serve" in json.dumps(reply)
+    after = await service.item(item.id)
+    assert after is not None and after.state is ProposalState.PENDING
+    assert await conversations(service) == {}
+
+
+async def test_an_activity_naming_a_second_foreign_tenant_is_refused(
+    rig: Rig, service: SyncService, trusted: KeyPair
+) -> None:
+    body = teams_activity("message", rig.fc.url, TEAMS_TENANT, text="status")
+    body["channelData"]["tenant"]["id"] = STRANGER_TENANT
+    status, _ = await post(rig, body, f"Bearer {sign(trusted, rig.fc.url)}")
+    assert status == 200
+    assert await conversations(service) == {}
+    assert rig.fc.posts == []
+
+
+async def test_an_activity_whose_service_url_is_not_allowed_touches_nothing(
+    rig: Rig, service: SyncService, trusted: KeyPair
+) -> None:
+    evil = "https://collector.attacker.example/teams/"
+    body = teams_activity("installationUpdate", evil, TEAMS_TENANT, action="add")
+    status, _ = await post(rig, body, f"Bearer {sign(trusted, evil)}")
+    assert status == 200
+    assert await conversations(service) == {}
+    assert await service.conversations.notify_channel() is None
+
+
+async def test_the_bot_refuses_to_serve_when_no_tenant_is_pinned(
+    tmp_path: Path, real_redis: aioredis.Redis, keys: Keys
+) -> None:
+    from bot.app import AppParts, create_app
+    from sync.errors import ConfigError
+
+    tenant, directory = every_kind_world()
+    svc = make_service(
+        tmp_path, write_world(tmp_path, tenant, directory), redis=real_redis, keys=keys, env=_env()
+    )
+    with pytest.raises(ConfigError, match="no Teams tenant is pinned"):
+        create_app(env=_env(), service=svc, parts=AppParts(clock=datetime.now, sleep=_no_sleep))
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+async def test_a_channel_other_than_msteams_is_refused_even_with_a_valid_token(
+    rig: Rig, service: SyncService, webchat_only: KeyPair
+) -> None:
+    now = int(time.time())
+    token = jwt.encode(
+        {"iss": BF_ISSUER, "aud": APP_ID, "exp": now + 600, "serviceurl": rig.fc.url},
+        webchat_only.private,
+        algorithm="RS256",
+        headers={"kid": "webchat-key"},
+    )
+    body = teams_activity("installationUpdate", rig.fc.url, TEAMS_TENANT, action="add")
+    body["channelId"] = "webchat"
+    status, _ = await post(rig, body, f"Bearer {token}")
+    assert status in (200, 401)
+    assert await conversations(service) == {}
+    assert await service.conversations.notify_channel() is None
+
+
+# --- sovereign clouds: the Bot Framework's own setting names, from the environment --------------
+
+
+async def test_the_channel_openid_metadata_url_is_read_from_the_environment(
+    aiohttp_client: Any,
+    service: SyncService,
+    metadata: MetadataServer,
+    trusted: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the SDK's built-in public-cloud metadata unreachable, the keys are fetched from the
+    URL named by TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL (as a US Gov or China bot would)."""
+    from bot.adapter import ChannelSettings
+    from bot.app import AppParts, create_app
+    from tests.component.fake_connector import FakeConnector
+
+    monkeypatch.setattr(ChannelValidation, "open_id_metadata_endpoint", "http://127.0.0.1:9/x")
+    monkeypatch.setattr(JwtTokenExtractor, "metadataCache", {})
+    monkeypatch.setenv("TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL", metadata.url)
+    monkeypatch.setenv("TO_BOT_FROM_CHANNEL_TOKEN_ISSUER", BF_ISSUER)
+    parts = AppParts(clock=datetime.now, sleep=_no_sleep, channel=ChannelSettings())
+    async with FakeConnector.serve() as fc:
+        app = create_app(env=_env(), service=service, parts=parts, manage_service=False)
+        client = await aiohttp_client(app)
+        body = teams_activity("installationUpdate", fc.url, TEAMS_TENANT, action="add")
+        resp = await client.post(
+            "/api/messages", json=body, headers={"Authorization": f"Bearer {sign(trusted, fc.url)}"}
+        )
+        assert resp.status == 200
+    assert "/v1/keys" in metadata.hits
+    assert await service.conversations.notify_channel() == body["conversation"]["id"]

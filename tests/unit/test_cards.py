@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cards import build
+from cards import build, notices
 from cards.schema import CardSchema
 from cards.text import MD_SPECIAL, admin_consent_url, clean, escape_md, is_inert
 from cards.views import (
@@ -728,3 +728,44 @@ def test_long_lists_say_how_many_were_left_out() -> None:
     shown = sum(t.startswith("\u2022") for t in texts_of(card))
     assert 0 < shown < 60
     assert any(f"and {60 - shown} more" in t for t in texts_of(card))
+
+
+# --- notice cards (cards.notices) -----------------------------------------------------------
+
+NOTICES: dict[str, Any] = {
+    "failed": lambda: notices.failed_card(("It broke *badly*", "Try again"), CardRef("p1", "d1")),
+    "crashed": notices.crashed_card,
+    "not_allowed": lambda: notices.not_allowed_card("Only admins can do this", "Ask an admin."),
+    "not_served": notices.not_served_card,
+    "disconnect_confirm": lambda: notices.disconnect_confirm_card("tok"),
+    "disconnected": lambda: notices.disconnected_card("Ann <b>Admin</b>", "14:02"),
+    "guard_held": lambda: notices.guard_held_card(CardRef("guard:contoso:main", "g")),
+    "settings_saved": lambda: notices.settings_saved_card("Ann Admin", "14:02"),
+    "decided_all": lambda: notices.decided_all_card("matches accepted", 3, 1, "Ann", "14:02"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOTICES))
+def test_every_notice_card_validates_and_its_buttons_send_only_pid_and_digest(
+    name: str, schema: CardSchema
+) -> None:
+    card = NOTICES[name]()
+    assert schema.errors(card) == []
+    for action in actions_of(card):
+        assert action["type"] == "Action.Execute"
+        assert set(action["data"]) == {"pid", "d"}
+
+
+def test_notice_text_from_users_is_escaped() -> None:
+    texts = " ".join(texts_of(notices.disconnected_card("Ann <b>Admin</b>", "14:02")))
+    assert "<b>" not in texts
+
+
+def test_the_disconnect_confirmation_carries_the_server_issued_token() -> None:
+    confirm, cancel = actions_of(notices.disconnect_confirm_card("server-token"))
+    assert (confirm["verb"], confirm["data"]["d"], confirm["style"]) == (
+        "disconnect_confirm",
+        "server-token",
+        "destructive",
+    )
+    assert cancel["verb"] == "disconnect_cancel"

@@ -1,0 +1,105 @@
+"""Announcing runs and decisions: the service's run listener posts what a run produced (item
+cards, or one digest when many; guard cards; the auto-applied digest) to the notification
+channel, and its item listener updates every posted copy of a decided item's card."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot import to_views
+from bot.context import BotService
+from bot.posting import Poster
+from cards import build
+from cards import views as v
+from sync.errors import SyncError
+from sync.models import ProposalState
+from sync.service.service import Item, RunResult
+
+log = logging.getLogger(__name__)
+
+Card = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Announcer:
+    service: BotService
+    poster: Poster
+    clock: Callable[[], datetime]
+
+    def listen(self) -> None:
+        """Subscribe to the service's run and item events."""
+        self.service.add_run_listener(self.on_run)
+        self.service.add_listener(self.on_item_decided)
+
+    async def _guard_cards(self, r: RunResult) -> list[Card]:
+        out = []
+        for blocked in r.blocked:
+            pid, digest = await self.service.guard_id(r.tenant, r.directory)
+            linked = int(r.counters.get("linked", r.counters.get("syncable", 0)))
+            view = v.GuardView(
+                ref=v.CardRef(pid=pid, digest=digest),
+                removals=blocked.count,
+                linked=linked,
+                tenant=r.tenant,
+            )
+            out.append(build.guard_card(view))
+        return out
+
+    @staticmethod
+    def _auto_applied_card(r: RunResult) -> Card:
+        items = tuple(
+            v.DigestItem(kind=i.kind, name=i.proposal.label or i.id) for i in r.auto_applied
+        )
+        view = v.AutoAppliedView(
+            applied=len(r.auto_applied), items=items, at=to_views.hhmm(r.finished_at)
+        )
+        return build.auto_applied_card(view)
+
+    async def cards(self, results: Sequence[RunResult]) -> list[tuple[str | None, Card]]:
+        """(pid or None, card) for what the runs produced, in posting order."""
+        new = [i for r in results for i in r.new_items]
+        out: list[tuple[str | None, Card]] = []
+        if len(new) > self.service.config.bot.max_cards_per_run:
+            pid = f"digest:{self.clock().strftime('%Y%m%d%H%M%S')}"
+            view = to_views.digest_view(new, pid=pid, digest=await self.service.digest(pid))
+            out.append((None, build.digest_card(view)))
+        else:
+            cards = await to_views.proposal_cards(new, self.service.directory_choices)
+            out += [(pid, card) for card, pid in cards]
+        for r in results:
+            out += [(None, card) for card in await self._guard_cards(r)]
+            if r.auto_applied:
+                out.append((None, self._auto_applied_card(r)))
+        return out
+
+    async def announce(self, results: Sequence[RunResult]) -> int:
+        """Post what the runs produced to the notification channel (and admins' 1:1 chats when
+        ``[bot] notify_admins_personally``). Returns how many messages were posted."""
+        cards = await self.cards(results)
+        if not cards:
+            return 0
+        bot = self.service.config.bot
+        personal = bot.admins if bot.notify_admins_personally else ()
+        return await self.poster.post_cards(cards, personal=personal)
+
+    async def on_run(self, result: RunResult) -> None:
+        """The service's run listener: announce one run's results (any trigger)."""
+        try:
+            await self.announce([result])
+        except SyncError as e:
+            log.error("announcing a run failed: %s", e.code)
+
+    async def on_item_decided(self, item: Item) -> None:
+        """The service decided an item somewhere: update its posted card(s) in place."""
+        if item.state is ProposalState.PENDING:
+            card = build.proposal_card(to_views.proposal_view(item))
+        else:
+            card = build.decided_card(to_views.decided_view(item))
+        try:
+            await self.poster.update_card(item.id, card)
+        except SyncError as e:
+            log.error("card update for %s failed: %s", item.id, e.code)

@@ -1,0 +1,194 @@
+"""One handler per command of ``bot.command_table``; the ``HANDLERS`` table maps each command
+name to its handler. Who may run a command is decided before, in ``bot.access``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from bot import to_views
+from bot.command_table import COMMANDS
+from bot.context import BotContext
+from bot.turn import Turn
+from cards import build, notices
+from cards import views as v
+from sync.service.service import RunResult
+
+CONNECT_PID = "connect"
+PENDING_PID = "pending"
+MAX_ARGUMENT_SHOWN = 100
+
+Handler = Callable[[BotContext, Turn, str], Awaitable[None]]
+
+
+def summarise(results: Sequence[RunResult]) -> str:
+    """One line per tenant/directory run: failed (code, hint), skipped, or what it produced."""
+    if not results:
+        return "No tenant is configured. Type 'connect' to connect one."
+    parts = []
+    for r in results:
+        where = f"{r.tenant} \u2192 {r.directory}"
+        if r.status == "failed":
+            code = r.error.code if r.error is not None else "error"
+            hint = r.error.hint if r.error is not None else ""
+            parts.append(f"{where}: failed ({code}). {hint}".strip())
+        elif r.status == "skipped":
+            parts.append(f"{where}: skipped" + (f" ({r.error.code})" if r.error else ""))
+        else:
+            bits = [f"{len(r.new_items)} new to decide"]
+            if r.auto_applied:
+                bits.append(f"{len(r.auto_applied)} applied automatically")
+            if r.blocked:
+                bits.append("removals held back by the guard")
+            parts.append(f"{where}: " + ", ".join(bits))
+    return "Sync done. " + "; ".join(parts) + "."
+
+
+def help_card() -> dict[str, Any]:
+    return build.help_card(v.HelpView(commands=tuple((c.title, c.description) for c in COMMANDS)))
+
+
+async def show_help(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    await ctx.replies.card(turn, help_card())
+
+
+async def status(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    statuses = await ctx.service.status()
+    await ctx.replies.card(turn, build.status_card(to_views.status_view(statuses)))
+
+
+async def sync_now(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    """Run every tenant now; the service's run listener posts the cards (``bot.announce``)."""
+    results = await ctx.service.run_sync(actor=turn.actor, trigger="manual")
+    await ctx.replies.text(turn, summarise(results))
+    if not await ctx.conversations.notify_channel():
+        await ctx.replies.text(
+            turn, "No notification channel yet: type 'notify here' where cards should go."
+        )
+
+
+async def sync_user(ctx: BotContext, turn: Turn, arg: str) -> None:
+    results, items = await ctx.service.sync_user(arg, actor=turn.actor)
+    if not items:
+        if any(r.error is not None for r in results):
+            await ctx.replies.text(turn, summarise(results))
+        else:
+            await ctx.replies.text(turn, f"Nothing to decide for '{arg[:MAX_ARGUMENT_SHOWN]}'.")
+        return
+    for card, pid in await to_views.proposal_cards(items, ctx.service.directory_choices):
+        await ctx.replies.item_card(turn, pid, card)
+
+
+async def pending_card(ctx: BotContext, pid: str = PENDING_PID) -> dict[str, Any]:
+    """The digest of what waits (or "nothing waits"), signed like every card."""
+    items = await ctx.service.pending()
+    if not items:
+        return notices.nothing_pending_card()
+    digest = await ctx.service.digest(pid)
+    return build.digest_card(to_views.digest_view(items, pid=pid, digest=digest))
+
+
+async def pending(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    """Every pending item as its card, or one digest card when there are more than
+    ``[bot] max_cards_per_run``."""
+    items = await ctx.service.pending()
+    if not items:
+        await ctx.replies.text(turn, "Nothing waits for a decision.")
+    elif len(items) > ctx.config.bot.max_cards_per_run:
+        await ctx.replies.card(turn, await pending_card(ctx))
+    else:
+        for card, pid in await to_views.proposal_cards(items, ctx.service.directory_choices):
+            await ctx.replies.item_card(turn, pid, card)
+
+
+async def ignored_card(ctx: BotContext) -> dict[str, Any]:
+    rows = await ctx.service.ignored()
+    items = [
+        v.IgnoredItem(entra_id=e, name=label or e, digest=await ctx.service.unignore_digest(e))
+        for _tenant, e, label in rows
+    ]
+    return build.ignored_list_card(v.IgnoredListView(items=tuple(items)))
+
+
+async def ignored(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    await ctx.replies.card(turn, await ignored_card(ctx))
+
+
+async def preview(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    plans = await ctx.service.preview()
+    await ctx.replies.card(turn, build.preview_card(to_views.preview_view(plans)))
+
+
+async def settings_card(
+    ctx: BotContext,
+    errors: Mapping[str, str] | None = None,
+    form: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    table = await ctx.service.settings_table()
+    return build.settings_card(to_views.settings_view(table, errors, form))
+
+
+async def settings(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    await ctx.replies.card(turn, await settings_card(ctx))
+
+
+def connect_view(
+    ctx: BotContext,
+    errors: Mapping[str, str] | None = None,
+    tenant_id: str = "",
+    client_id: str = "",
+) -> v.ConnectView:
+    """The connect form, pre-filled with the first configured tenant when none is given."""
+    if not tenant_id:
+        for t in ctx.config.tenants:
+            if t.tenant_id and t.client_id:
+                tenant_id, client_id = t.tenant_id, t.client_id
+                break
+    consent = ctx.service.consent_url(tenant_id, client_id) if tenant_id and client_id else ""
+    return v.ConnectView(
+        ref=v.CardRef(pid=CONNECT_PID, digest=""),
+        tenant_id=tenant_id,
+        client_id=client_id,
+        consent_url=consent,
+        errors=dict(errors or {}),
+    )
+
+
+async def connect(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    await ctx.replies.card(turn, build.connect_card(connect_view(ctx)))
+
+
+async def disconnect(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    """Asks first: the confirmation card carries a token issued (and kept) server-side."""
+    token = await ctx.confirmations.issue(notices.DISCONNECT_PID)
+    await ctx.replies.card(turn, notices.disconnect_confirm_card(token))
+
+
+async def audit(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    entries = [e.to_dict() for e in await ctx.service.audit(20)]
+    await ctx.replies.card(turn, build.audit_card(to_views.audit_view(entries)))
+
+
+async def notify_here(ctx: BotContext, turn: Turn, _arg: str) -> None:
+    await ctx.installations.notify_here(turn)
+    await ctx.replies.text(turn, "I will post sync notifications here.")
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "help": show_help,
+    "status": status,
+    "sync now": sync_now,
+    "sync": sync_user,
+    "pending": pending,
+    "ignored": ignored,
+    "preview": preview,
+    "settings": settings,
+    "connect": connect,
+    "disconnect": disconnect,
+    "audit": audit,
+    "notify here": notify_here,
+}
+
+_missing = {c.name for c in COMMANDS} ^ set(HANDLERS)
+if _missing:  # the table is the source of truth: every command has exactly one handler
+    raise RuntimeError(f"commands and handlers differ: {sorted(_missing)}")
