@@ -299,6 +299,9 @@ def change_users(
     return changed, deleted
 
 
+# --- the simulator in its own process ------------------------------------------------------
+
+
 def _sim_process(conn: Connection, n: int, seed: int, shares: Shares | None) -> None:
     """Child process: build the tenant, serve it, obey commands from ``conn``."""
     from sync.devtools.simulator import TenantSim, serve_simulator
@@ -467,7 +470,7 @@ def select_attributes(config: Config) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*BASE_SELECT, *config.mapping.attributes)))
 
 
-# --- the phases ----------------------------------------------------------------------------------
+# --- the reads -----------------------------------------------------------------------------------
 
 
 async def _sim_token(http: httpx.AsyncClient, sim_url: str) -> str:
