@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -52,6 +53,38 @@ def bench(tmp_path: Path, *args: str, timeout: float = 900) -> subprocess.Comple
     )
 
 
+def check_reads(figures: dict[str, Any]) -> None:
+    """Every user read once by each reader; every page once by the full sync."""
+    assert figures["listed_users"] == figures["read_users"] == 2000
+    assert figures["expected_graph_requests"] == figures["pages"] == 3  # 999 users a page
+    # every page once; the read may ask for its delta link with one request of its own
+    assert figures["pages"] <= figures["graph_requests"] <= figures["pages"] + 1
+    assert figures["resync_graph_requests"] >= figures["pages"]  # every page again
+
+
+def check_runs(figures: dict[str, Any]) -> None:
+    """Each run in its mode, and where its time went: every step a part of that run."""
+    assert figures["full_mode"] == "full" and figures["delta_mode"] == "delta"
+    assert figures["resync_mode"] == "full"  # the delta link expired: a full read
+    for run, took in (("full", "full_sync_s"), ("delta", "delta_sync_s"), ("resync", "resync_s")):
+        phases = figures[f"{run}_phases"]
+        assert phases and min(phases.values()) >= 0, phases
+        assert sum(phases.values()) <= figures[took], (run, phases)
+    # the ratios are the figures' own (rounded to 3 decimals: small ones by up to ~2 %)
+    assert figures["ratio_full_floor"] == pytest.approx(
+        figures["full_sync_s"] / figures["floor_s"], rel=0.1
+    )
+
+
+def check_bot(figures: dict[str, Any]) -> None:
+    """Invokes answered, each with a card, while a full sync ran; the digest kept small."""
+    assert figures["invoke_sync_mode"] == "full" and figures["invoke_users"] == 2000
+    assert figures["invoke_failures"] == 0
+    assert figures["invoke_max_ms"] >= figures["invoke_p99_ms"]
+    assert figures["digest_pending_items"] >= 10_000
+    assert figures["digest_messages"] <= 10 and figures["digest_max_per_30s"] <= 60
+
+
 async def test_bench_with_2000_users_reports_every_figure(
     tmp_path: Path, real_redis: aioredis.Redis
 ) -> None:
@@ -61,28 +94,9 @@ async def test_bench_with_2000_users_reports_every_figure(
     for key in FIGURES:
         assert figures[key] > 0, key
     assert not set(RETIRED) & set(figures)
-    assert figures["listed_users"] == figures["read_users"] == 2000
-    assert figures["full_mode"] == "full" and figures["delta_mode"] == "delta"
-    assert figures["resync_mode"] == "full"  # the delta link expired: a full read
-    assert figures["resync_graph_requests"] >= figures["pages"]  # every page again
-    assert figures["expected_graph_requests"] == figures["pages"] == 3  # 999 users a page
-    # every page once; the read may ask for its delta link with one request of its own
-    assert figures["pages"] <= figures["graph_requests"] <= figures["pages"] + 1
-    # the ratios are the figures' own (rounded to 3 decimals: small ones by up to ~2 %)
-    assert figures["ratio_full_floor"] == pytest.approx(
-        figures["full_sync_s"] / figures["floor_s"], rel=0.1
-    )
-    # invokes were answered while a full sync ran, each with a card
-    assert figures["invoke_sync_mode"] == "full" and figures["invoke_users"] == 2000
-    assert figures["invoke_failures"] == 0
-    assert figures["invoke_max_ms"] >= figures["invoke_p99_ms"]
-    assert figures["digest_pending_items"] >= 10_000
-    assert figures["digest_messages"] <= 10 and figures["digest_max_per_30s"] <= 60
-    # where each run's time went: every step reported, each a part of the run it belongs to
-    for run, took in (("full", "full_sync_s"), ("delta", "delta_sync_s"), ("resync", "resync_s")):
-        phases = figures[f"{run}_phases"]
-        assert phases and min(phases.values()) >= 0, phases
-        assert sum(phases.values()) <= figures[took], (run, phases)
+    check_reads(figures)
+    check_runs(figures)
+    check_bot(figures)
     assert (tmp_path / "bench" / "results.json").exists()
     assert [k async for k in real_redis.scan_iter(match="bench:*", count=1000)] == []
 
