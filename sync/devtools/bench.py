@@ -1,28 +1,22 @@
 """The benchmark behind ``entra-sync bench``: a deterministic tenant and directory of N users,
-the tenant simulator in its own process, and one run that measures
+the tenant simulator in its own process, the real Redis, and one run that measures
 
 - ``floor_s``: plain httpx paging + JSON parsing of every user (the floor for any client);
-- ``floor_directory_s``: plain HSCAN + JSON parsing of every user of the seeded built-in
-  directory (the same floor for the other side a sync must read; not a target, a yardstick);
-- ``directory_read_s``: our ``BuiltinDirectory.list_users`` reading the same users into
-  records, from cold (what the full sync's listing costs on its own);
 - ``peer_s``: Microsoft's ``msgraph-sdk`` reading the same users (PageIterator), in its own
   process (so its memory does not count against ours);
 - ``read_s``: our GraphClient (MSAL token, paging, retries, parsing into records);
-- ``full_sync_s``: ``SyncService.run_sync`` against the real Redis (read, normalise, match,
-  plan, record state) with the built-in directory seeded in Redis;
-- ``delta_sync_s``: the next ``run_sync`` after ``changes`` % of the users changed (delta path);
-- ``bound_s`` (``bound_graph_s`` + ``bound_directory_s`` + ``bound_writes_s``): what any
-  sync hosted in Python pays at least at C speed (``c_speed_bound``), after the full run;
+- ``full_sync_s``: ``SyncService.run_sync`` with the built-in directory seeded in Redis (read,
+  list the directory, plan, record state);
+- ``delta_sync_s``: the next ``run_sync`` after ``changes`` % of the users changed;
 - ``resync_s``: after as many changes again, the delta link expired: the full read and sync
-  of a running bot (what Graph's 7-day delta-link expiry costs; not the first sync);
-- ``peak_rss_mb`` (of the process running our read and syncs), ``graph_requests``,
-  ``redis_round_trips`` (commands sent outside pipelines + pipeline executes);
-- ``first_card_s`` and the digest check, measured by ``bot.bench_cards`` in a subprocess
-  (``sync`` may not import ``bot``).
+  of a running bot (what Graph's 7-day delta-link expiry costs);
+- ``peak_rss_mb`` (of the process running our read and syncs), ``graph_requests`` (counted by
+  the simulator), ``redis_round_trips`` (commands sent outside pipelines + pipeline executes);
+- ``first_card_s``, the digest check and ``invoke_p99_ms``, measured by ``bot.bench_cards`` in
+  a subprocess (``sync`` may not import ``bot``).
 
-The figures are returned as one dict and written to ``bench/results.json``. Every Redis key
-lives under a unique prefix, deleted at the end.
+docs/bench.md says what each figure means. The figures are returned as one dict and written to
+``bench/results.json``. Every Redis key lives under a unique prefix, deleted at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +25,6 @@ import asyncio
 import gc
 import json
 import logging
-import math
 import multiprocessing
 import os
 import random
@@ -39,25 +32,23 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
-import orjson
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from sync.config import Config, EnvSettings, config_from_dict
+from sync.errors import InputError
 from sync.graph.auth import MsalTokenProvider
 from sync.graph.client import GraphClient
 from sync.plan.mapping import clean
-from sync.state.connection import redis_from_url
 from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -311,34 +302,6 @@ def change_users(
 # --- the simulator in its own process ------------------------------------------------------
 
 
-async def directory_floor(
-    r: aioredis.Redis, keys: Keys, name: str = "main", loads: Callable[[bytes], Any] = json.loads
-) -> tuple[float, int]:
-    """Every user of the built-in directory with plain ``HSCAN`` paging (the directory's own
-    batch size) and JSON parsing (``loads``), nothing else. Returns (seconds, users)."""
-    from sync.directories.builtin import SCAN_COUNT
-
-    key = keys.dir_users(name)
-    t0 = time.perf_counter()
-    cursor, users = 0, 0
-    while True:
-        cursor, reply = await r.hscan(key, cursor, count=SCAN_COUNT)
-        batch = cast(dict[bytes, bytes], reply)  # fields with their values
-        users += len([loads(v) for v in batch.values()])
-        if not cursor:
-            break
-    return time.perf_counter() - t0, users
-
-
-async def directory_read(r: aioredis.Redis, keys: Keys, name: str = "main") -> tuple[float, int]:
-    """``BuiltinDirectory.list_users`` on a new instance (no mirror). Returns (seconds, users)."""
-    from sync.directories.builtin import BuiltinDirectory
-
-    t0 = time.perf_counter()
-    users = len(await BuiltinDirectory(r, keys, name).list_users())
-    return time.perf_counter() - t0, users
-
-
 def _sim_process(conn: Connection, n: int, seed: int, shares: Shares | None) -> None:
     """Child process: build the tenant, serve it, obey commands from ``conn``."""
     from sync.devtools.simulator import TenantSim, serve_simulator
@@ -437,7 +400,8 @@ def counting_redis(url: str) -> tuple[aioredis.Redis, list[int]]:
             counter[0] += 1
             await super().send_packed_command(command, check_health)
 
-    return redis_from_url(url, connection_class=CountingConnection), counter
+    pool = aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection)
+    return aioredis.Redis(connection_pool=pool), counter
 
 
 async def delete_prefix(r: aioredis.Redis, prefix: str) -> int:
@@ -506,7 +470,7 @@ def select_attributes(config: Config) -> tuple[str, ...]:
     return select_for(config)
 
 
-# --- the phases ----------------------------------------------------------------------------------
+# --- the reads -----------------------------------------------------------------------------------
 
 
 async def _sim_token(http: httpx.AsyncClient, sim_url: str) -> str:
@@ -527,11 +491,8 @@ def _users_url(sim_url: str, select: tuple[str, ...]) -> str:
     return f"{sim_url}/v1.0/users?$select={GraphClient.select_param(select)}&$top={PAGE}"
 
 
-async def floor_read(
-    sim_url: str, select: tuple[str, ...], loads: Callable[[bytes], Any] = json.loads
-) -> tuple[float, int, int]:
-    """Plain httpx paging and JSON parsing (``loads``), nothing else. Returns (seconds, users,
-    pages)."""
+async def floor_read(sim_url: str, select: tuple[str, ...]) -> tuple[float, int, int]:
+    """Plain httpx paging and JSON parsing, nothing else. Returns (seconds, users, pages)."""
     async with httpx.AsyncClient(timeout=60) as http:
         token = await _sim_token(http, sim_url)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -541,7 +502,7 @@ async def floor_read(
         users = pages = 0
         while url:
             resp = await http.get(url, headers=headers)
-            body = loads(resp.content)
+            body = json.loads(resp.content)
             users += len(body["value"])
             pages += 1
             url = body.get("@odata.nextLink")
@@ -631,8 +592,8 @@ def peer_read(
     return float(elapsed), int(n), float(rss)
 
 
-async def our_read(sim_url: str, select: tuple[str, ...]) -> tuple[float, int, int]:
-    """Our GraphClient with a fresh MSAL token provider. Returns (seconds, users, requests)."""
+async def our_read(sim_url: str, select: tuple[str, ...]) -> tuple[float, int]:
+    """Our GraphClient with a fresh MSAL token provider. Returns (seconds, users)."""
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
         tokens = MsalTokenProvider(
             BENCH_TENANT_ID,
@@ -645,45 +606,9 @@ async def our_read(sim_url: str, select: tuple[str, ...]) -> tuple[float, int, i
             t0 = time.perf_counter()
             snap = await graph.read_users(select)
             elapsed = time.perf_counter() - t0
-            return elapsed, len(snap.users), graph.graph_requests
+            return elapsed, len(snap.users)
         finally:
             tokens.close()
-
-
-async def c_speed_bound(
-    r: aioredis.Redis, keys: Keys, sim_url: str, select: tuple[str, ...], proposal_ids: list[str]
-) -> dict[str, float]:
-    """What any sync hosted in Python pays at least, with nothing per user in Python and the
-    cyclic GC off: the Graph pages parsed by orjson (``bound_graph_s``), the directory by
-    HSCAN + orjson (``bound_directory_s``), and the Redis writes of the full run just made —
-    its snapshot parts, proposal records and per-user last sync, read back first — replayed
-    as prebuilt commands under another key (``bound_writes_s``). Call after the full run."""
-    t = BENCH_TENANT
-    parts = await r.lrange(keys.snapshot_parts(t), 0, -1)  # type: ignore[misc]
-    pipe = r.pipeline(transaction=False)
-    for pid in proposal_ids:
-        pipe.hget(keys.proposal(pid), "rec")
-    recs = [v for v in await pipe.execute() if v is not None]
-    last = list((await r.hgetall(keys.user_last_sync(t))).items())  # type: ignore[misc]
-    out: dict[str, float] = {}
-    out["bound_graph_s"], _, _ = await floor_read(sim_url, select, orjson.loads)
-    out["bound_directory_s"], _ = await directory_floor(r, keys, loads=orjson.loads)
-    base = f"{keys.prefix}bound:"
-    t0 = time.perf_counter()
-    async with r.pipeline(transaction=True) as tx:
-        tx.delete(f"{base}snapshot")
-        if parts:
-            tx.rpush(f"{base}snapshot", *parts)
-        await tx.execute()
-    pipe = r.pipeline(transaction=False)
-    for i, rec in enumerate(recs):
-        pipe.hsetnx(f"{base}p:{i}", "rec", rec)
-    for i in range(0, len(last), 1000):
-        pipe.execute_command("HSET", f"{base}last", *chain.from_iterable(last[i : i + 1000]))
-    await pipe.execute()
-    out["bound_writes_s"] = time.perf_counter() - t0
-    out["bound_s"] = out["bound_graph_s"] + out["bound_directory_s"] + out["bound_writes_s"]
-    return out
 
 
 def _peak_rss_mb() -> float:
@@ -708,67 +633,71 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-async def sync_phases(
-    sim: SimProcess, n: int, changes: float, redis_url: str, prefix: str
-) -> dict[str, Any]:
-    """Full sync, then changes, then the delta sync, on the real Redis."""
+# --- the phases ----------------------------------------------------------------------------------
+
+# run -> (the key of its seconds, the prefix of its other figures)
+RUN_KEYS = {
+    "full": ("full_sync_s", ""),
+    "delta": ("delta_sync_s", "delta_"),
+    "resync": ("resync_s", "resync_"),
+}
+
+
+@dataclass
+class TimedRuns:
+    """Runs ``SyncService.run_sync`` for the bench tenant and reports what each run cost."""
+
+    service: Any
+    sim: SimProcess
+    round_trips: list[int]
+
+    async def graph_requests(self) -> int:
+        """Graph requests the simulator has answered so far (users and delta pages)."""
+        counts = await asyncio.to_thread(self.sim.call, "requests")
+        return int(counts.get("graph", 0))
+
+    async def run(self, run: str) -> dict[str, Any]:
+        """One run: its seconds, mode, Graph requests, Redis round trips, new items, phases."""
+        seconds_key, prefix = RUN_KEYS[run]
+        trips, requests = self.round_trips[0], await self.graph_requests()
+        t0 = time.perf_counter()
+        (res, *_) = await self.service.run_sync(BENCH_TENANT)
+        took = time.perf_counter() - t0
+        if res.status != "ok":
+            raise RuntimeError(f"the {run} sync failed: {res.error}")
+        return {
+            seconds_key: took,
+            f"{run}_mode": res.mode,
+            f"{prefix}graph_requests": await self.graph_requests() - requests,
+            f"{prefix}redis_round_trips": self.round_trips[0] - trips,
+            f"{prefix}new_items": len(res.new_items),
+            f"{run}_phases": dict(res.phases),
+        }
+
+
+async def sync_phases(sim: SimProcess, n: int, changes: float, redis_url: str) -> dict[str, Any]:
+    """Full sync, then changes and the delta sync, then as many changes again and a full
+    resync (the delta link expired), all in one running service on the real Redis."""
+    prefix = f"bench:{uuid.uuid4().hex[:12]}:"
     r, trips = counting_redis(redis_url)
     keys = Keys(prefix=prefix)
     out: dict[str, Any] = {}
     try:
         out["directory_users"] = await seed_directory(r, keys, n)
-        out["floor_directory_s"], out["floor_directory_users"] = await directory_floor(r, keys)
-        out["directory_read_s"], _ = await directory_read(r, keys)
         gc.collect()
-        config = bench_config(sim.url)
-        service = bench_service(config, r, keys)
+        service = bench_service(bench_config(sim.url), r, keys)
         await service.start(scheduler=False)
         try:
-            rt = service.tenants[BENCH_TENANT]
+            runs = TimedRuns(service, sim, trips)
             out["rss_reset"] = _reset_peak_rss()
-
-            async def timed_run(what: str) -> tuple[Any, float, int, int]:
-                """One run_sync: (result, seconds, Graph requests, Redis round trips)."""
-                base_trips, base_req = trips[0], rt.graph.graph_requests
-                t0 = time.perf_counter()
-                (res, *_) = await service.run_sync(BENCH_TENANT)
-                took = time.perf_counter() - t0
-                if res.status != "ok":
-                    raise RuntimeError(f"the {what} sync failed: {res.error}")
-                return res, took, rt.graph.graph_requests - base_req, trips[0] - base_trips
-
-            res, t, req, rtt = await timed_run("full")
-            out |= {"full_sync_s": t, "full_mode": res.mode, "graph_requests": req}
-            out["full_phases"] = dict(res.phases)
-            # the cyclic GC is off during a run; what its deferred pass costs, shown apart
-            t0 = time.perf_counter()
-            gc.collect()
-            out["gc_after_full_s"] = time.perf_counter() - t0
-            out |= {"redis_round_trips": rtt, "new_items": len(res.new_items)}
-            full_ids = [it.proposal.id for it in res.new_items]
-            out["counters"] = dict(res.counters)
-            out["blocked"] = sum(b.count for b in res.blocked)
-
+            out |= await runs.run("full")
             out["changes"] = await asyncio.to_thread(sim.call, "change", changes)
-            res, t, req, rtt = await timed_run("delta")
-            out |= {"delta_sync_s": t, "delta_mode": res.mode, "delta_graph_requests": req}
-            out["delta_phases"] = dict(res.phases)
-            out |= {"delta_redis_round_trips": rtt, "delta_new_items": len(res.new_items)}
-
-            # the delta link expires (Graph keeps them 7 days): a full read in the running
-            # bot, after the same share of changes
+            out |= await runs.run("delta")
             out["resync_changes"] = await asyncio.to_thread(sim.call, "change", changes)
             await asyncio.to_thread(sim.call, "expire", True)
-            res, t, req, rtt = await timed_run("resync")
+            out |= await runs.run("resync")
             await asyncio.to_thread(sim.call, "expire", False)
-            out |= {"resync_s": t, "resync_mode": res.mode, "resync_graph_requests": req}
-            out["resync_phases"] = dict(res.phases)
-            out |= {"resync_redis_round_trips": rtt, "resync_new_items": len(res.new_items)}
             out["peak_rss_mb"] = _peak_rss_mb()
-            # last, so that its own lists do not count in peak_rss_mb (the full run's snapshot
-            # parts, proposal records and last-sync fields are all still in Redis)
-            gc.collect()
-            out |= await c_speed_bound(r, keys, sim.url, select_attributes(config), full_ids)
         finally:
             await service.stop()
     finally:
@@ -777,79 +706,103 @@ async def sync_phases(
     return out
 
 
-def card_phases(redis_url: str, users: int, digest_users: int) -> dict[str, Any]:
-    """``first_card_s`` and the digest check, by ``bot.bench_cards`` in a subprocess."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "bot.bench_cards",
-        "--users",
-        str(users),
-        "--digest-users",
-        str(digest_users),
-        "--redis",
-        redis_url,
-    ]
+@dataclass(frozen=True, slots=True)
+class CardPhases:
+    """What ``bot.bench_cards`` measures: the first card of a ``card_users`` tenant, the
+    digest of a ``digest_users`` tenant, invokes during a full sync of ``invoke_users``."""
+
+    card_users: int
+    digest_users: int
+    invoke_users: int
+    page_latency: float
+
+    def command(self, redis_url: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "bot.bench_cards",
+            f"--users={self.card_users}",
+            f"--digest-users={self.digest_users}",
+            f"--invoke-users={self.invoke_users}",
+            f"--page-latency-ms={self.page_latency * 1000}",
+            f"--redis={redis_url}",
+        ]
+
+
+def card_phases(phases: CardPhases, redis_url: str) -> dict[str, Any]:
+    """The bot's figures, by ``bot.bench_cards`` in a subprocess (its last line of output)."""
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(  # noqa: S603 - our own module, our own interpreter
-        cmd, capture_output=True, text=True, cwd=root, timeout=1800, check=False
+        phases.command(redis_url),
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=3600,
+        check=False,
     )
     lines = [x for x in proc.stdout.splitlines() if x.strip()]
     if proc.returncode != 0 or not lines:
         log.error("bench_cards failed: %s", proc.stderr[-2000:])
-        return {"first_card_error": (proc.stderr or "no output").strip().splitlines()[-1:]}
+        return {"cards_error": (proc.stderr or "no output").strip().splitlines()[-1:]}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+async def read_phases(sim: SimProcess, peer_limit: int) -> dict[str, Any]:
+    """The floor, msgraph-sdk and our GraphClient reading every user of the tenant."""
+    select = select_attributes(bench_config(sim.url))
+    f: dict[str, Any] = {}
+    f["floor_s"], f["listed_users"], f["pages"] = await floor_read(sim.url, select)
+    limit = peer_limit if 0 < peer_limit < f["listed_users"] else 0
+    peer_s, peer_users, f["peer_rss_mb"] = await asyncio.to_thread(
+        peer_read, sim.url, select, limit
+    )
+    f["peer_measured_s"], f["peer_users"] = peer_s, peer_users
+    # per-user cost is flat (deserialisation): scale a partial read to every user
+    f["peer_s"] = peer_s * f["listed_users"] / max(1, peer_users)
+    f["peer_extrapolated"] = peer_users < f["listed_users"]
+    f["read_s"], f["read_users"] = await our_read(sim.url, select)
+    return f
+
+
+def ratios(f: dict[str, Any]) -> dict[str, Any]:
+    """The ratios the targets are stated in, and the limits they are compared with."""
+    return {
+        "ratio_full_floor": f["full_sync_s"] / f["floor_s"],
+        "ratio_delta_full": f["delta_sync_s"] / f["full_sync_s"],
+        "ratio_peer_read": f["peer_s"] / f["read_s"],
+        "expected_graph_requests": f["pages"],
+        "redis_round_trips_limit": f["users"] // 100,
+    }
 
 
 async def _bench(
     users: int,
     changes: float,
     redis_url: str,
-    card_users: int,
-    digest_users: int,
     peer_limit: int,
-    page_latency: float = 0.0,
+    page_latency: float,
 ) -> dict[str, Any]:
-    prefix = f"bench:{uuid.uuid4().hex[:12]}:"
     figures: dict[str, Any] = {"users": users, "changes_pct": changes}
     figures["page_latency_s"] = page_latency
     async with simulated_tenant(users) as sim:
         if page_latency > 0:
             await asyncio.to_thread(sim.call, "latency", page_latency)
-        config = bench_config(sim.url)
-        select = select_attributes(config)
-        floor_s, listed, pages = await floor_read(sim.url, select)
-        figures["floor_s"] = floor_s
-        figures["listed_users"] = listed
-        figures["pages"] = pages
-        limit = peer_limit if 0 < peer_limit < listed else 0
-        peer_s, peer_users, figures["peer_rss_mb"] = await asyncio.to_thread(
-            peer_read, sim.url, select, limit
-        )
-        figures["peer_measured_s"] = peer_s
-        figures["peer_users"] = peer_users
-        # per-user cost is flat (deserialisation): scale a partial read to every user
-        figures["peer_s"] = peer_s * listed / max(1, peer_users)
-        figures["peer_extrapolated"] = peer_users < listed
-        read_s, read_users, read_requests = await our_read(sim.url, select)
-        figures["read_s"] = read_s
-        figures["read_users"] = read_users
-        figures["read_requests"] = read_requests
+        figures |= await read_phases(sim, peer_limit)
         gc.collect()
-        figures.update(await sync_phases(sim, users, changes, redis_url, prefix))
-    figures.update(await asyncio.to_thread(card_phases, redis_url, card_users, digest_users))
-    figures["expected_graph_requests"] = math.ceil(listed / PAGE) + 1  # pages + delta link
-    f = figures
-    f["ratio_full_floor"] = f["full_sync_s"] / f["floor_s"]
-    # both sides read at their floors: what a sync costs beyond reading what it compares
-    f["ratio_full_both_floors"] = f["full_sync_s"] / (f["floor_s"] + f["floor_directory_s"])
-    f["ratio_peer_read"] = f["peer_s"] / f["read_s"]
-    f["ratio_delta_full"] = f["delta_sync_s"] / f["full_sync_s"]
-    f["ratio_resync_floor"] = f["resync_s"] / f["floor_s"]
-    f["ratio_bound_floor"] = f["bound_s"] / f["floor_s"]
-    f["redis_round_trips_limit"] = users // 100
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
+        figures |= await sync_phases(sim, users, changes, redis_url)
+    return figures
+
+
+def check_bench_input(users: int, changes: float, page_latency: float) -> None:
+    """The bench runs for at least one user, ``changes`` is a percentage (0 to 100) and a
+    page takes 0 to 60 seconds; anything else is an ``InputError`` before anything starts."""
+    if users < 1:
+        raise InputError(f"--users must be at least 1 (got {users})")
+    if not 0 <= changes <= 100:
+        raise InputError(f"--changes must be a percentage from 0 to 100 (got {changes})")
+    if not 0 <= page_latency <= 60:
+        raise InputError(f"--page-latency-ms must be from 0 to 60000 (got {page_latency * 1000:g})")
 
 
 def run_bench(
@@ -868,12 +821,15 @@ def run_bench(
     the tenant whose users are all new (>= 10,000 pending items) for the digest check;
     ``peer_limit`` caps the users msgraph-sdk deserialises (0: all; see ``peer_read``);
     ``page_latency``: seconds the simulator takes per page of users (0: it answers at once,
-    so every figure is our own CPU; Graph itself takes time per page)."""
+    so every figure is our own CPU; Graph itself takes time per page). The invoke phase
+    syncs a tenant of ``users``, as the sync phases do."""
+    check_bench_input(users, changes, page_latency)
     url = redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS
-    cards = card_users or min(users, 10_000)
-    figures = asyncio.run(
-        _bench(users, changes, url, cards, digest_users, peer_limit, page_latency)
-    )
+    figures = asyncio.run(_bench(users, changes, url, peer_limit, page_latency))
+    cards = CardPhases(card_users or min(users, 10_000), digest_users, users, page_latency)
+    figures |= card_phases(cards, url)
+    figures |= ratios(figures)
+    figures = {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(figures, indent=2) + "\n")
