@@ -24,6 +24,7 @@ from sync.service.service import (
     RunResult,
     TenantStatus,
 )
+from sync.state.admin import Conversations
 from sync.state.store import StateStore
 
 DONE_STATE = {
@@ -78,8 +79,8 @@ class FakeSyncService:
         self.started = False
 
     @property
-    def conversations(self) -> StateStore:
-        return self.store
+    def conversations(self) -> Conversations:
+        return self.store.conversations
 
     def add_listener(self, listener: ItemListener) -> None:
         self.listeners.append(listener)

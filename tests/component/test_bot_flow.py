@@ -170,7 +170,7 @@ async def install(rig: Rig) -> None:
 
 async def test_the_whole_approval_flow_from_installation_to_status(rig: Rig) -> None:
     await install(rig)
-    assert await rig.service.store.notify_channel() == CHANNEL
+    assert await rig.service.conversations.notify_channel() == CHANNEL
 
     status, _ = await rig.post(message(rig.fc, "<at>Entra Sync</at> Sync   NOW"))
     assert status == 200
@@ -275,7 +275,7 @@ async def test_digest_button_whose_data_does_not_verify_is_refused(rig: Rig, ver
 async def test_notify_here_moves_the_notification_channel(rig: Rig) -> None:
     await install(rig)
     await rig.post(message(rig.fc, "notify here", conv="19:other@thread.tacv2"))
-    assert await rig.service.store.notify_channel() == "19:other@thread.tacv2"
+    assert await rig.service.conversations.notify_channel() == "19:other@thread.tacv2"
 
 
 async def test_every_activity_refreshes_the_stored_service_url(rig: Rig) -> None:
@@ -283,7 +283,7 @@ async def test_every_activity_refreshes_the_stored_service_url(rig: Rig) -> None
     moved = message(rig.fc, "help")
     moved["serviceUrl"] = rig.fc.url + "moved/"
     await rig.post(moved)
-    ref = await rig.service.store.conversation(CHANNEL)
+    ref = await rig.service.conversations.conversation(CHANNEL)
     assert ref is not None and ref["serviceUrl"].endswith("/moved/")
 
 

@@ -200,7 +200,7 @@ async def _deleted(w: World, data: dict[str, Any], body: dict[str, Any]) -> None
 
 async def _owner_picked(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
     await _state_is(ProposalState.APPLIED)(w, data, body)
-    assert (await w.service.store.number_owners("contoso")) == {CONFLICT_NUMBER: "e-eve"}
+    assert (await w.service.store.choices.number_owners("contoso")) == {CONFLICT_NUMBER: "e-eve"}
 
 
 async def _guard_data(w: World) -> dict[str, Any]:
@@ -250,7 +250,7 @@ async def _unignore_data(w: World) -> dict[str, Any]:
 
 
 async def _unignored(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
-    assert "e-dora" not in await w.service.store.ignored("contoso")
+    assert "e-dora" not in await w.service.store.choices.ignored("contoso")
 
 
 async def _settings_data(w: World) -> dict[str, Any]:
@@ -259,7 +259,7 @@ async def _settings_data(w: World) -> dict[str, Any]:
 
 async def _settings_saved(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
     assert w.service.config.schedule.mode == "interval"
-    assert (await w.service.store.get_settings_overrides() or {}).get("schedule", {}).get(
+    assert (await w.service.store.settings.get_settings_overrides() or {}).get("schedule", {}).get(
         "every_hours"
     ) == 6
 
@@ -275,7 +275,7 @@ async def _connect_data(w: World) -> dict[str, Any]:
 
 
 async def _connected(w: World, data: dict[str, Any], body: dict[str, Any]) -> None:
-    assert await w.service.store.credentials("entra", w.service.box) is not None
+    assert await w.service.store.tenant_credentials.credentials("entra") is not None
     assert "entra" in w.service.tenants
 
 
@@ -386,7 +386,7 @@ async def _admin_command_effect(w: World, command: str, graph_before: int) -> No
     elif command == "disconnect":
         assert "disconnect_confirm" in str(w.rig.fc.posts[-1].body)
     elif command == "notify here":
-        assert await w.service.store.notify_channel() == "19:elsewhere@thread.tacv2"
+        assert await w.service.conversations.notify_channel() == "19:elsewhere@thread.tacv2"
         assert "notifications here" in reply
 
 

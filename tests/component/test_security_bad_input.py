@@ -327,7 +327,7 @@ async def test_an_oversized_card_input_is_refused_not_saved(world: World) -> Non
     assert status == 200
     assert world.service.config.schedule == before
     assert world.service.config.scope.groups == ()
-    stored = await world.service.store.get_settings_overrides()
+    stored = await world.service.store.settings.get_settings_overrides()
     assert huge not in json.dumps(stored)
     assert len(json.dumps(body)) < 28 * 1024
 

@@ -30,8 +30,8 @@ async def connector() -> AsyncIterator[FakeConnector]:
 
 async def _stored(rig: Rig) -> dict[Any, Any]:
     return {
-        "conversations": await rig.service.store.conversation(CHANNEL),
-        "notify": await rig.service.store.notify_channel(),
+        "conversations": await rig.service.conversations.conversation(CHANNEL),
+        "notify": await rig.service.conversations.notify_channel(),
     }
 
 
