@@ -223,6 +223,7 @@ SETTINGS_FIELDS: Mapping[str, str] = {
     "mode": "schedule.mode",
     "at": "schedule.at",
     "every_hours": "schedule.every_hours",
+    "every_seconds": "schedule.every_seconds",
     "max_removals": "guard.max_removals",
     "max_removal_share": "guard.max_removal_share",
     "notify_admins_personally": "bot.notify_admins_personally",
@@ -234,6 +235,7 @@ _BOOLS = frozenset({"enabled_only", "require_phone", "notify_admins_personally"}
 _TEXTS = frozenset({"first_name", "last_name", "display_name", "email", "mode", "at"})
 _NUMBERS: Mapping[str, Callable[[Any], Any]] = {
     "every_hours": int,
+    "every_seconds": int,
     "max_removals": int,
     "max_cards_per_run": int,
     "max_removal_share": float,

@@ -752,6 +752,7 @@ def _toggle(id_: str, title: str, value: bool) -> Element:
     }
 
 
+SCHEDULE_MODES = ("manual", "daily", "interval", "watch")
 SETTINGS_INPUTS = (
     "groups",
     "enabled_only",
@@ -764,6 +765,7 @@ SETTINGS_INPUTS = (
     "mode",
     "at",
     "every_hours",
+    "every_seconds",
     "max_removals",
     "max_removal_share",
     "notify_admins_personally",
@@ -819,11 +821,12 @@ def settings_card(view: SettingsView) -> Card:
             "id": "mode",
             "label": "Mode",
             "style": "compact",
-            "value": view.mode if view.mode in ("manual", "daily", "interval") else "manual",
+            "value": view.mode if view.mode in SCHEDULE_MODES else "manual",
             "choices": [
                 {"title": "Manual: every change waits for an admin", "value": "manual"},
                 {"title": "Daily at a set time", "value": "daily"},
                 {"title": "Every N hours", "value": "interval"},
+                {"title": "Watch: look for Entra changes every N seconds", "value": "watch"},
             ],
         },
         e,
@@ -847,6 +850,17 @@ def settings_card(view: SettingsView) -> Card:
             "min": 1,
             "max": 168,
             "value": view.every_hours,
+        },
+        e,
+    )
+    body += _with_error(
+        {
+            "type": "Input.Number",
+            "id": "every_seconds",
+            "label": "Watch: every N seconds",
+            "min": 10,
+            "max": 3600,
+            "value": view.every_seconds,
         },
         e,
     )

@@ -244,9 +244,10 @@ class SettingsView:
     display_name: str = "displayName"
     email: str = "mail"
     tags: tuple[str, ...] = ()
-    mode: str = "manual"  # "manual" | "daily" | "interval"
+    mode: str = "manual"  # "manual" | "daily" | "interval" | "watch"
     at: str = "02:00"
     every_hours: int = 12
+    every_seconds: int = 60
     max_removals: int = 10
     max_removal_share: float = 0.2
     notify_admins_personally: bool = False
