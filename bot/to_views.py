@@ -87,8 +87,13 @@ def proposal_view(
             cause = v.RemovalCause(p.removal_cause or "deleted")
         except ValueError:
             cause = v.RemovalCause.DELETED
+        until = p.restorable_until
         return v.RemovalView(
-            ref=ref, entra=_entra(item), app_user=_app_user(item, names), cause=cause
+            ref=ref,
+            entra=_entra(item),
+            app_user=_app_user(item, names),
+            cause=cause,
+            restorable_until=f"{until:%-d %b %Y}" if until is not None else "",
         )
     labels = labels or {}
     own = dict(zip(p.entra_ids, p.entra_labels, strict=False))

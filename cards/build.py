@@ -88,6 +88,7 @@ FIELD_LABELS: Mapping[str, str] = {
 
 CAUSE_TEXT: Mapping[RemovalCause, str] = {
     RemovalCause.DELETED: "deleted in Entra",
+    RemovalCause.SOFT_DELETED: "deleted in Entra",
     RemovalCause.DISABLED: "disabled in Entra",
     RemovalCause.OUT_OF_SCOPE: "out of scope",
 }
@@ -369,11 +370,27 @@ def _update_actions(v: UpdateView) -> list[Element]:
     ]
 
 
+def _removal_state(v: RemovalView) -> list[tuple[str, str]]:
+    """Whether a deleted user can come back: soft-deleted (restorable, until when) or gone."""
+    if v.cause is RemovalCause.SOFT_DELETED:
+        until = f" until {escape_md(v.restorable_until, 40)}" if v.restorable_until else ""
+        return [("In Entra", f"Soft-deleted: an Entra admin can restore the user{until}")]
+    if v.cause is RemovalCause.DELETED:
+        return [("In Entra", "Gone: permanently deleted, or not readable any more")]
+    return []
+
+
 def _removal_body(v: RemovalView) -> list[Element]:
     return [
         _kind_label(Kind.REMOVAL),
         _heading(f"{escape_md(v.entra.name, 100)} was {CAUSE_TEXT[v.cause]}"),
-        _facts([("Entra user", _person(v.entra)), ("Directory user", _app_user(v.app_user))]),
+        _facts(
+            [
+                ("Entra user", _person(v.entra)),
+                ("Directory user", _app_user(v.app_user)),
+                *_removal_state(v),
+            ]
+        ),
         _text(
             "**Remove sync** keeps the directory user and all its data; only the link goes. "
             "**Delete user** deletes the directory user (you confirm it next).",

@@ -114,7 +114,8 @@ class UpdateView:
 
 
 class RemovalCause(StrEnum):
-    DELETED = "deleted"
+    DELETED = "deleted"  # permanently deleted in Entra (or no longer readable)
+    SOFT_DELETED = "soft_deleted"  # in Entra's deleted users: restorable until a date
     DISABLED = "disabled"
     OUT_OF_SCOPE = "out_of_scope"
 
@@ -125,6 +126,7 @@ class RemovalView:
     entra: EntraPerson
     app_user: AppUser
     cause: RemovalCause
+    restorable_until: str = ""  # soft-deleted: the date, e.g. "24 Dec 2026"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,15 @@ snapshot stored in the real Redis to the next plan."""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot import to_views
+from cards import build
 from sync.config import EnvSettings, config_from_dict
 from sync.models import EntraUser, Kind
 from sync.service.service import SyncService
@@ -144,3 +148,67 @@ async def test_a_user_removed_and_restored_in_one_round_is_present(
         assert "e-cia" in stored
     finally:
         await svc.stop()
+
+
+def _removal_card_text(item: Any) -> str:
+    view = to_views.proposal_view(item)
+    return json.dumps(build.removal_card(view), ensure_ascii=False)
+
+
+async def test_a_soft_deleted_user_gets_a_removal_card_saying_restorable_until_when_then_gone(
+    tmp_path: Path, real_redis: aioredis.Redis, keys: Keys
+) -> None:
+    _world(tmp_path)
+    svc = await _service(tmp_path, real_redis, keys)
+    try:
+        await svc.run_sync(actor=ADA)
+        sim = _sim(svc)
+        sim.delete_user("e-cia")  # @removed: changed
+        (soft,) = await svc.run_sync(actor=ADA)
+        (item,) = soft.new_items
+        p = item.proposal
+        assert (p.kind, p.entra_id, p.removal_cause) == (Kind.REMOVAL, "e-cia", "soft_deleted")
+        assert p.restorable_until == Clock().now + timedelta(days=30)
+        text = _removal_card_text(item)
+        assert "Soft-deleted" in text and "until 25 Dec 2026" in text
+
+        sim.purge_user("e-cia")  # @removed: deleted
+        (gone,) = await svc.run_sync(actor=ADA)
+        assert list(gone.superseded) == [item.id]
+        (after,) = gone.new_items
+        assert after.proposal.removal_cause == "deleted"
+        assert after.proposal.restorable_until is None
+        assert "Gone: permanently deleted" in _removal_card_text(after)
+    finally:
+        await svc.stop()
+
+
+async def test_a_soft_delete_is_remembered_across_a_full_read(
+    tmp_path: Path, real_redis: aioredis.Redis, keys: Keys
+) -> None:
+    _world(tmp_path)
+    svc = await _service(tmp_path, real_redis, keys)
+    try:
+        await svc.run_sync(actor=ADA)
+        _sim(svc).delete_user("e-cia")
+        await svc.run_sync(actor=ADA)
+    finally:
+        await svc.stop()
+    # a new service serves the tenant file again (its own simulator): its first run is a full
+    # read, where Cia is absent; the removal still says she can be restored
+    write_world(
+        tmp_path,
+        [
+            entra("e-anna", "Anna", "Lind", "+46701111111", businessPhones=["+46812345678"]),
+            entra("e-dan", "Dan", "Ek", "+46702222222", accountEnabled=False),
+        ],
+        [],
+    )
+    again = await _service(tmp_path, real_redis, keys)
+    try:
+        (run,) = await again.run_sync(actor=ADA)
+        assert run.mode == "full"
+        pending = [i.proposal for i in await again.pending(Kind.REMOVAL)]
+        assert [(p.entra_id, p.removal_cause) for p in pending] == [("e-cia", "soft_deleted")]
+    finally:
+        await again.stop()
