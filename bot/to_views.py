@@ -47,6 +47,23 @@ def _app_user(item: Item, names: Mapping[str, str]) -> v.AppUser:
     return v.AppUser(id=uid, name=names.get(uid) or item.proposal.app_label or uid)
 
 
+def _removal_view(item: Item, ref: v.CardRef, names: Mapping[str, str]) -> v.RemovalView:
+    """A removal says why; a soft-deleted user's also until when Entra can restore it."""
+    p = item.proposal
+    try:
+        cause = v.RemovalCause(p.removal_cause or "deleted")
+    except ValueError:
+        cause = v.RemovalCause.DELETED
+    until = p.restorable_until
+    return v.RemovalView(
+        ref=ref,
+        entra=_entra(item),
+        app_user=_app_user(item, names),
+        cause=cause,
+        restorable_until=f"{until.day} {until:%b %Y}" if until is not None else "",
+    )
+
+
 def proposal_view(
     item: Item,
     *,
@@ -83,18 +100,7 @@ def proposal_view(
             ref=ref, entra=_entra(item), app_user=_app_user(item, names), changes=p.changes
         )
     if p.kind is Kind.REMOVAL:
-        try:
-            cause = v.RemovalCause(p.removal_cause or "deleted")
-        except ValueError:
-            cause = v.RemovalCause.DELETED
-        until = p.restorable_until
-        return v.RemovalView(
-            ref=ref,
-            entra=_entra(item),
-            app_user=_app_user(item, names),
-            cause=cause,
-            restorable_until=f"{until:%-d %b %Y}" if until is not None else "",
-        )
+        return _removal_view(item, ref, names)
     labels = labels or {}
     own = dict(zip(p.entra_ids, p.entra_labels, strict=False))
     return v.ConflictView(

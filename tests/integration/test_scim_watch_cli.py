@@ -93,7 +93,10 @@ async def test_sync_once_after_a_delta_round_of_partial_objects_writes_names_onl
     monkeypatch.setenv("REDIS_URL", REAL_REDIS_URL)
     monkeypatch.setenv("ENTRA_SYNC_REDIS_PREFIX", keys.prefix)
     sim = TenantSim(
-        [entra("e-anna", "Anna", "Lind", "+46701111111"), entra("e-bo", "Bo", "Ek", "+46702222222")],
+        [
+            entra("e-anna", "Anna", "Lind", "+46701111111"),
+            entra("e-bo", "Bo", "Ek", "+46702222222"),
+        ],
         client_id=CLIENT,
         client_secret=SECRET,
     )

@@ -790,7 +790,9 @@ def _card_text(card: Mapping[str, Any]) -> str:
 
 
 def test_removal_card_of_a_soft_deleted_user_says_restorable_and_until_when() -> None:
-    view = RemovalView(REF, ANNA, ANNA_APP, RemovalCause.SOFT_DELETED, restorable_until="2 Jan 2027")
+    view = RemovalView(
+        REF, ANNA, ANNA_APP, RemovalCause.SOFT_DELETED, restorable_until="2 Jan 2027"
+    )
     text = _card_text(build.removal_card(view))
     assert "Soft-deleted" in text and "restore" in text and "until 2 Jan 2027" in text
     assert "Gone" not in text
