@@ -1,12 +1,16 @@
 """Announcing runs and decisions: the service's run listener posts what a run produced (item
 cards, or one digest when many; guard cards; the auto-applied digest) to the notification
-channel, and its item listener updates every posted copy of a decided item's card."""
+channel, and its item listener updates every posted copy of a decided item's card.
+
+A guard card is posted once for the same held-back removals: a run that holds back exactly
+what the previous run of that tenant and directory held back (watch mode runs every minute)
+posts nothing again."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,14 +33,27 @@ class Announcer:
     service: BotService
     poster: Poster
     clock: Callable[[], datetime]
+    # (tenant, directory) -> ids of the removals whose guard card was posted last
+    _guarded: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     def listen(self) -> None:
         """Subscribe to the service's run and item events."""
         self.service.add_run_listener(self.on_run)
         self.service.add_listener(self.on_item_decided)
 
+    def _guard_is_new(self, r: RunResult) -> bool:
+        """Whether this run holds back other removals than the last guard card showed."""
+        held = frozenset(p.id for b in r.blocked for p in b.proposals)
+        key = (r.tenant, r.directory)
+        if self._guarded.get(key) == held:
+            return False
+        self._guarded[key] = held
+        return bool(held)
+
     async def _guard_cards(self, r: RunResult) -> list[Card]:
-        out = []
+        out: list[Card] = []
+        if r.status != "ok" or not self._guard_is_new(r):
+            return out
         for blocked in r.blocked:
             pid, digest = await self.service.guard_id(r.tenant, r.directory)
             linked = int(r.counters.get("linked", r.counters.get("syncable", 0)))

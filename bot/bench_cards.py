@@ -9,6 +9,11 @@ own process, with a recording Bot Connector on loopback HTTP.
 - ``invoke_p99_ms`` (with ``invoke_count``, ``invoke_max_ms``): a card refresh sent every 50 ms
   from another process while a full sync of the tenant runs in the app's process; the 99th
   percentile of the time from when each was due to its answer.
+- ``freshness_s``: watch mode at its default interval (60 s); the time from a change made in
+  the simulator just after a delta round (the worst case) to the card the connector receives.
+  Measured in simulated time: the scheduler's sleeps are skipped by advancing the service's
+  clock, the rounds themselves take their wall time (see docs/bench.md).
+  ``watch_quiet_messages``: what a round posted when nothing changed (0).
 
 Prints one JSON object (the last line).
 """
@@ -24,9 +29,10 @@ import multiprocessing
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -34,7 +40,7 @@ import httpx
 from aiohttp import web
 
 from bot.app import AppParts, create_app
-from sync.config import EnvSettings
+from sync.config import EnvSettings, ScheduleSettings
 from sync.devtools.bench import (
     BENCH_TENANT,
     Shares,
@@ -174,7 +180,11 @@ class RunningApp:
 
 @asynccontextmanager
 async def _running_app(
-    users: int, redis_url: str, shares: Shares | None = None, page_latency: float = 0.0
+    users: int,
+    redis_url: str,
+    shares: Shares | None = None,
+    page_latency: float = 0.0,
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[RunningApp]:
     """A tenant of ``users`` in the simulator, its directory seeded in Redis, the service and
     the app serving it, the bot installed in a channel; every key deleted afterwards."""
@@ -185,7 +195,12 @@ async def _running_app(
         async with simulated_tenant(users, shares=shares) as sim:
             await asyncio.to_thread(sim.call, "latency", page_latency)
             await seed_directory(r, keys, users, shares=shares)
-            service = bench_service(bench_config(sim.url), r, keys)
+            config = bench_config(sim.url)
+            service = (
+                bench_service(config, r, keys)
+                if clock is None
+                else bench_service(config, r, keys, clock)
+            )
             service.config = service.config.model_copy(
                 update={"bot": service.config.bot.model_copy(update={"admins": (ADMIN,)})}
             )
@@ -343,6 +358,53 @@ async def invoke_phase(users: int, redis_url: str, page_latency: float) -> dict[
     }
 
 
+class SkippingClock:
+    """Wall time plus the sleeps skipped (the scheduler's waits between watch rounds)."""
+
+    def __init__(self) -> None:
+        self._start, self._mono, self.skipped = datetime.now(UTC), time.monotonic(), 0.0
+
+    def __call__(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._mono + self.skipped)
+
+
+async def freshness_phase(users: int, redis_url: str) -> dict[str, Any]:
+    """Watch mode at its default interval: one round reads everything, a quiet round posts
+    nothing, then a change in the simulator right after a round; the scheduler's waits are
+    skipped on the clock, its rounds run in wall time, until the connector gets a card."""
+    clock = SkippingClock()
+    async with _running_app(users, redis_url, clock=clock) as app:
+        service = app.service
+        watch = ScheduleSettings(mode="watch")
+        service.config = service.config.model_copy(update={"schedule": watch})
+        interval = service.config.schedule.every_seconds
+
+        async def next_round() -> None:
+            clock.skipped += await service.scheduler.wait_s()
+            await service.run_due()
+
+        await service.run_due()  # never ran: due at once (a full read)
+        quiet_from = len(app.connector.posts)
+        while not (runs := await service.run_due()):
+            clock.skipped += await service.scheduler.wait_s()
+        if any(r.mode != "delta" for r in runs):
+            raise RuntimeError("the quiet watch round was not a delta round")
+        quiet = len(app.connector.posts) - quiet_from
+        await asyncio.to_thread(app.sim.call, "change", 0.5)
+        changed_at, cards = clock(), len(app.connector.card_times())
+        while len(app.connector.card_times()) == cards:
+            if clock() - changed_at > timedelta(seconds=20 * interval):
+                raise RuntimeError("no card within 20 watch intervals of a change")
+            await next_round()
+        card_wall = app.connector.card_times()[cards]
+        fresh = (clock() - changed_at).total_seconds() - (time.monotonic() - card_wall)
+    return {
+        "freshness_s": round(fresh, 3),
+        "freshness_interval_s": interval,
+        "watch_quiet_messages": quiet,
+    }
+
+
 async def run(
     users: int, digest_users: int, invoke_users: int, page_latency: float, redis_url: str
 ) -> dict[str, Any]:
@@ -356,6 +418,7 @@ async def run(
         "digest_messages": digest["messages"],
         "digest_max_per_30s": digest["max_per_30s"],
         **await invoke_phase(invoke_users, redis_url, page_latency),
+        **await freshness_phase(users, redis_url),
     }
 
 

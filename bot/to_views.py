@@ -47,6 +47,23 @@ def _app_user(item: Item, names: Mapping[str, str]) -> v.AppUser:
     return v.AppUser(id=uid, name=names.get(uid) or item.proposal.app_label or uid)
 
 
+def _removal_view(item: Item, ref: v.CardRef, names: Mapping[str, str]) -> v.RemovalView:
+    """A removal says why; a soft-deleted user's also until when Entra can restore it."""
+    p = item.proposal
+    try:
+        cause = v.RemovalCause(p.removal_cause or "deleted")
+    except ValueError:
+        cause = v.RemovalCause.DELETED
+    until = p.restorable_until
+    return v.RemovalView(
+        ref=ref,
+        entra=_entra(item),
+        app_user=_app_user(item, names),
+        cause=cause,
+        restorable_until=f"{until.day} {until:%b %Y}" if until is not None else "",
+    )
+
+
 def proposal_view(
     item: Item,
     *,
@@ -83,13 +100,7 @@ def proposal_view(
             ref=ref, entra=_entra(item), app_user=_app_user(item, names), changes=p.changes
         )
     if p.kind is Kind.REMOVAL:
-        try:
-            cause = v.RemovalCause(p.removal_cause or "deleted")
-        except ValueError:
-            cause = v.RemovalCause.DELETED
-        return v.RemovalView(
-            ref=ref, entra=_entra(item), app_user=_app_user(item, names), cause=cause
-        )
+        return _removal_view(item, ref, names)
     labels = labels or {}
     own = dict(zip(p.entra_ids, p.entra_labels, strict=False))
     return v.ConflictView(
@@ -223,6 +234,7 @@ SETTINGS_FIELDS: Mapping[str, str] = {
     "mode": "schedule.mode",
     "at": "schedule.at",
     "every_hours": "schedule.every_hours",
+    "every_seconds": "schedule.every_seconds",
     "max_removals": "guard.max_removals",
     "max_removal_share": "guard.max_removal_share",
     "notify_admins_personally": "bot.notify_admins_personally",
@@ -234,6 +246,7 @@ _BOOLS = frozenset({"enabled_only", "require_phone", "notify_admins_personally"}
 _TEXTS = frozenset({"first_name", "last_name", "display_name", "email", "mode", "at"})
 _NUMBERS: Mapping[str, Callable[[Any], Any]] = {
     "every_hours": int,
+    "every_seconds": int,
     "max_removals": int,
     "max_cards_per_run": int,
     "max_removal_share": float,

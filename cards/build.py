@@ -88,6 +88,7 @@ FIELD_LABELS: Mapping[str, str] = {
 
 CAUSE_TEXT: Mapping[RemovalCause, str] = {
     RemovalCause.DELETED: "deleted in Entra",
+    RemovalCause.SOFT_DELETED: "deleted in Entra",
     RemovalCause.DISABLED: "disabled in Entra",
     RemovalCause.OUT_OF_SCOPE: "out of scope",
 }
@@ -369,11 +370,27 @@ def _update_actions(v: UpdateView) -> list[Element]:
     ]
 
 
+def _removal_state(v: RemovalView) -> list[tuple[str, str]]:
+    """Whether a deleted user can come back: soft-deleted (restorable, until when) or gone."""
+    if v.cause is RemovalCause.SOFT_DELETED:
+        until = f" until {escape_md(v.restorable_until, 40)}" if v.restorable_until else ""
+        return [("In Entra", f"Soft-deleted: an Entra admin can restore the user{until}")]
+    if v.cause is RemovalCause.DELETED:
+        return [("In Entra", "Gone: permanently deleted, or not readable any more")]
+    return []
+
+
 def _removal_body(v: RemovalView) -> list[Element]:
     return [
         _kind_label(Kind.REMOVAL),
         _heading(f"{escape_md(v.entra.name, 100)} was {CAUSE_TEXT[v.cause]}"),
-        _facts([("Entra user", _person(v.entra)), ("Directory user", _app_user(v.app_user))]),
+        _facts(
+            [
+                ("Entra user", _person(v.entra)),
+                ("Directory user", _app_user(v.app_user)),
+                *_removal_state(v),
+            ]
+        ),
         _text(
             "**Remove sync** keeps the directory user and all its data; only the link goes. "
             "**Delete user** deletes the directory user (you confirm it next).",
@@ -752,6 +769,7 @@ def _toggle(id_: str, title: str, value: bool) -> Element:
     }
 
 
+SCHEDULE_MODES = ("manual", "daily", "interval", "watch")
 SETTINGS_INPUTS = (
     "groups",
     "enabled_only",
@@ -764,6 +782,7 @@ SETTINGS_INPUTS = (
     "mode",
     "at",
     "every_hours",
+    "every_seconds",
     "max_removals",
     "max_removal_share",
     "notify_admins_personally",
@@ -819,11 +838,12 @@ def settings_card(view: SettingsView) -> Card:
             "id": "mode",
             "label": "Mode",
             "style": "compact",
-            "value": view.mode if view.mode in ("manual", "daily", "interval") else "manual",
+            "value": view.mode if view.mode in SCHEDULE_MODES else "manual",
             "choices": [
                 {"title": "Manual: every change waits for an admin", "value": "manual"},
                 {"title": "Daily at a set time", "value": "daily"},
                 {"title": "Every N hours", "value": "interval"},
+                {"title": "Watch: look for Entra changes every N seconds", "value": "watch"},
             ],
         },
         e,
@@ -847,6 +867,17 @@ def settings_card(view: SettingsView) -> Card:
             "min": 1,
             "max": 168,
             "value": view.every_hours,
+        },
+        e,
+    )
+    body += _with_error(
+        {
+            "type": "Input.Number",
+            "id": "every_seconds",
+            "label": "Watch: every N seconds",
+            "min": 10,
+            "max": 3600,
+            "value": view.every_seconds,
         },
         e,
     )

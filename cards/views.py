@@ -114,7 +114,8 @@ class UpdateView:
 
 
 class RemovalCause(StrEnum):
-    DELETED = "deleted"
+    DELETED = "deleted"  # permanently deleted in Entra (or no longer readable)
+    SOFT_DELETED = "soft_deleted"  # in Entra's deleted users: restorable until a date
     DISABLED = "disabled"
     OUT_OF_SCOPE = "out_of_scope"
 
@@ -125,6 +126,7 @@ class RemovalView:
     entra: EntraPerson
     app_user: AppUser
     cause: RemovalCause
+    restorable_until: str = ""  # soft-deleted: the date, e.g. "24 Dec 2026"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,9 +246,10 @@ class SettingsView:
     display_name: str = "displayName"
     email: str = "mail"
     tags: tuple[str, ...] = ()
-    mode: str = "manual"  # "manual" | "daily" | "interval"
+    mode: str = "manual"  # "manual" | "daily" | "interval" | "watch"
     at: str = "02:00"
     every_hours: int = 12
+    every_seconds: int = 60
     max_removals: int = 10
     max_removal_share: float = 0.2
     notify_admins_personally: bool = False

@@ -127,9 +127,13 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class ScheduleSettings(_Strict):
-    mode: Literal["manual", "daily", "interval"] = "manual"
+    """When syncs run by themselves: ``manual`` (never), ``daily`` at ``at`` (UTC),
+    ``interval`` every ``every_hours``, or ``watch``: a delta round every ``every_seconds``."""
+
+    mode: Literal["manual", "daily", "interval", "watch"] = "manual"
     at: str = "02:00"
     every_hours: int = Field(default=12, ge=1, le=168)
+    every_seconds: int = Field(default=60, ge=10, le=3600)
 
     @field_validator("at")
     @classmethod

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -238,7 +239,9 @@ class Proposal:
     match_key: str | None = None  # "phone" | "email" for matches
     match_value: str | None = None
     number: str | None = None  # conflicts: the shared E.164 number
-    removal_cause: str | None = None  # "deleted" | "disabled" | "out_of_scope"
+    removal_cause: str | None = None  # "deleted" | "soft_deleted" | "disabled" | "out_of_scope"
+    # soft-deleted users: until when Entra can restore them (not part of the id)
+    restorable_until: datetime | None = None
     label: str = ""  # a display name for cards and logs (from Entra, untrusted)
     app_label: str = ""  # the directory user's name (not part of the id)
     entra_labels: tuple[str, ...] = ()  # conflicts: names of entra_ids, same order
@@ -287,6 +290,8 @@ class Proposal:
             out["match"] = {"key": self.match_key, "value": self.match_value}
         if self.removal_cause is not None:
             out["removal_cause"] = self.removal_cause
+        if self.restorable_until is not None:
+            out["restorable_until"] = self.restorable_until.isoformat()
         return out
 
     @classmethod
@@ -308,6 +313,9 @@ class Proposal:
             match_value=(d.get("match") or {}).get("value"),
             number=d.get("number"),
             removal_cause=d.get("removal_cause"),
+            restorable_until=(
+                datetime.fromisoformat(d["restorable_until"]) if d.get("restorable_until") else None
+            ),
             label=d.get("label", ""),
             app_label=d.get("app_label", ""),
             entra_labels=tuple(d.get("entra_labels") or ()),
@@ -361,6 +369,8 @@ class EntraSnapshot:
     # ids of the members of the scope groups (transitive), or None for "all users"
     group_members: frozenset[str] | None = None
     invalid: tuple[str, ...] = ()
+    # Entra id -> until when a soft-deleted user (delta ``@removed: changed``) can be restored
+    soft_deleted: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -455,12 +455,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def bench_service(config: Config, r: aioredis.Redis, keys: Keys) -> Any:
+def bench_service(
+    config: Config, r: aioredis.Redis, keys: Keys, clock: Callable[[], datetime] = _utcnow
+) -> Any:
     from sync.service.service import SyncService
 
     os.environ.setdefault(SECRET_ENV, BENCH_SECRET)
     return SyncService(
-        config=config, env=EnvSettings(MICROSOFT_APP_ID=None), redis=r, keys=keys, clock=_utcnow
+        config=config, env=EnvSettings(MICROSOFT_APP_ID=None), redis=r, keys=keys, clock=clock
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sync.config import Config, GuardSettings, MappingSettings, ScopeSettings
 from sync.models import (
@@ -45,6 +46,7 @@ Numbers = tuple[tuple[str, str], ...]
 
 _REMOVAL_REASON = {
     "deleted": "deleted in Entra (or no longer readable)",
+    "soft_deleted": "deleted in Entra (restorable from the deleted users for 30 days)",
     "disabled": "the account is disabled in Entra",
     "out_of_scope": "no longer a member of the selected groups",
     "no_phone": "no longer has a phone number in Entra (mobilePhone or businessPhones)",
@@ -166,11 +168,15 @@ def _update(user: EntraUser, d: DirectoryUser, mapping: MappingSettings) -> Prop
 # --- 5. removals ------------------------------------------------------------------------------
 
 
-def _removal(d: DirectoryUser, user: EntraUser | None, cause: str) -> Proposal:
-    """Removals: a linked user that is no longer read (``cause`` "deleted"), or is out of
-    scope (its scope cause), gets a removal of its directory user, saying why."""
+def _removal(
+    d: DirectoryUser, user: EntraUser | None, cause: str, until: datetime | None = None
+) -> Proposal:
+    """Removals: a linked user that is no longer read (``cause`` "deleted"; "soft_deleted"
+    while Entra can restore it, ``until`` when), or is out of scope (its scope cause), gets a
+    removal of its directory user, saying why."""
     label = entra_label(user) if user is not None else _dir_label(d)
     return Proposal(
+        restorable_until=until,
         kind=Kind.REMOVAL,
         entra_id=d.entra_id,
         app_user_id=d.id,
@@ -186,12 +192,14 @@ def _link_outcome(
     entra: Mapping[str, _Entra],
     causes: Mapping[str, str | None],
     mapping: MappingSettings,
+    soft_deleted: Mapping[str, datetime],
 ) -> Proposal | None:
     """The update or the removal of the link ``d``, or None when it is in step."""
     assert d.entra_id is not None
     known = entra.get(d.entra_id)
     if known is None:
-        return _removal(d, None, "deleted")
+        until = soft_deleted.get(d.entra_id)
+        return _removal(d, None, "deleted" if until is None else "soft_deleted", until)
     cause = causes[d.entra_id]
     if cause is not None:
         return _removal(d, known.user, cause)
@@ -417,7 +425,7 @@ def plan(
 
     links, linked_ids = _synced_links(directory)
     outcomes = [
-        _link_outcome(d, entra, causes, config.mapping)
+        _link_outcome(d, entra, causes, config.mapping, snapshot.soft_deleted)
         for d in links
         if d.entra_id not in state.ignored
     ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -17,6 +18,9 @@ from sync.service.runtime import TenantRuntime
 from sync.state.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+# Entra keeps a deleted user restorable for 30 days ("deleted items"), then purges it
+SOFT_DELETE_KEPT = timedelta(days=30)
 
 # Attributes every read needs besides the mapping: matching, scope, and names for cards.
 BASE_SELECT = (
@@ -57,8 +61,11 @@ class EntraReader:
     """Reads tenants; ``latest`` holds each tenant's last snapshot (for finding users by name
     and for planning again without reading Graph)."""
 
-    def __init__(self, snapshots: SnapshotStore) -> None:
+    def __init__(
+        self, snapshots: SnapshotStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._snapshots = snapshots
+        self._clock = clock
         self.latest: dict[str, EntraSnapshot] = {}
 
     async def read(self, rt: TenantRuntime, config: Config) -> Reading:
@@ -75,11 +82,19 @@ class EntraReader:
         users = await self.stored_users(rt.name) if link else None
         if link and users:
             try:
-                return await self._read_delta(rt, config, select, link, users)
+                reading = await self._read_delta(rt, config, select, link, users)
+                return await self._with_soft_deleted(rt.name, reading)
             except DeltaExpired:
                 log.info("tenant %s: delta link expired; full resync", rt.name)
         await self._snapshots.clear_delta_link(rt.name, key)
-        return await self._read_full(rt, config, select)
+        return await self._with_soft_deleted(rt.name, await self._read_full(rt, config, select))
+
+    async def _with_soft_deleted(self, tenant: str, reading: Reading) -> Reading:
+        """The reading's snapshot with the users that are soft-deleted (restorable) now."""
+        soft = await self._snapshots.soft_deleted(tenant, self._clock())
+        snap = replace(reading.snapshot, soft_deleted=soft)
+        self.latest[tenant] = snap
+        return replace(reading, snapshot=snap)
 
     async def stored_users(self, tenant: str) -> dict[str, EntraUser]:
         """The users of the tenant's last snapshot (held, else loaded from Redis)."""
@@ -118,6 +133,13 @@ class EntraReader:
         # each delta object is merged over the user held (Graph sends only what changed)
         delta = await rt.graph.read_delta(select, link, users)
         removed = [uid for uid, _ in delta.removed]
+        until = self._clock() + SOFT_DELETE_KEPT
+        await self._snapshots.mark_soft_deleted(
+            rt.name,
+            {uid: until for uid, reason in delta.removed if reason == "changed"},
+            [u.id for u in delta.changed]
+            + [uid for uid, reason in delta.removed if reason != "changed"],
+        )
         users.update((u.id, u) for u in delta.changed)
         for uid in removed:
             users.pop(uid, None)

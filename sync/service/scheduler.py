@@ -6,6 +6,7 @@
   therefore due at once (its slot lies in the past), and a run at 02:00:05 for the 02:00 slot
   moves the next one to tomorrow 02:00.
 - ``interval``: ``last_run + every_hours`` (counted from the last sync); when it never ran, ``now``.
+- ``watch``: ``last_run + every_seconds`` (a delta round each interval); when it never ran, ``now``.
 
 ``is_due`` is ``now >= next_run``. All datetimes must be aware; results are in UTC.
 After a failed run, the next is due within the hour (``next_sync``). ``Scheduler`` runs what
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sync.config import ScheduleSettings
@@ -39,16 +40,22 @@ def _slot_at_or_after(t: datetime, hh: int, mm: int) -> datetime:
     return slot if slot >= t else slot + timedelta(days=1)
 
 
+def _period(schedule: ScheduleSettings) -> timedelta:
+    if schedule.mode == "watch":
+        return timedelta(seconds=schedule.every_seconds)
+    return timedelta(hours=schedule.every_hours)
+
+
 def next_run(
     now: datetime, last_run: datetime | None, schedule: ScheduleSettings
 ) -> datetime | None:
     now = _utc(now)
     if schedule.mode == "manual":
         return None
-    if schedule.mode == "interval":
+    if schedule.mode in ("interval", "watch"):
         if last_run is None:
             return now
-        return _utc(last_run) + timedelta(hours=schedule.every_hours)
+        return _utc(last_run) + _period(schedule)
     hh, mm = (int(x) for x in schedule.at.split(":"))
     if last_run is None:
         return _slot_at_or_after(now, hh, mm)
@@ -73,8 +80,16 @@ def next_sync(now: datetime, last: LastSync | None, schedule: ScheduleSettings) 
     return nxt
 
 
+def wait_s(now: datetime, due: Sequence[datetime | None], tick_s: float) -> float:
+    """How long the scheduler sleeps: until the earliest due run, at most ``tick_s`` (so a
+    changed schedule is seen), never negative."""
+    waits = [(d - _utc(now)).total_seconds() for d in due if d is not None]
+    return max(0.0, min([tick_s, *waits]))
+
+
 class Scheduler:
-    """Runs every tenant whose schedule is due, checking every ``tick_s`` seconds."""
+    """Runs every tenant whose schedule is due; sleeps until the next is due (at most
+    ``tick_s`` seconds)."""
 
     def __init__(
         self,
@@ -113,10 +128,19 @@ class Scheduler:
                 await self._task
             self._task = None
 
+    async def wait_s(self) -> float:
+        """Seconds until the next tenant is due (at most ``tick_s``)."""
+        if self._live.current.schedule.mode == "manual":
+            return self._tick
+        due = [await self.next_sync(name) for name in list(self._tenants.runtimes)]
+        return wait_s(self._clock(), due, self._tick)
+
     async def _loop(self) -> None:
         while True:
             try:
                 await self.run_due()
+                pause = await self.wait_s()
             except Exception:
                 log.exception("scheduled sync failed")
-            await self._sleep(self._tick)
+                pause = self._tick
+            await self._sleep(pause)

@@ -84,7 +84,7 @@ class SyncService:
         self.store = StateStore(redis, keys, clock=clock, box=self.box)
         self.conversations = self.store.conversations
         self.tenant_set = Tenants(self.live, self.store, redis=redis, keys=keys, sleep=sleep)
-        self.reader = EntraReader(self.store.snapshots)
+        self.reader = EntraReader(self.store.snapshots, clock)
         self.listeners = Listeners()
         self.digests = CardDigests(redis, keys)
         shared = Shared(

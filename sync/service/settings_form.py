@@ -27,7 +27,12 @@ def merge_config(base: Config, overrides: Mapping[str, Any]) -> Config:
 # the fields a settings card may send, and how each is read from its text
 _LISTS = ("scope.groups", "mapping.tags", "matching.keys")
 _BOOLS = ("scope.enabled_only", "scope.require_phone", "bot.notify_admins_personally")
-_INTS = ("schedule.every_hours", "guard.max_removals", "bot.max_cards_per_run")
+_INTS = (
+    "schedule.every_hours",
+    "schedule.every_seconds",
+    "guard.max_removals",
+    "bot.max_cards_per_run",
+)
 _FLOATS = ("guard.max_removal_share",)
 _TEXT_SECTIONS = ("scope", "mapping", "schedule", "guard", "matching")
 _BOOL = TypeAdapter(bool)

@@ -48,6 +48,9 @@ class Keys:
     def snapshot_removed(self, tenant: str) -> str:  # set: Entra ids removed by deltas
         return f"{self.prefix}snapgone:{tenant}"
 
+    def snapshot_soft_deleted(self, tenant: str) -> str:  # hash: Entra id -> restorable until
+        return f"{self.prefix}snapsoft:{tenant}"
+
     def snapshot_staging(self, tenant: str) -> str:  # save_snapshot writes here, then RENAME
         return f"{self.prefix}snapnew:{tenant}"
 

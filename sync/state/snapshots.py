@@ -12,6 +12,7 @@ read: ``load`` returns no users for them, so the first sync after the upgrade do
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -97,6 +98,30 @@ class SnapshotStore:
                 tx.sadd(gone, *ids)
             await tx.execute()
 
+    async def mark_soft_deleted(
+        self, tenant: str, until: Mapping[str, datetime], back: Iterable[str]
+    ) -> None:
+        """Remember until when soft-deleted users can be restored (``until``); forget those
+        restored or purged (``back``). Kept across full reads, which cannot tell them apart."""
+        key = self._k.snapshot_soft_deleted(tenant)
+        back = list(back)
+        async with self._r.pipeline(transaction=True) as tx:
+            if back:
+                tx.hdel(key, *back)
+            if until:
+                tx.hset(key, mapping={uid: t.isoformat() for uid, t in until.items()})
+            await tx.execute()
+
+    async def soft_deleted(self, tenant: str, now: datetime) -> dict[str, datetime]:
+        """The soft-deleted users that can still be restored at ``now``, and until when."""
+        raw = await self._r.hgetall(self._k.snapshot_soft_deleted(tenant))
+        out = {}
+        for uid, at in (raw or {}).items():
+            until = datetime.fromisoformat(at.decode() if isinstance(at, bytes) else at)
+            if until > now:
+                out[uid.decode() if isinstance(uid, bytes) else uid] = until
+        return out
+
     async def load(self, tenant: str) -> list[EntraUser]:
         """All users of the snapshot (the saved parts, then the overlay), sorted by id; none
         for a snapshot in an earlier format (see the module notes). One round trip."""
@@ -124,6 +149,7 @@ class SnapshotStore:
         ]
         keys = [k.snapshot(tenant), k.snapshot_staging(tenant), k.snapshot_parts(tenant)]
         keys += [k.snapshot_overlay(tenant), k.snapshot_removed(tenant), *links]
+        keys.append(k.snapshot_soft_deleted(tenant))
         await self._r.delete(*keys)
 
 

@@ -31,6 +31,7 @@ FIGURES = (
     "invoke_p99_ms",
     "invoke_max_ms",
     "invoke_count",
+    "freshness_s",
     "ratio_full_floor",
     "ratio_delta_full",
     "ratio_peer_read",
@@ -83,6 +84,10 @@ def check_bot(figures: dict[str, Any]) -> None:
     assert figures["invoke_max_ms"] >= figures["invoke_p99_ms"]
     assert figures["digest_pending_items"] >= 10_000
     assert figures["digest_messages"] <= 10 and figures["digest_max_per_30s"] <= 60
+    # watch mode: a quiet round posts nothing; a change waits at most an interval (+ the round)
+    assert figures["watch_quiet_messages"] == 0
+    assert figures["freshness_interval_s"] == 60
+    assert figures["freshness_s"] >= figures["freshness_interval_s"] * 0.5
 
 
 async def test_bench_with_2000_users_reports_every_figure(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,16 @@ def sample_views() -> dict[str, Any]:
         "new": (build.new_card, new),
         "update": (build.update_card, update),
         "removal": (build.removal_card, removal),
+        "removal_soft_deleted": (
+            build.removal_card,
+            RemovalView(
+                ref=REF,
+                entra=ANNA,
+                app_user=ANNA_APP,
+                cause=RemovalCause.SOFT_DELETED,
+                restorable_until="24 Dec 2026",
+            ),
+        ),
         "removal_confirm": (build.removal_confirm_card, removal),
         "conflict": (build.conflict_card, conflict),
         "stale": (build.stale_card, update),
@@ -341,6 +351,7 @@ def test_every_action_is_execute_with_only_pid_and_digest(name: str) -> None:
         "new",
         "update",
         "removal",
+        "removal_soft_deleted",
         "removal_confirm",
         "conflict",
         "stale",
@@ -769,3 +780,29 @@ def test_the_disconnect_confirmation_carries_the_server_issued_token() -> None:
         "destructive",
     )
     assert cancel["verb"] == "disconnect_cancel"
+
+
+# --- removals: soft-deleted or gone -----------------------------------------------------------
+
+
+def _card_text(card: Mapping[str, Any]) -> str:
+    return json.dumps(card, ensure_ascii=False)
+
+
+def test_removal_card_of_a_soft_deleted_user_says_restorable_and_until_when() -> None:
+    view = RemovalView(
+        REF, ANNA, ANNA_APP, RemovalCause.SOFT_DELETED, restorable_until="2 Jan 2027"
+    )
+    text = _card_text(build.removal_card(view))
+    assert "Soft-deleted" in text and "restore" in text and "until 2 Jan 2027" in text
+    assert "Gone" not in text
+
+
+def test_removal_card_of_a_deleted_user_says_it_is_gone() -> None:
+    text = _card_text(build.removal_card(RemovalView(REF, ANNA, ANNA_APP, RemovalCause.DELETED)))
+    assert "Gone: permanently deleted" in text and "Soft-deleted" not in text
+
+
+def test_removal_card_of_a_disabled_user_says_nothing_about_restoring() -> None:
+    text = _card_text(build.removal_card(RemovalView(REF, ANNA, ANNA_APP, RemovalCause.DISABLED)))
+    assert "Soft-deleted" not in text and "Gone" not in text

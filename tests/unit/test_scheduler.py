@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.config import ScheduleSettings
-from sync.service.scheduler import is_due, next_run
+from sync.service.scheduler import is_due, next_run, wait_s
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -104,3 +104,45 @@ def test_is_due_agrees_with_next_run(now: datetime, last: datetime, at: str) -> 
     nxt = next_run(now, last, daily(at))
     assert nxt is not None
     assert is_due(now, last, daily(at)) is (now >= nxt)
+
+
+# --- watch mode -------------------------------------------------------------------------------
+
+
+def watch(s: int = 60) -> ScheduleSettings:
+    return ScheduleSettings(mode="watch", every_seconds=s)
+
+
+def test_watch_mode_defaults_to_a_round_every_minute() -> None:
+    assert ScheduleSettings(mode="watch").every_seconds == 60
+
+
+def test_watch_mode_runs_every_seconds_after_the_last_run() -> None:
+    last = NOW - timedelta(seconds=45)
+    assert next_run(NOW, last, watch(60)) == NOW + timedelta(seconds=15)
+    assert is_due(NOW, last, watch(60)) is False
+    assert is_due(NOW + timedelta(seconds=15), last, watch(60)) is True
+    assert is_due(NOW, last, watch(30)) is True
+
+
+def test_watch_mode_never_run_is_due_at_once() -> None:
+    assert next_run(NOW, None, watch()) == NOW
+
+
+def test_watch_mode_rejects_intervals_below_ten_seconds() -> None:
+    with pytest.raises(ValueError):
+        ScheduleSettings(mode="watch", every_seconds=5)
+
+
+def test_scheduler_sleeps_until_the_earliest_due_run_at_most_a_tick() -> None:
+    soon, later = NOW + timedelta(seconds=20), NOW + timedelta(seconds=50)
+    assert wait_s(NOW, [later, soon, None], 30.0) == 20.0
+    assert wait_s(NOW, [later], 30.0) == 30.0
+    assert wait_s(NOW, [NOW - timedelta(seconds=5)], 30.0) == 0.0
+    assert wait_s(NOW, [None], 30.0) == 30.0
+
+
+@given(aware, st.integers(10, 3600))
+def test_watch_next_run_is_one_interval_after_the_last(last: datetime, s: int) -> None:
+    nxt = next_run(last + timedelta(seconds=1), last, watch(s))
+    assert nxt == last + timedelta(seconds=s)
