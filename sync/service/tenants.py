@@ -60,7 +60,8 @@ class Tenants:
     async def open(self) -> None:
         """Apply the settings saved in Teams, then open every directory and tenant."""
         self.http = await self._stack.enter_async_context(
-            httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+            # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY and the CA bundle in SSL_CERT_FILE
+            httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), trust_env=True)
         )
         overrides = await self._store.settings.get_settings_overrides()
         if overrides:
