@@ -15,7 +15,6 @@ from sync.service.service import RunResult, SyncService
 from sync.state.connection import make_redis
 from sync.state.keys import Keys
 
-
 # Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
