@@ -36,7 +36,7 @@ from tests.component.real_rig import (
 )
 from tests.component.test_bot_flow import activity, card_texts, invoke
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("no_tracebacks")]
 
 TENANT_ID = "contoso.onmicrosoft.com"
 CLIENT = "7d1a2b3c-0000-4000-8000-00000000c0de"

@@ -45,7 +45,7 @@ from tests.integration.test_security_auth import (  # noqa: F401  (fixtures)
     webchat_only,
 )
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("no_tracebacks")]
 
 BURST = 200
 
