@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,15 @@ class ChannelSettings(BaseSettings):
     TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str | None = None
     TO_CHANNEL_FROM_BOT_LOGIN_URL: str | None = None
     TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str | None = None
+
+
+def requests_trust_ssl_cert_file(environ: MutableMapping[str, str]) -> None:
+    """The Bot Framework SDK (connector client, channel keys, its MSAL) talks HTTP through
+    ``requests``, which honours HTTPS_PROXY / NO_PROXY but takes its CA bundle from
+    REQUESTS_CA_BUNDLE, not SSL_CERT_FILE: when only SSL_CERT_FILE is set, use it there too."""
+    cert = environ.get("SSL_CERT_FILE")
+    if cert and not environ.get("REQUESTS_CA_BUNDLE") and not environ.get("CURL_CA_BUNDLE"):
+        environ["REQUESTS_CA_BUNDLE"] = cert
 
 
 @dataclass(frozen=True, slots=True)

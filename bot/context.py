@@ -102,7 +102,11 @@ class Confirmations:
         """True once for the token issued for ``pid``; False for anything else."""
         stored = await self.conversations.card_ref(self._key(pid)) or {}
         issued = stored.get("token")
-        if not isinstance(issued, str) or not issued or not hmac.compare_digest(issued, token):
+        if (
+            not isinstance(issued, str)
+            or not issued
+            or not hmac.compare_digest(issued.encode(), token.encode())
+        ):
             return False
         await self.conversations.set_card_ref(self._key(pid), {})
         return True

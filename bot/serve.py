@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bot.adapter import ChannelSettings
+from bot.adapter import ChannelSettings, requests_trust_ssl_cert_file
 from bot.app import AppParts, Limits, check_bind, create_app
 from sync.config import Config, EnvSettings, load_config
 from sync.service.service import SyncService
@@ -41,6 +42,7 @@ def build_app(config: Config, env: EnvSettings) -> web.Application:
 def serve(*, config_path: str | None, host: str, port: int) -> int:
     env = EnvSettings()
     config = load_config(config_path)
+    requests_trust_ssl_cert_file(os.environ)
     check_bind(host, env.local_mode)
     app = build_app(config, env)
     mode = "local mode (Bot Framework auth off)" if env.local_mode else "Teams mode"

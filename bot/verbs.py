@@ -88,7 +88,7 @@ async def proposal_view(ctx: BotContext, item: Item) -> v.ProposalView:
 async def _signed(ctx: BotContext, action: CardAction) -> bool:
     """Does ``d`` equal the service's HMAC of ``pid``? (digest and other non-item cards)"""
     return bool(action.digest) and hmac.compare_digest(
-        action.digest, await ctx.service.digest(action.pid)
+        action.digest.encode(), (await ctx.service.digest(action.pid)).encode()
     )
 
 

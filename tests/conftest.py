@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import fakeredis
 import pytest
@@ -40,3 +41,13 @@ async def real_redis(keys: Keys) -> AsyncIterator[aioredis.Redis]:
     async for k in r.scan_iter(match=f"{keys.prefix}*", count=1000):
         await r.delete(k)
     await r.aclose()
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test when anything logged a traceback: bad input is refused with a short
+    line, never a traceback per request (issue 19)."""
+    caplog.set_level(logging.WARNING)
+    yield
+    tracebacks = [f"{r.name}: {r.getMessage()}" for r in caplog.get_records("call") if r.exc_info]
+    assert tracebacks == [], tracebacks

@@ -169,7 +169,9 @@ class MsalTokenProvider:
         self._scopes = [graph_resource.rstrip("/") + "/.default"]
         self._https_base, rewrite, self._official = _authority_base(authority_host)
         self._owns_http = http is None
-        self._http = HttpxMsalClient(http or httpx.Client(timeout=timeout), rewrite=rewrite)
+        # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY and the CA bundle in SSL_CERT_FILE
+        client = http or httpx.Client(timeout=timeout, trust_env=True)
+        self._http = HttpxMsalClient(client, rewrite=rewrite)
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
 

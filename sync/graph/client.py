@@ -208,6 +208,11 @@ class GraphClient:
 
     # --- public API ------------------------------------------------------------------------
 
+    async def sign_in(self) -> None:
+        """Ask Entra for a new token now, without reading anything: proves the credentials.
+        Raises the AuthError (with its AADSTS code) or AuthUnavailable Entra's answer maps to."""
+        await self._refreshed_token()
+
     def iter_users(self, select: Sequence[str], *, enabled_only: bool = False) -> UserPages:
         """Every user, page by page (``$top`` = page_size). ``$select`` is the given attributes
         plus ``id`` and ``accountEnabled``. ``enabled_only`` adds ``$filter=accountEnabled eq

@@ -36,11 +36,14 @@ class TenantConnection:
     async def connect(
         self, tenant_id: str, client_id: str, secret: SecretStr, *, actor: Actor
     ) -> TenantStatus:
-        """Store the credentials (never audited: the secret), open the tenant, sync it, and
-        return its status."""
+        """Prove the credentials first (a token request to Entra): refused, they raise the
+        AuthError whose AADSTS code says the fix, and the credentials in force stay. Proven,
+        they replace the stored ones (never audited: the secret), the tenant is reopened and
+        synced, and its status returned."""
         tenant_id, client_id = tenant_id.strip(), client_id.strip()
         if not tenant_id or not client_id or not secret.get_secret_value().strip():
             raise InputError("tenant id, client id and client secret are all needed")
+        await self._tenants.prove_connected(tenant_id, client_id, secret)
         await self._store.tenant_credentials.set_credentials(
             CONNECTED, tenant_id, client_id, secret
         )

@@ -32,7 +32,9 @@ class CardDigests:
         return hmac.new(await self._secret(), pid.encode(), hashlib.sha256).hexdigest()[:24]
 
     async def valid(self, pid: str, digest: str) -> bool:
-        return hmac.compare_digest(digest, await self.digest(pid))
+        """Does ``digest`` (whatever the client sent) equal ``pid``'s? Compared as bytes:
+        ``compare_digest`` raises on non-ASCII strings."""
+        return hmac.compare_digest(digest.encode(), (await self.digest(pid)).encode())
 
     async def item(self, sp: StoredProposal) -> Item:
         """The bot's view of a stored proposal, with the digest its card carries."""

@@ -15,9 +15,20 @@ from sync.service.service import RunResult, SyncService
 from sync.state.connection import make_redis
 from sync.state.keys import Keys
 
+# Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def csv_cell(value: object) -> str:
+    """A value as a CSV cell a spreadsheet shows as text: a cell that starts with a formula
+    prefix (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading single quote, as
+    OWASP's CSV-injection guidance says. ``None`` is the empty cell."""
+    cell = "" if value is None else str(value)
+    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
 
 
 def summarize(r: RunResult) -> dict[str, Any]:
@@ -88,8 +99,7 @@ async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | 
     for e in entries:
         row = {k: e.get(k) for k in fields}
         for k in ("before", "after"):
-            row[k] = (
-                json.dumps(row[k], ensure_ascii=False, default=str) if row[k] is not None else ""
-            )
-        w.writerow(row)
+            if row[k] is not None:
+                row[k] = json.dumps(row[k], ensure_ascii=False, default=str)
+        w.writerow({k: csv_cell(v) for k, v in row.items()})
     return out.getvalue()

@@ -60,7 +60,8 @@ class Tenants:
     async def open(self) -> None:
         """Apply the settings saved in Teams, then open every directory and tenant."""
         self.http = await self._stack.enter_async_context(
-            httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+            # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY and the CA bundle in SSL_CERT_FILE
+            httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), trust_env=True)
         )
         overrides = await self._store.settings.get_settings_overrides()
         if overrides:
@@ -99,11 +100,28 @@ class Tenants:
         if creds is None or CONNECTED in self.runtimes:
             return
         tenant_id, client_id, secret = creds
+        await self.open_tenant(self._connected_config(tenant_id, client_id), secret)
+
+    async def prove_connected(self, tenant_id: str, client_id: str, secret: SecretStr) -> None:
+        """Sign in with credentials for the connected tenant on the side (one token request),
+        leaving the tenant in force untouched. Raises the AuthError Entra's answer maps to."""
+        assert self.http is not None, "open() first"
+        async with AsyncExitStack() as stack:
+            runtime = await open_tenant(
+                self._connected_config(tenant_id, client_id),
+                self._live.current,
+                stack,
+                http=self.http,
+                sleep=self._sleep,
+                secret=secret,
+            )
+            await runtime.graph.sign_in()
+
+    def _connected_config(self, tenant_id: str, client_id: str) -> TenantConfig:
         directory = self._live.current.directories[0].name
-        cfg = TenantConfig(
+        return TenantConfig(
             name=CONNECTED, tenant_id=tenant_id, client_id=client_id, directory=directory
         )
-        await self.open_tenant(cfg, secret)
 
     def names(self) -> list[str]:
         """Every tenant: opened ones, then those that failed to open."""

@@ -46,6 +46,8 @@ from tests.component.test_bot_flow import (
     message,
 )
 
+pytestmark = pytest.mark.usefixtures("no_tracebacks")
+
 MEMBER = "aad-team-member"
 GUARD_VERBS = frozenset({"guard_confirm", "guard_dismiss"})
 CONNECT_CLIENT = "c0ffee00-0000-4000-8000-000000000001"

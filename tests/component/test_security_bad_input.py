@@ -43,6 +43,8 @@ from tests.component.real_rig import (
 )
 from tests.component.test_bot_flow import CHANNEL, activity, card_texts, invoke, message
 
+pytestmark = pytest.mark.usefixtures("no_tracebacks")
+
 ACTIVITIES = 120
 CARD_PAYLOADS = 120
 FORGED_BY_ADMIN = 80

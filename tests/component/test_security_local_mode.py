@@ -21,6 +21,8 @@ from tests.component.bot_fake_service import FakeSyncService, now_fixed
 from tests.component.fake_connector import FakeConnector
 from tests.component.test_bot_flow import CHANNEL, FakeTime, Rig, activity, make_rig, message
 
+pytestmark = pytest.mark.usefixtures("no_tracebacks")
+
 
 @pytest.fixture
 async def connector() -> AsyncIterator[FakeConnector]:

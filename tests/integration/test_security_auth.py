@@ -52,7 +52,7 @@ from tests.component.real_rig import (
 )
 from tests.component.test_bot_flow import executes
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("no_tracebacks")]
 
 APP_ID = "3f1c0d6e-0000-4000-8000-00000000b07a"
 KID = "test-key-1"
