@@ -4,6 +4,7 @@ record the plan, apply what the schedule allows, and keep the counters for the s
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 from collections import Counter
@@ -108,6 +109,7 @@ class Runs:
             raise group.exceptions[0] from None
         # "listing": how long the listings took after the read was done
         phases = {"read": read_s, "listing": perf_counter() - lap - read_s}
+        _freeze_long_lived()
         out = []
         for d in dirs:
             run = _Run(rt.name, d, reading, actor, trigger, started)
@@ -344,6 +346,17 @@ class Runs:
                 if exact or by_number or q in label:
                     found.add(u.id)
         return found
+
+
+def _freeze_long_lived() -> None:
+    """The snapshot and the listings just read live until the next run replaces them: a few
+    objects per user, about a million at 100,000 users. ``gc.freeze()`` moves every object
+    alive now out of the cyclic collector's generations, so the full collections that the
+    plan's and the record's allocations trigger do not walk all of them again (each walk
+    ~0.3 s at 100,000 users). Frozen objects are still freed by reference counting when the
+    next run drops them (users and records hold no reference cycles); the collector is
+    never switched off."""
+    gc.freeze()
 
 
 def scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
