@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-
-import orjson
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from redis.exceptions import RedisError, WatchError
@@ -255,12 +254,12 @@ def _decode_ids(raw: bytes | str | None) -> list[str]:
 
 
 def _decode_user(raw: bytes | str) -> DirectoryUser:
+    """orjson: a listing decodes every user (92,000 at 100,000 Entra users)."""
     return DirectoryUser.from_dict(orjson.loads(raw))
 
 
 def _encode_user(user: DirectoryUser) -> str:
-    """Compact UTF-8 JSON (orjson: a listing decodes every user, a seed encodes every one)."""
-    return orjson.dumps(user.to_dict()).decode()
+    return json.dumps(user.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
 
 def _id_sort_key(uid: str) -> tuple[int, int, str]:

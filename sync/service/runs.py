@@ -15,8 +15,17 @@ from time import perf_counter
 
 from redis.exceptions import RedisError
 
+from sync.config import Config
 from sync.errors import ConfigError, GraphDataError, LockBusy, StoreUnavailable, SyncError
-from sync.models import DirectoryUser, EntraSnapshot, Kind, Plan, Proposal, ProposalState
+from sync.models import (
+    DirectoryUser,
+    EntraSnapshot,
+    Kind,
+    Plan,
+    Proposal,
+    ProposalState,
+    StateView,
+)
 from sync.plan.phones import normalize
 from sync.plan.planner import auto_applicable
 from sync.plan.planner import plan as make_plan
@@ -187,8 +196,10 @@ class Runs:
         """The plan, and its proposals with ids scoped to this tenant and directory."""
         state = await self._store.choices.state_view(run.tenant, run.directory)
         snap, config = run.reading.snapshot, self._live.current
-        p = await asyncio.to_thread(make_plan, snap, dir_users, state, config)
-        proposals = [scoped(x, run.tenant, run.directory) for x in p.proposals]
+        # in a thread, ids scoped there too (~20,000 proposals): the event loop answers Teams
+        p, proposals = await asyncio.to_thread(
+            _plan_scoped, snap, dir_users, state, config, (run.tenant, run.directory)
+        )
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
             await self._store.choices.consume_guard(run.tenant, run.directory)
         return p, proposals
@@ -357,6 +368,18 @@ def _freeze_long_lived() -> None:
     next run drops them (users and records hold no reference cycles); the collector is
     never switched off."""
     gc.freeze()
+
+
+def _plan_scoped(
+    snap: EntraSnapshot,
+    dir_users: list[DirectoryUser],
+    state: StateView,
+    config: Config,
+    where: tuple[str, str],
+) -> tuple[Plan, list[Proposal]]:
+    """The plan, and its proposals with ids scoped to ``where`` (tenant, directory)."""
+    p = make_plan(snap, dir_users, state, config)
+    return p, [scoped(x, *where) for x in p.proposals]
 
 
 def scoped(p: Proposal, tenant: str, directory: str) -> Proposal:
