@@ -109,9 +109,7 @@ class Runs:
         lap = perf_counter()
         try:
             async with asyncio.TaskGroup() as tg:
-                listings = {
-                    d: tg.create_task(self._tenants.directories[d].list_users()) for d in dirs
-                }
+                listings = {d: tg.create_task(self._list_users(d)) for d in dirs}
                 reading = await self._reader.read(rt, self._live.current)
                 read_s = perf_counter() - lap
         except ExceptionGroup as group:  # the first failure, as the callers handle it
@@ -122,8 +120,15 @@ class Runs:
         out = []
         for d in dirs:
             run = _Run(rt.name, d, reading, actor, trigger, started)
-            out.append(await self.plan_and_record(run, list(listings[d].result()), dict(phases)))
+            out.append(await self.plan_and_record(run, listings[d].result(), dict(phases)))
         return out
+
+    async def _list_users(self, directory: str) -> list[DirectoryUser]:
+        """The directory's users, frozen for the collector once listed (see
+        ``_freeze_long_lived``): the Graph read that goes on meanwhile allocates a lot."""
+        users = list(await self._tenants.directories[directory].list_users())
+        _freeze_long_lived()
+        return users
 
     async def _record_failure(self, tenant: str, e: SyncError) -> None:
         """The status shows the failure; the counters of the last good run stay."""
