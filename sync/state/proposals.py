@@ -155,7 +155,6 @@ class ProposalStore:
         them, by id; the existing ones)."""
         created: dict[str, StoredProposal] = {}
         existing: list[Proposal] = []
-        created_at = datetime.fromisoformat(now)
         for chunk in chunks(proposals):
             recs = [
                 orjson.dumps(
@@ -168,12 +167,10 @@ class ProposalStore:
             for p, rec in zip(chunk, recs, strict=True):
                 pipe.hsetnx(self._k.proposal(p.id), "rec", rec)
             replies = await pipe.execute()
-            for p, was_created in zip(chunk, replies, strict=True):
-                if was_created:
-                    # what ``get`` would read back: the record just written, pending
-                    created[p.id] = StoredProposal(
-                        p, ProposalState.PENDING, tenant, directory, created_at
-                    )
+            for p, rec, was_created in zip(chunk, recs, replies, strict=True):
+                sp = parse_stored({"rec": rec}) if was_created else None
+                if sp is not None:
+                    created[p.id] = sp
                 else:
                     existing.append(p)
         return created, existing
