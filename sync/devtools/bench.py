@@ -773,7 +773,8 @@ def ratios(f: dict[str, Any]) -> dict[str, Any]:
         "ratio_full_floor": f["full_sync_s"] / f["floor_s"],
         "ratio_delta_full": f["delta_sync_s"] / f["full_sync_s"],
         "ratio_peer_read": f["peer_s"] / f["read_s"],
-        "expected_graph_requests": f["pages"],
+        # the pages of users, plus the one request for a delta link ($deltatoken=latest)
+        "expected_graph_requests": f["pages"] + 1,
         "redis_round_trips_limit": f["users"] // 100,
     }
 

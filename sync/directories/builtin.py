@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from redis.exceptions import RedisError, WatchError
@@ -253,7 +254,8 @@ def _decode_ids(raw: bytes | str | None) -> list[str]:
 
 
 def _decode_user(raw: bytes | str) -> DirectoryUser:
-    return DirectoryUser.from_dict(json.loads(raw))
+    """orjson: a listing decodes every user (92,000 at 100,000 Entra users)."""
+    return DirectoryUser.from_dict(orjson.loads(raw))
 
 
 def _encode_user(user: DirectoryUser) -> str:

@@ -86,6 +86,7 @@ class EntraReader:
                 return await self._with_soft_deleted(rt.name, reading)
             except DeltaExpired:
                 log.info("tenant %s: delta link expired; full resync", rt.name)
+        del users  # a full read replaces the snapshot: never hold two (peak memory)
         await self._snapshots.clear_delta_link(rt.name, key)
         return await self._with_soft_deleted(rt.name, await self._read_full(rt, config, select))
 
@@ -115,6 +116,9 @@ class EntraReader:
         self, rt: TenantRuntime, config: Config, select: tuple[str, ...]
     ) -> Reading:
         link = await _latest_delta_link(rt, select)
+        # the held snapshot is dropped first, so a tenant's users are in memory once, not
+        # twice, during a full read (``snapshot`` loads it from Redis if asked meanwhile)
+        self.latest.pop(rt.name, None)
         snap = await rt.graph.read_users(select, groups=config.scope.groups)
         self.latest[rt.name] = snap
         await self._snapshots.save(rt.name, snap.users)

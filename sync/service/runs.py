@@ -4,6 +4,7 @@ record the plan, apply what the schedule allows, and keep the counters for the s
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 from collections import Counter
@@ -14,8 +15,17 @@ from time import perf_counter
 
 from redis.exceptions import RedisError
 
+from sync.config import Config
 from sync.errors import ConfigError, GraphDataError, LockBusy, StoreUnavailable, SyncError
-from sync.models import DirectoryUser, EntraSnapshot, Kind, Plan, Proposal, ProposalState
+from sync.models import (
+    DirectoryUser,
+    EntraSnapshot,
+    Kind,
+    Plan,
+    Proposal,
+    ProposalState,
+    StateView,
+)
 from sync.plan.phones import normalize
 from sync.plan.planner import auto_applicable
 from sync.plan.planner import plan as make_plan
@@ -99,20 +109,26 @@ class Runs:
         lap = perf_counter()
         try:
             async with asyncio.TaskGroup() as tg:
-                listings = {
-                    d: tg.create_task(self._tenants.directories[d].list_users()) for d in dirs
-                }
+                listings = {d: tg.create_task(self._list_users(d)) for d in dirs}
                 reading = await self._reader.read(rt, self._live.current)
                 read_s = perf_counter() - lap
         except ExceptionGroup as group:  # the first failure, as the callers handle it
             raise group.exceptions[0] from None
         # "listing": how long the listings took after the read was done
         phases = {"read": read_s, "listing": perf_counter() - lap - read_s}
+        _freeze_long_lived()
         out = []
         for d in dirs:
             run = _Run(rt.name, d, reading, actor, trigger, started)
-            out.append(await self.plan_and_record(run, list(listings[d].result()), dict(phases)))
+            out.append(await self.plan_and_record(run, listings[d].result(), dict(phases)))
         return out
+
+    async def _list_users(self, directory: str) -> list[DirectoryUser]:
+        """The directory's users, frozen for the collector once listed (see
+        ``_freeze_long_lived``): the Graph read that goes on meanwhile allocates a lot."""
+        users = list(await self._tenants.directories[directory].list_users())
+        _freeze_long_lived()
+        return users
 
     async def _record_failure(self, tenant: str, e: SyncError) -> None:
         """The status shows the failure; the counters of the last good run stay."""
@@ -185,8 +201,10 @@ class Runs:
         """The plan, and its proposals with ids scoped to this tenant and directory."""
         state = await self._store.choices.state_view(run.tenant, run.directory)
         snap, config = run.reading.snapshot, self._live.current
-        p = await asyncio.to_thread(make_plan, snap, dir_users, state, config)
-        proposals = [scoped(x, run.tenant, run.directory) for x in p.proposals]
+        # in a thread, ids scoped there too (~20,000 proposals): the event loop answers Teams
+        p, proposals = await asyncio.to_thread(
+            _plan_scoped, snap, dir_users, state, config, (run.tenant, run.directory)
+        )
         if state.removals_confirmed and any(x.kind is Kind.REMOVAL for x in p.proposals):
             await self._store.choices.consume_guard(run.tenant, run.directory)
         return p, proposals
@@ -344,6 +362,31 @@ class Runs:
                 if exact or by_number or q in label:
                     found.add(u.id)
         return found
+
+
+def _freeze_long_lived() -> None:
+    """The snapshot and the listings just read live until the next run replaces them:
+    several objects per user. ``gc.freeze()`` moves every object alive now out of the
+    cyclic collector's generations, so the full collections that the read, the plan and the
+    record trigger do not walk all of them again (each walk ~0.15-0.3 s at 100,000 users,
+    stalling the event loop; measured: the full sync's collections took 0.8 s instead of
+    3.1 s). Frozen objects are still freed by reference counting when the next run drops
+    them (users and records hold no reference cycles); only cyclic garbage alive at a
+    freeze (a few transient objects) is never collected. The collector is never switched
+    off."""
+    gc.freeze()
+
+
+def _plan_scoped(
+    snap: EntraSnapshot,
+    dir_users: list[DirectoryUser],
+    state: StateView,
+    config: Config,
+    where: tuple[str, str],
+) -> tuple[Plan, list[Proposal]]:
+    """The plan, and its proposals with ids scoped to ``where`` (tenant, directory)."""
+    p = make_plan(snap, dir_users, state, config)
+    return p, [scoped(x, *where) for x in p.proposals]
 
 
 def scoped(p: Proposal, tenant: str, directory: str) -> Proposal:

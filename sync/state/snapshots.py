@@ -11,6 +11,7 @@ read: ``load`` returns no users for them, so the first sync after the upgrade do
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from itertools import islice
@@ -43,6 +44,17 @@ def _user(row: Any) -> EntraUser:
     return EntraUser(id=str(uid), enabled=bool(enabled), attrs=attrs)
 
 
+def _parts(users: Iterable[EntraUser]) -> tuple[list[bytes], int]:
+    """The snapshot's parts (JSON arrays of up to BATCH rows) and the number of users."""
+    parts: list[bytes] = []
+    n = 0
+    it = iter(users)
+    while chunk := [_row(u) for u in islice(it, BATCH)]:
+        parts.append(_json(chunk))
+        n += len(chunk)
+    return parts, n
+
+
 class SnapshotStore:
     """Snapshots (save, merge a delta, load) and delta links, per tenant."""
 
@@ -62,12 +74,8 @@ class SnapshotStore:
     async def save(self, tenant: str, users: Iterable[EntraUser]) -> int:
         """Replace the tenant's snapshot with ``users`` (and drop the overlay) in one MULTI:
         readers never see half a snapshot. Returns the number of users saved."""
-        parts: list[bytes] = []
-        n = 0
-        it = iter(users)
-        while chunk := [_row(u) for u in islice(it, BATCH)]:
-            parts.append(_json(chunk))
-            n += len(chunk)
+        # serialising 100,000 users takes ~0.2 s: off the event loop, so Teams is answered
+        parts, n = await asyncio.to_thread(_parts, users)
         k = self._k
         async with self._r.pipeline(transaction=True) as tx:
             tx.delete(
