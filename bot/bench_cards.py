@@ -46,6 +46,7 @@ from sync.devtools.bench import (
     Shares,
     SimProcess,
     bench_config,
+    bench_key_root,
     bench_service,
     counting_redis,
     delete_prefix,
@@ -188,7 +189,7 @@ async def _running_app(
 ) -> AsyncIterator[RunningApp]:
     """A tenant of ``users`` in the simulator, its directory seeded in Redis, the service and
     the app serving it, the bot installed in a channel; every key deleted afterwards."""
-    prefix = f"bench:{uuid.uuid4().hex[:12]}:"
+    prefix = f"{bench_key_root()}{uuid.uuid4().hex[:12]}:"
     r, _trips = counting_redis(redis_url)
     keys = Keys(prefix=prefix)
     try:

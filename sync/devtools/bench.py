@@ -677,10 +677,16 @@ class TimedRuns:
         }
 
 
+def bench_key_root() -> str:
+    """Where the bench's Redis keys live: ``bench:`` or ``ENTRA_SYNC_BENCH_PREFIX`` (a test
+    that checks its own run left nothing names its own root; other runs may share the Redis)."""
+    return os.environ.get("ENTRA_SYNC_BENCH_PREFIX") or "bench:"
+
+
 async def sync_phases(sim: SimProcess, n: int, changes: float, redis_url: str) -> dict[str, Any]:
     """Full sync, then changes and the delta sync, then as many changes again and a full
     resync (the delta link expired), all in one running service on the real Redis."""
-    prefix = f"bench:{uuid.uuid4().hex[:12]}:"
+    prefix = f"{bench_key_root()}{uuid.uuid4().hex[:12]}:"
     r, trips = counting_redis(redis_url)
     keys = Keys(prefix=prefix)
     out: dict[str, Any] = {}
