@@ -2,9 +2,9 @@
 cards, or one digest when many; guard cards; the auto-applied digest) to the notification
 channel, and its item listener updates every posted copy of a decided item's card.
 
-A guard card is posted once for the same held-back removals: a run that holds back exactly
-what the previous run of that tenant and directory held back (watch mode runs every minute)
-posts nothing again."""
+A scheduled run posts a guard card only when it holds back other removals than the last guard
+card of that tenant and directory showed (watch mode runs every minute: the same held-back set
+is not posted again each minute); a run an admin started (`sync now`) always posts it."""
 
 from __future__ import annotations
 
@@ -42,13 +42,12 @@ class Announcer:
         self.service.add_listener(self.on_item_decided)
 
     def _guard_is_new(self, r: RunResult) -> bool:
-        """Whether this run holds back other removals than the last guard card showed."""
-        held = frozenset(p.id for b in r.blocked for p in b.proposals)
+        """Whether this run's guard card is to be posted (``guard_card_due``); remembers it."""
         key = (r.tenant, r.directory)
-        if self._guarded.get(key) == held:
-            return False
+        held = held_back(r)
+        due = guard_card_due(r, self._guarded.get(key))
         self._guarded[key] = held
-        return bool(held)
+        return due
 
     async def _guard_cards(self, r: RunResult) -> list[Card]:
         out: list[Card] = []
@@ -120,3 +119,17 @@ class Announcer:
             await self.poster.update_card(item.id, card)
         except SyncError as e:
             log.error("card update for %s failed: %s", item.id, e.code)
+
+
+def held_back(r: RunResult) -> frozenset[str]:
+    """The ids of the removals the guard held back in this run."""
+    return frozenset(p.id for b in r.blocked for p in b.proposals)
+
+
+def guard_card_due(r: RunResult, last_posted: frozenset[str] | None) -> bool:
+    """A run that held removals back posts its guard card when an admin started it, or when
+    it holds back other removals than the last guard card showed (a scheduled run)."""
+    held = held_back(r)
+    if not held:
+        return False
+    return r.trigger != "scheduled" or held != last_posted
