@@ -23,6 +23,20 @@ class NewDirectoryUser:
     tags: tuple[str, ...] = ()
     entra_id: str | None = None
 
+    def as_patch(self) -> UserPatch:
+        """Every field of the new user, as the patch that writes them."""
+        return UserPatch(
+            {
+                "first_name": self.first_name,
+                "last_name": self.last_name,
+                "display_name": self.display_name,
+                "email": self.email,
+                "phones": self.phones,
+                "tags": self.tags,
+                "entra_id": self.entra_id,
+            }
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UserPatch:

@@ -339,19 +339,7 @@ class BuiltinDirectory:
     # --- writes ------------------------------------------------------------------------------
 
     async def create(self, user: NewDirectoryUser) -> DirectoryUser:
-        values = validate_patch(
-            UserPatch(
-                {
-                    "first_name": user.first_name,
-                    "last_name": user.last_name,
-                    "display_name": user.display_name,
-                    "email": user.email,
-                    "phones": user.phones,
-                    "tags": user.tags,
-                    "entra_id": user.entra_id,
-                }
-            )
-        )
+        values = validate_patch(user.as_patch())
         with _redis_errors():
             while True:
                 uid = str(await self._redis.incr(self._keys.dir_seq(self.name)))

@@ -217,19 +217,7 @@ def new_user_name(email: str | None, entra_id: str | None) -> str:
 
 def to_scim_user(user: NewDirectoryUser) -> dict[str, Any]:
     """The body of a POST /Users for a new user (scim2-models serialisation)."""
-    values = validate_patch(
-        UserPatch(
-            {
-                "first_name": user.first_name,
-                "last_name": user.last_name,
-                "display_name": user.display_name,
-                "email": user.email,
-                "phones": user.phones,
-                "tags": user.tags,
-                "entra_id": user.entra_id,
-            }
-        )
-    )
+    values = validate_patch(user.as_patch())
     name = None
     if values["first_name"] or values["last_name"]:
         name = Name(given_name=values["first_name"], family_name=values["last_name"])
