@@ -611,3 +611,16 @@ async def test_the_plan_runs_off_the_event_loop(
     finish.set()  # only reachable while the plan is still running: the loop is free
     (result,) = await run
     assert result.status == "ok"
+
+
+async def test_a_run_gives_what_it_froze_back_to_the_collector_when_it_ends(
+    svc: SyncService,
+) -> None:
+    """Watch mode runs every minute: objects frozen during a run (``gc.freeze``) must become
+    collectable again afterwards, or a long-running bot piles up frozen garbage."""
+    import gc
+
+    gc.unfreeze()
+    (run,) = await svc.run_sync(actor=ADA)
+    assert run.status == "ok"
+    assert gc.get_freeze_count() == 0
