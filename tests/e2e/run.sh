@@ -93,15 +93,28 @@ say "starting the bot on 127.0.0.1:$BOT_PORT with $CONFIG"
 BOT_PID=$!
 wait_http "http://127.0.0.1:$BOT_PORT/healthz" 60 || fail "the bot did not answer /healthz within 60 s"
 
-say "starting the Agents Playground on 127.0.0.1:$PG_PORT"
-(
-  # The Playground reads .m365agentsplayground.yml and writes devTools/ in its working directory.
-  cd "$HERE"
-  exec env TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
-    start -e "http://127.0.0.1:$BOT_PORT/api/messages" -c msteams --dt -p "$PG_PORT"
-) >"$RUN/playground.out" 2>&1 &
-PG_PID=$!
-wait_http "http://127.0.0.1:$PG_PORT/" 60 || fail "the Playground did not answer within 60 s"
+start_playground() {
+  (
+    # The Playground reads .m365agentsplayground.yml and writes devTools/ in its working directory.
+    cd "$HERE"
+    exec env TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
+      start -e "http://127.0.0.1:$BOT_PORT/api/messages" -c msteams --dt -p "$PG_PORT"
+  ) >"$RUN/playground.out" 2>&1 &
+  PG_PID=$!
+}
+# 56150 lies in Linux's ephemeral port range: a client socket of the bot (or of anything on
+# the machine) can hold it for a moment, and the Playground then moves to another port. Try
+# again a few times rather than fail on that coincidence.
+for attempt in 1 2 3; do
+  say "starting the Agents Playground on 127.0.0.1:$PG_PORT (attempt $attempt)"
+  start_playground
+  if wait_http "http://127.0.0.1:$PG_PORT/" 30; then break; fi
+  grep -h "already in use" "$RUN/playground.out" "$PG_LOG" 2>/dev/null | tail -n 1 || true
+  kill "$PG_PID" 2>/dev/null || true
+  wait "$PG_PID" 2>/dev/null || true
+  [ "$attempt" -lt 3 ] || fail "the Playground did not answer on port $PG_PORT (3 attempts of 30 s)"
+  sleep 2
+done
 
 say "driving the Playground in headless Chromium ($("$CHROMIUM" --version 2>/dev/null | head -1))"
 set +e
