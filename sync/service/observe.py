@@ -1,7 +1,9 @@
 """What an operator sees of runs and decisions: one log line each, and the metrics.
 
 A run line (INFO; WARNING when the run failed) carries the tenant, directory, mode, trigger,
-outcome, duration and counts, and the error's code and hint when there is one. A decision
+outcome, duration, counts (new items, applied by the schedule, superseded, blocked removals,
+synced of syncable) and what is pending by kind after it, and the error's code and hint when
+there is one. A decision
 line (INFO; WARNING when it failed) carries who (the Entra object id, never a name), the
 verb, the item's kind and ids and the outcome. Neither ever carries a phone number, an
 e-mail address or a name. The fields are given to the log record as ``extra`` too, so
@@ -16,6 +18,7 @@ from typing import Any
 
 from sync.errors import SyncError
 from sync.metrics import Metrics
+from sync.models import Kind
 from sync.service.records import Actor, Decision, RunResult
 
 log = logging.getLogger("entra_sync.ops")
@@ -42,13 +45,15 @@ def error_fields(error: SyncError | None) -> dict[str, Any]:
 
 def run_fields(result: RunResult) -> dict[str, Any]:
     seconds = (result.finished_at - result.started_at).total_seconds()
+    kinds = {k.value for k in Kind}
     counts: dict[str, Any] = {
-        "new": len(result.new_items),
+        "new_items": len(result.new_items),
         "auto_applied": len(result.auto_applied),
         "superseded": len(result.superseded),
         "blocked": len(result.blocked),
-        **result.counters,
+        **{k: v for k, v in result.counters.items() if k not in kinds},
     }
+    pending = {k: v for k, v in result.counters.items() if k in kinds}
     return {
         "tenant": result.tenant,
         "directory": result.directory,
@@ -57,6 +62,7 @@ def run_fields(result: RunResult) -> dict[str, Any]:
         "outcome": result.status,
         "duration_s": round(seconds, 3),
         "counts": counts,
+        "pending": pending or None,
         **error_fields(result.error),
     }
 

@@ -118,6 +118,7 @@ async def test_a_demo_session_logs_a_run_line_and_decision_lines_with_their_fiel
     rig, service = demo
     caplog.set_level(logging.INFO)
     await rig.post(message(rig.fc, "sync now"))
+    pending_after_run = len(await service.pending())
     accept = await card_data(service, "match")
     await rig.post(invoke(rig.fc, "accept", accept))
 
@@ -132,8 +133,9 @@ async def test_a_demo_session_logs_a_run_line_and_decision_lines_with_their_fiel
         "ok",
     )
     assert run["trigger"] == "manual" and isinstance(run["duration_s"], float)
-    pending = {k: v for k, v in run["counts"].items() if k in ("match", "new", "update")}
-    assert sum(pending.values()) > 0 and run["counts"]["new"] > 0
+    assert run["counts"]["new_items"] > 0 and run["counts"]["syncable"] > 0
+    assert run["pending"]["match"] > 0
+    assert sum(run["pending"].values()) == pending_after_run
     assert "tenant=contoso" in runs[0].getMessage() and "outcome=ok" in runs[0].getMessage()
 
     decisions = [extras(r) for r in caplog.records if getattr(r, "event", None) == "decision"]
@@ -288,7 +290,8 @@ async def test_serve_with_log_format_json_writes_json_lines_without_secrets_or_p
         "ok",
         "INFO",
     )
-    assert run["counts"]["new"] > 0 and isinstance(run["duration_s"], float)
+    assert run["counts"]["new_items"] > 0 and run["pending"]["match"] > 0
+    assert isinstance(run["duration_s"], float)
     decision = next(r for r in records if r.get("event") == "decision")
     assert (decision["actor"], decision["verb"], decision["kind"]) == (ADMIN, "accept", "match")
     assert decision["proposal_id"] == accept["pid"]
