@@ -141,7 +141,7 @@ class Health:
         failing or slow leaves the last values (the failure is counted as a Redis error)."""
         try:
             async with asyncio.timeout(COUNT_TIMEOUT_S):
-                counts = await self._store.proposals.pending_counts()
+                counts = await self._store.proposals.pending_kinds()
         except (RedisError, OSError, TimeoutError):
             return
         self._metrics.set_pending(counts)
