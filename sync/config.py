@@ -278,6 +278,7 @@ class EnvSettings(BaseSettings):
     MICROSOFT_APP_TENANT_ID: str | None = None
     ENTRA_SYNC_CONFIG: str | None = None
     ENTRA_SYNC_SECRET_KEY: SecretStr | None = None  # Fernet key for secrets at rest in Redis
+    ENTRA_SYNC_SECRET_KEYS_OLD: SecretStr | None = None  # comma-separated keys still read
 
     @property
     def local_mode(self) -> bool:
