@@ -93,7 +93,9 @@ def _sentinel_master(url: str, **kwargs: Any) -> aioredis.Redis:
     if query:
         raise ConfigError(
             f"REDIS_URL: unknown Sentinel option(s) {', '.join(sorted(query))}",
-            hint="Sentinel URLs take sentinel_password, socket_timeout, socket_connect_timeout.",
+            hint="Sentinel URLs take sentinel_password, socket_timeout and "
+            "socket_connect_timeout, e.g. redis+sentinel://sentinel1:26379/mymaster/0"
+            "?socket_timeout=5",
         )
     sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
     client: aioredis.Redis = sentinel.master_for(path[0], **master)
