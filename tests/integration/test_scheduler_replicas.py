@@ -13,9 +13,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from sync.service.records import RunResult
-from sync.service.service import SyncService
+from sync.service.service import Actor, SyncService
 from sync.state.keys import Keys
 from tests.component.real_rig import every_kind_world, make_service, write_world
+
+
+ADA = Actor("admin-ada", "Ada")
 
 
 class Clock:
@@ -89,3 +92,15 @@ async def test_a_replica_that_read_the_old_last_run_does_not_run_the_slot_again(
     runs_of_b = await b_task
     assert [r.status for r in runs_of_a] == ["ok"]
     assert runs_of_b == []
+
+
+async def test_a_schedule_changed_in_teams_on_one_replica_holds_on_the_other(
+    replicas: tuple[Clock, SyncService, SyncService],
+) -> None:
+    clock, a, b = replicas
+    assert len(await both_run_due(a, b)) == 1
+    errors = await a.update_settings({"schedule.mode": "manual"}, actor=ADA)
+    assert errors == {}
+    clock.now += timedelta(hours=5)
+    assert await b.run_due() == []  # B follows the saved settings: manual, nothing runs
+    assert b.config.schedule.mode == "manual"
