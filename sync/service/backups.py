@@ -8,6 +8,7 @@ during the export may be partly in it (export again, or stop the bots, for an ex
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -90,18 +91,22 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
+def _read_export(path: str) -> tuple[int, list[Any]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_export(f, path)
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except (IsADirectoryError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} cannot be read as an export ({type(e).__name__})") from None
+
+
 async def import_state(
     path: str, *, replace: bool, env: EnvSettings | None = None
 ) -> dict[str, Any]:
     """Import the export file at ``path`` (see ``sync.state.backup``)."""
     env = env or EnvSettings()
-    try:
-        with open(path, encoding="utf-8") as f:
-            data_format, records = parse_export(f, path)
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist") from None
-    except (IsADirectoryError, UnicodeDecodeError) as e:
-        raise InputError(f"{path} cannot be read as an export ({type(e).__name__})") from None
+    data_format, records = await asyncio.to_thread(_read_export, path)
     async with _store(env) as (redis, keys):
         result = await import_records(redis, keys, data_format, records, replace=replace)
     return {

@@ -12,9 +12,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from sync.errors import StateError
 from sync.state.keys import Keys
 from sync.state.secrets import SecretBox
-from sync.errors import StateError
 from sync.state.values import dumps, glob_escape, iso, str_map, text, text_or_none
 
 
@@ -96,7 +96,7 @@ class Credentials:
                 if token is None:
                     continue
                 try:
-                    fresh = self._box.rotate(bytes(token))
+                    fresh = self._box.rotate(token if isinstance(token, bytes) else token.encode())
                 except StateError:
                     unreadable.append(tenant)
                     continue

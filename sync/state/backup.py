@@ -34,7 +34,6 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-
 from redis.exceptions import ExecAbortError, ResponseError
 
 from sync.errors import InputError, StateError
@@ -81,19 +80,26 @@ def _dec(v: Any, where: str) -> bytes:
             return base64.b64decode(v["b64"], validate=True)
         except ValueError:
             pass
-    raise InputError(f"{where}: a value is neither text nor {{\"b64\": ...}}")
+    raise InputError(f'{where}: a value is neither text nor {{"b64": ...}}')
+
+
+def _stable(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
 async def _read_value(r: aioredis.Redis, key: str, kind: str) -> Any:
+    """The value in the file's shape; None when the key vanished meanwhile (expired)."""
     if kind == "string":
-        return _enc(await r.get(key))
+        v = await r.get(key)
+        return None if v is None else _enc(v)
     if kind == "hash":
         h = await r.hgetall(key)  # type: ignore[misc]
-        return sorted([_enc(f), _enc(v)] for f, v in h.items())
+        return sorted(([_enc(f), _enc(v)] for f, v in h.items()), key=_stable)
     if kind == "set":
-        return sorted(_enc(m) for m in await r.smembers(key))  # type: ignore[misc]
+        return sorted((_enc(m) for m in await r.smembers(key)), key=_stable)  # type: ignore[misc]
     if kind == "zset":
-        return [[_enc(m), s] for m, s in await r.zrange(key, 0, -1, withscores=True)]
+        pairs: Any = await r.zrange(key, 0, -1, withscores=True)
+        return [[_enc(m), s] for m, s in pairs]
     if kind == "list":
         return [_enc(x) for x in await r.lrange(key, 0, -1)]  # type: ignore[misc]
     rows: Any = await r.xrange(key)
@@ -122,6 +128,8 @@ async def export_lines(
         if kind not in TYPES:
             continue  # expired between SCAN and TYPE ("none")
         value = await _read_value(redis, key, kind)
+        if value is None:
+            continue
         ttl = await redis.pttl(key)
         record = {"k": key[n:], "t": kind, "v": value, "ttl_ms": ttl if ttl > 0 else None}
         body.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))

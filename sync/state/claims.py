@@ -24,9 +24,7 @@ class ScheduleClaims:
         self._r = redis
         self._k = keys
 
-    async def claim(
-        self, tenant: str, due: datetime | None, owner: str, *, ttl: timedelta
-    ) -> bool:
+    async def claim(self, tenant: str, due: datetime | None, owner: str, *, ttl: timedelta) -> bool:
         """True for the one replica that claimed this slot (``due`` None: the first run)."""
         slot = FIRST_RUN if due is None else iso(due)
         ok = await self._r.set(

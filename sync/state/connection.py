@@ -97,7 +97,7 @@ def _sentinel_master(url: str, **kwargs: Any) -> aioredis.Redis:
             "socket_connect_timeout, e.g. redis+sentinel://sentinel1:26379/mymaster/0"
             "?socket_timeout=5",
         )
-    sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+    sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     client: aioredis.Redis = sentinel.master_for(path[0], **master)
     return client
 

@@ -21,7 +21,6 @@ Neither the key nor a plaintext ever goes into a log line, an error message or `
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet

@@ -52,7 +52,7 @@ def redis_process(
     workdir: Path, args: Sequence[str], *, ready_port: int, tls: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
     """redis-server with ``args``, until it answers on ``ready_port``; stopped afterwards."""
-    log = open(workdir / f"redis-{ready_port}.log", "wb")  # noqa: SIM115 - closed below
+    log = open(workdir / f"redis-{ready_port}.log", "wb")
     proc = subprocess.Popen([REDIS_SERVER, *args], cwd=workdir, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -17,7 +17,6 @@ from sync.service.service import Actor, SyncService
 from sync.state.keys import Keys
 from tests.component.real_rig import every_kind_world, make_service, write_world
 
-
 ADA = Actor("admin-ada", "Ada")
 
 

@@ -91,9 +91,13 @@ async def make_history(svc: SyncService) -> None:
     """A sync, decisions of several kinds, a setting, a conversation, a saved secret."""
     await svc.run_sync(actor=ADA)
     (match,) = await svc.pending(Kind.MATCH)
-    assert (await svc.decide(match.id, "accept", actor=ADA, digest=match.digest, inputs={})).outcome == "done"
+    assert (
+        await svc.decide(match.id, "accept", actor=ADA, digest=match.digest, inputs={})
+    ).outcome == "done"
     (new,) = await svc.pending(Kind.NEW)
-    assert (await svc.decide(new.id, "ignore", actor=ADA, digest=new.digest, inputs={})).outcome == "done"
+    assert (
+        await svc.decide(new.id, "ignore", actor=ADA, digest=new.digest, inputs={})
+    ).outcome == "done"
     assert await svc.update_settings({"guard.max_removals": "7"}, actor=ADA) == {}
     await svc.conversations.save_conversation("19:abc@thread.tacv2", CONV_REF)
     await svc.conversations.set_notify_channel("19:abc@thread.tacv2")
@@ -218,7 +222,9 @@ async def test_redis_refusing_the_import_midway_leaves_the_store_as_it_was(
     await export_state(str(good), env=env_for(own_redis))
     header, *body = good.read_text().splitlines()
     pad = json.dumps({"k": "pad", "t": "string", "v": "x" * 2_000_000, "ttl_ms": None})
-    big.write_text("\n".join([json.dumps(json.loads(header) | {"keys": len(body) + 1}), pad, *body]))
+    big.write_text(
+        "\n".join([json.dumps(json.loads(header) | {"keys": len(body) + 1}), pad, *body])
+    )
     r = redis_from_url(own_redis)
     used = int((await r.info("memory"))["used_memory"])
     await r.config_set("maxmemory-policy", "noeviction")
