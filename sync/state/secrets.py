@@ -109,8 +109,8 @@ def _unreadable() -> StateError:
         f"a stored secret cannot be decrypted with {ENV_KEY} or any key in {ENV_OLD_KEYS}",
         code="secret_unreadable",
         hint=(
-            f"The encryption key changed ({ENV_KEY}, or a restart in local mode). Put the key "
-            f"the secret was saved with into {ENV_OLD_KEYS} (comma-separated), or connect the "
-            "tenant again with its client secret."
+            f"The encryption key changed ({ENV_KEY}, or a restart in local mode). Connect the "
+            "tenant again with its client secret, or put the key the secret was saved with "
+            f"into {ENV_OLD_KEYS} (comma-separated)."
         ),
     )
