@@ -21,6 +21,7 @@ from sync.state.keys import Keys
 from sync.state.proposals import ProposalStore
 from sync.state.snapshots import SnapshotStore
 from tests.component.bot_fake_service import now_fixed
+from tests.integration.redis_servers import free_port
 from tests.unit.test_state_proposals import match as proposal
 
 ANNA = EntraUser(id="e-anna", enabled=True, attrs={"displayName": "Anna"})
@@ -96,18 +97,23 @@ async def test_a_store_from_a_newer_version_is_refused_and_left_alone(
     assert await real_redis.get(keys.delta_link("contoso", "users")) == b"kept"
 
 
+@pytest.mark.parametrize("command", ["serve", "sync"])
 async def test_the_bot_refuses_to_start_on_a_newer_store_with_one_line(
-    real_redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    real_redis: aioredis.Redis, keys: Keys, tmp_path: Path, command: str
 ) -> None:
     await real_redis.set(keys.data_format(), str(DATA_FORMAT + 1))
     config = Path(__file__).resolve().parents[2] / "examples" / "config.toml"
+    args = {
+        "serve": ["serve", "--config", str(config), "--port", str(free_port())],
+        "sync": ["sync", "--once", "--config", str(config)],
+    }[command]
     env = {
         **os.environ,
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "ENTRA_SYNC_REDIS_PREFIX": keys.prefix,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "sync", "--once", "--config", str(config)],
+        [sys.executable, "-m", "bot.cli", *args],
         env=env,
         capture_output=True,
         text=True,
