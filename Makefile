@@ -17,7 +17,12 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m bot.demo
 
-test: $(STAMP)
+# tests start their own redis-server processes (TLS, Sentinel, a store they flush)
+REDIS_SERVER := /usr/bin/redis-server
+$(REDIS_SERVER):
+	apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)
+
+test: $(STAMP) $(REDIS_SERVER)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 check: $(STAMP)
