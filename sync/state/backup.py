@@ -162,7 +162,7 @@ def parse_export(lines: Iterable[str], source: str) -> tuple[int, list[_Record]]
     if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
         raise InputError(
             f"{source} is not an Entra Sync state export (its first line has no "
-            f'"format": "{EXPORT_FORMAT}")',
+            f'"format": "{EXPORT_FORMAT}"); give a file written by: entra-sync state export',
             hint="Give the file written by: entra-sync state export --out FILE",
         )
     version, data_format = header.get("version"), header.get("data_format")
@@ -170,14 +170,14 @@ def parse_export(lines: Iterable[str], source: str) -> tuple[int, list[_Record]]
         raise InputError(f"{source} line 1: the header has no version or data_format number")
     if version > EXPORT_VERSION:
         raise InputError(
-            f"{source} is an export of version {version}; this Entra Sync reads versions up "
-            f"to {EXPORT_VERSION}",
+            f"{source} is an export of version {version}, written by a newer Entra Sync (this "
+            f"one reads versions up to {EXPORT_VERSION}); upgrade the app, then import it",
             hint="It was written by a newer Entra Sync: upgrade the app, then import it.",
         )
     if data_format > DATA_FORMAT:
         raise InputError(
-            f"{source} holds data format {data_format}; this Entra Sync knows formats up to "
-            f"{DATA_FORMAT}",
+            f"{source} holds data format {data_format}, written by a newer Entra Sync (this "
+            f"one knows formats up to {DATA_FORMAT}); upgrade the app, then import it",
             hint="It was written by a newer Entra Sync: upgrade the app, then import it.",
         )
     records = [_record(_json(line, f"{source} line {i}"), f"{source} line {i}") for i, line in it]
