@@ -39,7 +39,7 @@ from redis.exceptions import ExecAbortError, ResponseError
 from sync.errors import InputError, StateError
 from sync.state.dataformat import DATA_FORMAT, DataFormat, too_new
 from sync.state.keys import Keys
-from sync.state.values import glob_escape, iso, text
+from sync.state.values import chunks, glob_escape, iso, text
 
 EXPORT_FORMAT = "entra-sync-state"
 EXPORT_VERSION = 1
@@ -87,23 +87,55 @@ def _stable(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
-async def _read_value(r: aioredis.Redis, key: str, kind: str) -> Any:
-    """The value in the file's shape; None when the key vanished meanwhile (expired)."""
+_READ = {
+    "string": lambda p, k: p.get(k),
+    "hash": lambda p, k: p.hgetall(k),
+    "set": lambda p, k: p.smembers(k),
+    "zset": lambda p, k: p.zrange(k, 0, -1, withscores=True),
+    "list": lambda p, k: p.lrange(k, 0, -1),
+    "stream": lambda p, k: p.xrange(k),
+}
+
+
+def _shape(kind: str, raw: Any) -> Any:
+    """A Redis reply in the file's shape; None when the key vanished meanwhile (expired)."""
     if kind == "string":
-        v = await r.get(key)
-        return None if v is None else _enc(v)
+        return None if raw is None else _enc(raw)
     if kind == "hash":
-        h = await r.hgetall(key)  # type: ignore[misc]
-        return sorted(([_enc(f), _enc(v)] for f, v in h.items()), key=_stable)
+        return sorted(([_enc(f), _enc(v)] for f, v in raw.items()), key=_stable)
     if kind == "set":
-        return sorted((_enc(m) for m in await r.smembers(key)), key=_stable)  # type: ignore[misc]
+        return sorted((_enc(m) for m in raw), key=_stable)
     if kind == "zset":
-        pairs: Any = await r.zrange(key, 0, -1, withscores=True)
-        return [[_enc(m), s] for m, s in pairs]
+        return [[_enc(m), s] for m, s in raw]
     if kind == "list":
-        return [_enc(x) for x in await r.lrange(key, 0, -1)]  # type: ignore[misc]
-    rows: Any = await r.xrange(key)
-    return [[text(sid), [[_enc(f), _enc(v)] for f, v in fields.items()]] for sid, fields in rows]
+        return [_enc(x) for x in raw]
+    return [[text(sid), [[_enc(f), _enc(v)] for f, v in fields.items()]] for sid, fields in raw]
+
+
+async def _records(redis: aioredis.Redis, names: list[str], n: int) -> list[str]:
+    """The key lines of ``names``, read in pipelines of BATCH keys (a few round trips per
+    1,000 keys instead of three per key)."""
+    out: list[str] = []
+    for chunk in chunks(names):
+        meta = redis.pipeline(transaction=False)
+        for key in chunk:
+            meta.type(key)
+            meta.pttl(key)
+        replies = await meta.execute()
+        kinds = [text(t) for t in replies[0::2]]
+        ttls = replies[1::2]
+        read = redis.pipeline(transaction=False)
+        todo = [(key, kind, ttl) for key, kind, ttl in zip(chunk, kinds, ttls, strict=True)]
+        todo = [t for t in todo if t[1] in TYPES]  # "none": expired since SCAN
+        for key, kind, _ttl in todo:
+            _READ[kind](read, key)
+        for (key, kind, ttl), raw in zip(todo, await read.execute(), strict=True):
+            value = _shape(kind, raw)
+            if value is None:
+                continue
+            record = {"k": key[n:], "t": kind, "v": value, "ttl_ms": ttl if ttl > 0 else None}
+            out.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    return out
 
 
 async def export_lines(
@@ -120,19 +152,7 @@ async def export_lines(
     names = sorted(
         {text(k) async for k in redis.scan_iter(match=glob_escape(keys.prefix) + "*", count=1000)}
     )
-    body: list[str] = []
-    for key in names:
-        if key[n:].startswith(skip):
-            continue
-        kind = text(await redis.type(key))  # type: ignore[no-untyped-call]
-        if kind not in TYPES:
-            continue  # expired between SCAN and TYPE ("none")
-        value = await _read_value(redis, key, kind)
-        if value is None:
-            continue
-        ttl = await redis.pttl(key)
-        record = {"k": key[n:], "t": kind, "v": value, "ttl_ms": ttl if ttl > 0 else None}
-        body.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    body = await _records(redis, [k for k in names if not k[n:].startswith(skip)], n)
     header = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
