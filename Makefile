@@ -17,7 +17,12 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m bot.demo
 
-test: $(STAMP) test-tools
+# tests start their own redis-server processes (TLS, Sentinel, a store they flush)
+REDIS_SERVER := /usr/bin/redis-server
+$(REDIS_SERVER):
+	apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)
+
+test: $(STAMP) test-tools $(REDIS_SERVER)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-tools:  # Debian packages the integration tests run (caddy), apt-get when missing

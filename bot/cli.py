@@ -68,7 +68,62 @@ def _parser() -> argparse.ArgumentParser:
     e = a.add_parser("export", help="write the whole audit trail")
     e.add_argument("--config")
     e.add_argument("--format", choices=["csv", "json"], default="json")
+    _state_parser(sub)
     return p
+
+
+# --- entra-sync state: export, import, rotate-secrets (issue 16) ---------------------------
+
+
+def _state_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser(
+        "state",
+        help="back up, restore and re-key the stored state (REDIS_URL, ENTRA_SYNC_REDIS_PREFIX)",
+    )
+    a = s.add_subparsers(dest="state_cmd", required=True)
+    e = a.add_parser("export", help="write every key of the store to a JSON Lines file")
+    e.add_argument(
+        "--out",
+        required=True,
+        help="the file to write (mode 0600; '-' for standard output); secrets stay encrypted",
+    )
+    i = a.add_parser("import", help="restore a file written by 'state export'")
+    i.add_argument("file", help="the export file")
+    i.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete what the store holds under the prefix first (without it, a non-empty "
+        "store is refused)",
+    )
+    a.add_parser(
+        "rotate-secrets",
+        help="re-encrypt saved client secrets with ENTRA_SYNC_SECRET_KEY (old keys in "
+        "ENTRA_SYNC_SECRET_KEYS_OLD)",
+    )
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from sync.service import backups
+
+    if args.state_cmd == "export":
+        header = asyncio.run(backups.export_state(args.out))
+        if args.out != "-":
+            print(json.dumps({"out": args.out, **header}))
+        return 0
+    if args.state_cmd == "import":
+        print(json.dumps(asyncio.run(backups.import_state(args.file, replace=args.replace))))
+        return 0
+    result = asyncio.run(backups.rotate_secrets())
+    print(json.dumps(result))
+    if result["unreadable"]:
+        print(
+            "entra-sync: secret_unreadable: no configured key opens the saved secret of "
+            f"{', '.join(result['unreadable'])} (put the key it was saved with into "
+            "ENTRA_SYNC_SECRET_KEYS_OLD, or connect the tenant again)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _config_path(arg: str | None) -> str | None:
@@ -165,6 +220,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         print(json.dumps(figures))
         return 0
+    if args.cmd == "state":
+        return cmd_state(args)
     if args.cmd == "audit":
         from sync.service.runner import export_audit
 

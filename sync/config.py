@@ -279,6 +279,7 @@ class EnvSettings(BaseSettings):
     ENTRA_SYNC_CONFIG: str | None = None
     ENTRA_SYNC_SECRET_KEY: SecretStr | None = None  # Fernet key for secrets at rest in Redis
     ENTRA_SYNC_METRICS_TOKEN: SecretStr | None = None  # bearer token for /metrics (else loopback)
+    ENTRA_SYNC_SECRET_KEYS_OLD: SecretStr | None = None  # comma-separated keys still read
 
     @property
     def local_mode(self) -> bool:

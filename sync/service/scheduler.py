@@ -11,6 +11,11 @@
 ``is_due`` is ``now >= next_run``. All datetimes must be aware; results are in UTC.
 After a failed run, the next is due within the hour (``next_sync``). ``Scheduler`` runs what
 is due.
+
+Several replicas (``entra-sync serve`` processes on one Redis) each run this scheduler; a due
+slot is run by the one replica that claims it first (``StateStore.schedule_claims``: SET NX
+with an expiry, keyed by tenant and due time), so each slot runs once across replicas. Before
+each round the scheduler applies the settings saved in Teams if another replica changed them.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sync.config import ScheduleSettings
+from sync.errors import InputError
 from sync.service.records import RunResult
+from sync.service.settings_form import merge_config
 from sync.service.shared import Shared
 from sync.state.runlog import LastSync
 
@@ -70,6 +79,7 @@ def is_due(now: datetime, last_run: datetime | None, schedule: ScheduleSettings)
 
 
 RETRY_AFTER_FAILURE = timedelta(hours=1)
+CLAIM_TTL = timedelta(minutes=15)  # a replica that died mid-run hands its slot on after this
 
 
 def next_sync(now: datetime, last: LastSync | None, schedule: ScheduleSettings) -> datetime | None:
@@ -100,6 +110,9 @@ class Scheduler:
         tick_s: float,
     ) -> None:
         self._live, self._runlog, self._tenants = shared.live, shared.store.runs, shared.tenants
+        self._claims, self._settings = shared.store.schedule_claims, shared.store.settings
+        self._seen_settings: dict[str, Any] | None = None
+        self._owner = uuid.uuid4().hex  # this replica, as written into the claims it takes
         self._clock, self._run_sync, self._sleep, self._tick = shared.clock, run_sync, sleep, tick_s
         self._task: asyncio.Task[None] | None = None
 
@@ -107,15 +120,34 @@ class Scheduler:
         last = await self._runlog.last_sync(tenant)
         return next_sync(self._clock(), last, self._live.current.schedule)
 
+    async def follow_settings(self) -> None:
+        """Apply the settings saved in Teams when they changed since this replica last looked
+        (another replica saved them)."""
+        saved = await self._settings.get_settings_overrides()
+        if saved == self._seen_settings:
+            return
+        self._seen_settings = saved
+        try:
+            self._live.current = merge_config(self._live.file, saved) if saved else self._live.file
+        except InputError as e:
+            log.warning("settings saved in Teams are invalid (%s); using the file", e.code)
+
     async def run_due(self) -> list[RunResult]:
-        """Run every tenant whose schedule is due now."""
+        """Run every tenant whose schedule is due now (the settings saved in Teams first)."""
+        await self.follow_settings()
         if self._live.current.schedule.mode == "manual":
             return []
         out: list[RunResult] = []
         for name in list(self._tenants.runtimes):
-            nxt = await self.next_sync(name)
-            if nxt is not None and nxt <= self._clock():
-                out += await self._run_sync(name, trigger="scheduled")
+            last = await self._runlog.last_sync(name)
+            nxt = next_sync(self._clock(), last, self._live.current.schedule)
+            if nxt is None or nxt > self._clock():
+                continue
+            slot = nxt if last is not None else None  # never ran: due "now" on every clock
+            if not await self._claims.claim(name, slot, self._owner, ttl=CLAIM_TTL):
+                log.debug("tenant %s: the slot due %s is run by another replica", name, nxt)
+                continue
+            out += await self._run_sync(name, trigger="scheduled")
         return out
 
     def start(self) -> None:

@@ -87,7 +87,7 @@ class SyncService:
     ) -> None:
         self.env, self.redis, self.keys, self.clock, self.sleep = env, redis, keys, clock, sleep
         self.metrics = metrics if metrics is not None else Metrics()
-        self.box = SecretBox(env.ENTRA_SYNC_SECRET_KEY)
+        self.box = SecretBox(env.ENTRA_SYNC_SECRET_KEY, env.ENTRA_SYNC_SECRET_KEYS_OLD)
         self.live = LiveConfig(file=config, current=config)
         self.store = StateStore(redis, keys, clock=clock, box=self.box)
         self.conversations = self.store.conversations
@@ -176,7 +176,9 @@ class SyncService:
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Open the tenants and directories, finish interrupted decisions, start the
-        scheduler."""
+        scheduler. A store in an older data format is upgraded first; a newer one is
+        refused (StateError ``store_too_new``)."""
+        await self.store.data_format.ensure()
         await self.tenant_set.open()
         await self.applier.recover_intents()
         if scheduler:

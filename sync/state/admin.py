@@ -12,9 +12,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
+from sync.errors import StateError
 from sync.state.keys import Keys
 from sync.state.secrets import SecretBox
-from sync.state.values import dumps, iso, str_map, text_or_none
+from sync.state.values import dumps, glob_escape, iso, str_map, text, text_or_none
 
 
 class SettingsStore:
@@ -78,6 +79,32 @@ class Credentials:
 
     async def delete_credentials(self, tenant: str) -> None:
         await self._r.delete(self._k.credentials(tenant))
+
+    async def rotate_secrets(self) -> tuple[list[str], list[str]]:
+        """Re-encrypt every stored secret with the current key (``ENTRA_SYNC_SECRET_KEY``);
+        each hash is changed only if nobody wrote it meanwhile (WATCH). Returns (tenants
+        re-encrypted, tenants whose secret no configured key opens: left as they were)."""
+        base = self._k.credentials("\0").split("\0")[0]
+        done: list[str] = []
+        unreadable: list[str] = []
+        async for raw in self._r.scan_iter(match=glob_escape(base) + "*"):
+            key = text(raw)
+            tenant = key[len(base) :]
+            async with self._r.pipeline(transaction=True) as tx:
+                await tx.watch(key)
+                token = await tx.hget(key, "secret")  # type: ignore[misc]
+                if token is None:
+                    continue
+                try:
+                    fresh = self._box.rotate(token if isinstance(token, bytes) else token.encode())
+                except StateError:
+                    unreadable.append(tenant)
+                    continue
+                tx.multi()  # type: ignore[no-untyped-call]
+                tx.hset(key, "secret", fresh)
+                await tx.execute()  # a concurrent connect wins (WatchError): retried next time
+                done.append(tenant)
+        return sorted(done), sorted(unreadable)
 
 
 class Conversations:

@@ -66,6 +66,9 @@ class Keys:
     def lock(self, tenant: str) -> str:  # one run per tenant at a time (SET NX PX)
         return f"{self.prefix}lock:{tenant}"
 
+    def schedule_claim(self, tenant: str, due: str) -> str:  # one replica runs a due slot
+        return f"{self.prefix}schedclaim:{tenant}:{due}"
+
     def guard_confirmed(self, tenant: str, directory: str) -> str:
         return f"{self.prefix}guardok:{tenant}:{directory}"
 
@@ -74,6 +77,10 @@ class Keys:
 
     def settings(self) -> str:  # JSON of settings edited in Teams (overrides the file)
         return f"{self.prefix}settings"
+
+    # --- the store itself ----------------------------------------------------------------------
+    def data_format(self) -> str:  # the stored data-format version (sync.state.dataformat)
+        return f"{self.prefix}format"
 
     # --- audit ------------------------------------------------------------------------------
     def audit(self) -> str:  # stream: who, what, before, after, when

@@ -9,7 +9,11 @@
 - ``audit``: the audit trail (:mod:`sync.state.audit`);
 - ``settings``, ``tenant_credentials``, ``conversations``: what the Teams side keeps
   (:mod:`sync.state.admin`);
-- ``run_lock``: one run per tenant (:mod:`sync.state.lock`).
+- ``run_lock``: one run per tenant (:mod:`sync.state.lock`);
+- ``schedule_claims``: one scheduled run per due slot across replicas
+  (:mod:`sync.state.claims`);
+- ``data_format``: the stored data-format version and its upgrade steps
+  (:mod:`sync.state.dataformat`).
 
 Every key comes from ``sync.state.keys.Keys``; times come from the injected clock (aware) and
 are stored as ISO strings in UTC. ``redis`` must be created with ``decode_responses=False``.
@@ -25,6 +29,8 @@ import redis.asyncio as aioredis
 from sync.state.admin import Conversations, Credentials, SettingsStore
 from sync.state.audit import AuditEntry, AuditLog
 from sync.state.choices import AdminChoices
+from sync.state.claims import ScheduleClaims
+from sync.state.dataformat import DataFormat
 from sync.state.keys import Keys
 from sync.state.lock import RunLock
 from sync.state.proposals import ProposalStore, RecordResult, StoredProposal
@@ -55,3 +61,5 @@ class StateStore:
         self.tenant_credentials = Credentials(redis, keys, box, clock=clock)
         self.conversations = Conversations(redis, keys)
         self.run_lock = RunLock(redis, keys)
+        self.schedule_claims = ScheduleClaims(redis, keys)
+        self.data_format = DataFormat(redis, keys)
