@@ -258,6 +258,10 @@ def _decode_user(raw: bytes | str) -> DirectoryUser:
     return DirectoryUser.from_dict(orjson.loads(raw))
 
 
+def _decode_sorted(raw: Sequence[bytes | str]) -> list[DirectoryUser]:
+    return sorted(map(_decode_user, raw), key=lambda u: _id_sort_key(u.id))
+
+
 def _encode_user(user: DirectoryUser) -> str:
     return json.dumps(user.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
@@ -296,17 +300,17 @@ class BuiltinDirectory:
 
     async def list_users(self) -> Sequence[DirectoryUser]:
         """Every user, ordered by id (numbers by value, then the others by text): HSCAN in
-        batches of 5,000 (each a few ms of Redis: no long block)."""
-        users: list[DirectoryUser] = []
+        batches of 5,000 (each a few ms of Redis: no long block), then decoded and sorted in a
+        thread (92,000 users take ~0.5 s: on the event loop, Teams would wait that long)."""
+        raw: list[bytes | str] = []
         cursor = 0
         with _redis_errors():
             while True:
                 cursor, reply = await self._redis.hscan(self._users_key, cursor, count=SCAN_COUNT)
-                batch = cast(dict[bytes | str, bytes | str], reply)
-                users += map(_decode_user, batch.values())
+                raw += cast(dict[bytes | str, bytes | str], reply).values()
                 if not cursor:
                     break
-        return sorted(users, key=lambda u: _id_sort_key(u.id))
+        return await asyncio.to_thread(_decode_sorted, raw)
 
     async def count(self) -> int:
         with _redis_errors():
