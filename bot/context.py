@@ -17,6 +17,7 @@ from bot.to_views import hhmm
 from bot.turn import Conversations, Replies
 from sync.config import Config
 from sync.models import DirectoryUser, Kind, Plan
+from sync.service.decisions import BulkSet
 from sync.service.service import Actor, Decision, Item, ItemListener, RunListener, RunResult
 from sync.service.service import TenantStatus as ServiceTenantStatus
 
@@ -47,7 +48,11 @@ class BotService(Protocol):
         self, pid: str, verb: str, *, actor: Actor, digest: str, inputs: Mapping[str, str]
     ) -> Decision: ...
 
-    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]: ...
+    async def bulk_set(self, kind: Kind) -> BulkSet: ...
+
+    async def decide_bulk(
+        self, kind: Kind, digest: str, *, actor: Actor
+    ) -> list[Decision] | None: ...
 
     async def ignored(self) -> list[tuple[str, str, str]]: ...
 

@@ -12,6 +12,7 @@ from typing import Any
 from cards import build
 from cards import views as v
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
+from sync.service.decisions import BulkSet
 from sync.service.service import Item, TenantStatus
 
 Choices = Callable[[str], Awaitable[Sequence[DirectoryUser]]]
@@ -308,4 +309,23 @@ def settings_view(
         ref=v.CardRef(pid="settings", digest=hashlib.sha256(raw.encode()).hexdigest()[:16]),
         errors={SETTINGS_INPUT_OF.get(k, k): msg for k, msg in (errors or {}).items()},
         **values,
+    )
+
+
+def bulk_entry(item: Item, why: str = "") -> v.BulkEntry:
+    """An item of Accept all / Apply all: the Entra name, the directory user, (left out) why."""
+    p = item.proposal
+    name = p.label or p.entra_id or p.id
+    if p.app_label and p.app_label != name:
+        name = f"{name} \u2192 {p.app_label}"
+    return v.BulkEntry(name=name, detail=why)
+
+
+def bulk_view(bulk: BulkSet, *, with_ref: bool) -> v.BulkView:
+    """The confirmation (``with_ref``: the Yes button carries the set's digest) or the list."""
+    return v.BulkView(
+        kind=bulk.kind,
+        items=tuple(bulk_entry(i) for i in bulk.included),
+        left_out=tuple(bulk_entry(i, why) for i, why in bulk.left_out),
+        ref=v.CardRef(bulk.pid, bulk.digest) if with_ref else None,
     )

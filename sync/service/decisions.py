@@ -4,11 +4,14 @@ user. Each checks the card's digest first, then whether the item still describes
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sync.errors import InputError, LockBusy, ProposalNotPending, SyncError
-from sync.models import EntraUser, Kind, ProposalState
+from sync.models import DirectoryUser, EntraUser, Kind, ProposalState
+from sync.plan.bulk import NumberCounts, needs_individual_look, number_counts
 from sync.service.applying import Applier
 from sync.service.engine import VERBS, still_valid
 from sync.service.records import CONNECTED, Actor, Decision, Item
@@ -19,6 +22,32 @@ from sync.state.proposals import StoredProposal
 log = logging.getLogger(__name__)
 
 NOT_ISSUED = "This card was not issued by this bot."
+BULK_CONFIRM_ABOVE = 3  # Accept all / Apply all of more items asks to confirm the list first
+BULK_VERBS = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSet:
+    """What Accept all / Apply all would do now: the items it decides, the items it leaves
+    for an individual look (with why), and the digest of exactly that set of ids (an HMAC
+    the confirmation card carries back; the server recomputes the set and compares)."""
+
+    kind: Kind
+    included: tuple[Item, ...]
+    left_out: tuple[tuple[Item, str], ...]
+    digest: str
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return len(self.included) > BULK_CONFIRM_ABOVE
+
+    @property
+    def pid(self) -> str:
+        return bulk_pid(self.kind)
+
+
+def bulk_pid(kind: Kind) -> str:
+    return f"bulk:{kind.value}"
 
 
 class Decisions:
@@ -58,15 +87,49 @@ class Decisions:
             return await self._pick_owner(sp, inputs["owner"], actor)
         return await self._applier.accept_and_apply(sp, verb, inputs, actor)
 
-    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]:
-        """Accept every pending match, or apply every pending update."""
-        verb = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}.get(kind)
-        if verb is None:
+    async def bulk_set(self, kind: Kind) -> BulkSet:
+        """The pending matches (or updates) Accept all (Apply all) would decide now, less
+        those that need an individual look (``sync.plan.bulk``)."""
+        if kind not in BULK_VERBS:
             raise InputError(f"there is no 'all' action for {kind.value} items")
+        region = self._live.current.matching.default_region
+        counts: dict[tuple[str, str], NumberCounts] = {}
+        listings: dict[str, dict[str, DirectoryUser]] = {}
+        included: list[Item] = []
+        left_out: list[tuple[Item, str]] = []
+        for sp in await self._store.proposals.pending(kind=kind):
+            item = await self._digests.item(sp)
+            directory = self._tenants.directories.get(sp.directory)
+            if directory is None:
+                left_out.append((item, f"the directory '{sp.directory}' is not configured"))
+                continue
+            if sp.directory not in listings:
+                listings[sp.directory] = {d.id: d for d in await directory.list_users()}
+            key = (sp.tenant, sp.directory)
+            if key not in counts:
+                users = await self._reader.stored_users(sp.tenant)
+                counts[key] = number_counts(users.values(), listings[sp.directory].values(), region)
+            d = listings[sp.directory].get(sp.proposal.app_user_id or "")
+            why = needs_individual_look(sp.proposal, d, counts[key], region)
+            if why is None:
+                included.append(item)
+            else:
+                left_out.append((item, why))
+        ids = ",".join(sorted(it.id for it in included))
+        digest = await self._digests.digest(f"{bulk_pid(kind)}:{ids}")
+        return BulkSet(kind, tuple(included), tuple(left_out), digest)
+
+    async def decide_bulk(self, kind: Kind, digest: str, *, actor: Actor) -> list[Decision] | None:
+        """Accept (apply) the items of ``bulk_set(kind)`` when ``digest`` is that set's digest
+        as the server computes it now; None (nothing done) when it is not: a forged card,
+        or the set changed since the admin saw the list."""
+        current = await self.bulk_set(kind)
+        if not hmac.compare_digest(digest.encode(), current.digest.encode()):
+            return None
+        verb = BULK_VERBS[kind]
         return [
-            await self.decide(sp.id, verb, actor=actor, digest=it.digest, inputs={})
-            for sp in await self._store.proposals.pending(kind=kind)
-            for it in [await self._digests.item(sp)]
+            await self.decide(it.id, verb, actor=actor, digest=it.digest, inputs={})
+            for it in current.included
         ]
 
     async def _check_fresh(self, sp: StoredProposal) -> Decision | None:

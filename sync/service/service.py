@@ -106,7 +106,8 @@ class SyncService:
         self.run_due = self.scheduler.run_due
         self.recover_intents = self.applier.recover_intents
         self.decide = self.decisions.decide
-        self.decide_all = self.decisions.decide_all
+        self.bulk_set = self.decisions.bulk_set
+        self.decide_bulk = self.decisions.decide_bulk
         self.guard_id = self.decisions.guard_id
         self.unignore_digest = self.decisions.unignore_digest
         self.digest = self.digests.digest
