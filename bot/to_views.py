@@ -197,26 +197,20 @@ def preview_view(plans: Sequence[tuple[str, str, Plan]]) -> v.PreviewView:
     return v.PreviewView(items=tuple(items), counts=counts)
 
 
-def _short(val: Any) -> str:
-    if val is None or val == "":
-        return ""
-    if isinstance(val, str):
-        return val[:200]
-    return json.dumps(val, ensure_ascii=False, default=str)[:200]
-
-
 def audit_view(entries: Sequence[Mapping[str, Any]]) -> v.AuditView:
-    """Audit entries (as their ``to_dict()``) as card rows."""
+    """Audit entries (as their ``to_dict()``) as card rows: the action in words, the names
+    of whom it is about, and only the fields that changed (no ids)."""
     out = []
     for d in entries:
         out.append(
             v.AuditEntry(
-                actor=str(d.get("actor_name") or d.get("actor_id") or ""),
-                action=str(d.get("action") or ""),
+                actor=str(d.get("actor_name") or ""),
+                action=str(d.get("what") or d.get("action") or ""),
                 at=str(d.get("at") or "")[:16].replace("T", " "),
-                subject=str(d.get("entra_id") or d.get("app_user_id") or d.get("tenant") or ""),
-                before=_short(d.get("before")),
-                after=_short(d.get("after")),
+                subject=str(d.get("subject") or ""),
+                changes=tuple(
+                    (str(f), str(old), str(new)) for f, old, new in d.get("changes") or ()
+                ),
             )
         )
     return v.AuditView(entries=tuple(out))

@@ -1070,6 +1070,18 @@ def ignored_list_card(view: IgnoredListView) -> Card:
     return _fit(render, min(len(view.items), max(0, view.limit)))
 
 
+def audit_change_lines(changes: Sequence[tuple[str, str, str]]) -> list[Element]:
+    """One line per changed field: "Display name: Reception → Gustav Holm"."""
+    out = []
+    for name, old, new in changes[:MAX_CHANGES_SHOWN]:
+        label = f"{_field_label(name)}: " if name else ""
+        line = f"{label}{fmt_value(old)} → {fmt_value(new)}"
+        out.append(_text(line, isSubtle=True, size="Small", spacing="None"))
+    if len(changes) > MAX_CHANGES_SHOWN:
+        out.append(_more(len(changes) - MAX_CHANGES_SHOWN, "changes"))
+    return out
+
+
 def audit_card(view: AuditView) -> Card:
     """Recent decisions: who, what, when, before/after in short."""
 
@@ -1081,7 +1093,9 @@ def audit_card(view: AuditView) -> Card:
                 spacing="Small",
             )
         ]
-        if a.before or a.after:
+        if a.changes:
+            out += audit_change_lines(a.changes)
+        elif a.before or a.after:
             out.append(
                 _text(
                     f"{fmt_value(a.before)} \u2192 {fmt_value(a.after)}",

@@ -304,6 +304,8 @@ class AuditEntry:
     subject: str  # the user's name
     before: str = ""
     after: str = ""
+    # only the fields that changed: (field, before, after); shown instead of before/after
+    changes: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

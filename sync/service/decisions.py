@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from sync.errors import InputError, LockBusy, ProposalNotPending, SyncError
 from sync.models import DirectoryUser, EntraUser, Kind, ProposalState
 from sync.plan.bulk import NumberCounts, needs_individual_look, number_counts
+from sync.plan.planner import entra_label
 from sync.service.applying import Applier
 from sync.service.engine import VERBS, still_valid
 from sync.service.records import CONNECTED, Actor, Decision, Item
 from sync.service.runs import Runs
 from sync.service.shared import Shared
+from sync.state.audit import subject_of
 from sync.state.proposals import StoredProposal
 
 log = logging.getLogger(__name__)
@@ -193,9 +195,7 @@ class Decisions:
             return await self._applier.already(sp.id, e)
         p = sp.proposal
         if p.kind in (Kind.MATCH, Kind.NEW) and p.entra_id:
-            await self._store.choices.ignore(
-                sp.tenant, p.entra_id, actor_id=actor.id, actor_name=actor.name
-            )
+            await self._store.choices.ignore(sp.tenant, p.entra_id)
         await self._store.audit_log.audit(
             actor.id,
             actor.name,
@@ -206,6 +206,7 @@ class Decisions:
             app_user_id=p.app_user_id,
             before={"state": ProposalState.PENDING.value},
             after={"state": ProposalState.IGNORED.value, "reason": p.reason},
+            subject=subject_of(p),
         )
         item = await self._digests.item(done)
         await self._listeners.item_changed(item)
@@ -235,6 +236,7 @@ class Decisions:
             )
         except ProposalNotPending as e:
             return await self._applier.already(sp.id, e)
+        names = dict(zip(sp.proposal.entra_ids, sp.proposal.entra_labels, strict=False))
         await self._store.audit_log.audit(
             actor.id,
             actor.name,
@@ -242,8 +244,12 @@ class Decisions:
             tenant=sp.tenant,
             proposal_id=sp.id,
             entra_id=owner,
-            before={"number": sp.proposal.number, "candidates": list(sp.proposal.entra_ids)},
-            after={"owner": owner},
+            before={
+                "number": sp.proposal.number,
+                "candidates": [names.get(i) or i for i in sp.proposal.entra_ids],
+            },
+            after={"number": sp.proposal.number, "owner": names.get(owner) or owner},
+            subject=names.get(owner) or owner,
         )
         item = await self._digests.item(done)
         await self._listeners.item_changed(item)
@@ -291,9 +297,8 @@ class Decisions:
         if not await self._digests.valid(f"unignore:{entra_id}", digest):
             return Decision("not_found", None, NOT_ISSUED)
         for tenant in list(self._tenants.runtimes) or [CONNECTED]:
-            if await self._store.choices.unignore(
-                tenant, entra_id, actor_id=actor.id, actor_name=actor.name
-            ):
+            if await self._store.choices.unignore(tenant, entra_id):
+                user = (await self._reader.stored_users(tenant)).get(entra_id)
                 await self._store.audit_log.audit(
                     actor.id,
                     actor.name,
@@ -302,6 +307,7 @@ class Decisions:
                     entra_id=entra_id,
                     before={"ignored": True},
                     after={"ignored": False},
+                    subject=entra_label(user) if user is not None else None,
                 )
                 for d in self._tenants.directories_of(tenant):
                     await self._runs.replan(tenant, d, actor)
