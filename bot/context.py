@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -117,6 +117,14 @@ class Confirmations:
         return True
 
 
+Audience = Callable[[], Awaitable[tuple[str, ...]]]
+
+
+async def nobody() -> tuple[str, ...]:
+    """No per-user view: every card keeps its buttons (local mode, tests)."""
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class BotContext:
     service: BotService
@@ -124,6 +132,8 @@ class BotContext:
     installations: Installations
     confirmations: Confirmations
     clock: Callable[[], datetime]
+    # the Teams user ids an item card names in refresh.userIds (bot.access.Access.card_audience)
+    audience: Audience = nobody
 
     @property
     def config(self) -> Config:

@@ -170,18 +170,28 @@ def digest_view(items: Sequence[Item], *, pid: str, digest: str) -> v.DigestView
     )
 
 
+def item_card(view: v.ProposalView) -> dict[str, Any]:
+    """The card an item is posted (or updated) with: when its ``refresh.userIds`` names the
+    admins (per-user views), everyone sees it read-only and the admins' Teams clients refresh
+    it to the card with buttons; else the card with buttons."""
+    if view.ref.admin_ids:
+        return build.proposal_read_only_card(view, offer_actions=True)
+    return build.proposal_card(view)
+
+
 async def proposal_cards(
-    items: Sequence[Item], choices: Choices
+    items: Sequence[Item], choices: Choices, audience: Sequence[str] = ()
 ) -> list[tuple[dict[str, Any], str]]:
-    """(card, pid) per item; new-user cards list the directory's users to link to
-    (``choices(directory)``, asked once per directory)."""
+    """(card, pid) per item (``item_card``; ``audience``: the admins' Teams user ids);
+    new-user cards list the directory's users to link to (``choices(directory)``, asked once
+    per directory)."""
     by_directory: dict[str, Sequence[DirectoryUser]] = {}
     out = []
     for item in items:
         if item.kind is Kind.NEW and item.directory not in by_directory:
             by_directory[item.directory] = await choices(item.directory)
-        view = proposal_view(item, choices=by_directory.get(item.directory, ()))
-        out.append((build.proposal_card(view), item.id))
+        view = proposal_view(item, choices=by_directory.get(item.directory, ()), admin_ids=audience)
+        out.append((item_card(view), item.id))
     return out
 
 

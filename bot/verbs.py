@@ -7,7 +7,7 @@ item), digest buttons by their HMAC here, destructive confirmations by a server-
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ class CardAction:
     pid: str
     digest: str
     data: Mapping[str, Any]
+    by_admin: bool = False  # set for ``refresh`` only (bot.access): who gets the buttons
 
     def text(self, key: str, limit: int = MAX_INPUT) -> str | None:
         """An input as text (booleans as "true"/"false"); None when missing or too long."""
@@ -78,14 +79,16 @@ def not_found_card() -> Card:
     return build.refusal_card(v.RefusalView(reason=v.RefusalReason.NOT_FOUND))
 
 
-async def proposal_view(ctx: BotContext, item: Item) -> v.ProposalView:
+async def proposal_view(
+    ctx: BotContext, item: Item, admin_ids: Sequence[str] = ()
+) -> v.ProposalView:
     """An item's view; new-user items list the directory's users to link to."""
     choices = (
         await ctx.service.directory_choices(item.directory, limit=100)
         if item.kind is Kind.NEW
         else []
     )
-    return to_views.proposal_view(item, choices=choices)
+    return to_views.proposal_view(item, choices=choices, admin_ids=admin_ids)
 
 
 async def _signed(ctx: BotContext, action: CardAction) -> bool:
@@ -161,7 +164,9 @@ async def decision_card(ctx: BotContext, d: Decision, actor: str) -> Card:
 
 async def refresh(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     """The card's current state: settings, the pending digest, a guard, or an item (its
-    proposal card when pending and unchanged, the stale card when changed, else decided)."""
+    proposal card when pending and unchanged, the stale card when changed, else decided).
+    A pending item's card has its buttons for admins only: anyone else gets it read-only
+    (Universal Actions per-user views; the same ``refresh.userIds`` as the posted card)."""
     pid = action.pid
     if pid == notices.SETTINGS_PID:
         return await settings_card(ctx)
@@ -174,7 +179,9 @@ async def refresh(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
         return not_found_card()
     if item.state is not ProposalState.PENDING:
         return build.decided_card(to_views.decided_view(item))
-    view = await proposal_view(ctx, item)
+    view = await proposal_view(ctx, item, admin_ids=await ctx.audience())
+    if not action.by_admin:
+        return build.proposal_read_only_card(view, offer_actions=False)
     return build.proposal_card(view) if item.digest == action.digest else build.stale_card(view)
 
 

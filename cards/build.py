@@ -541,6 +541,18 @@ def proposal_card(view: ProposalView) -> Card:
     return _render_proposal(view, None, True, True)
 
 
+def proposal_read_only_card(view: ProposalView, *, offer_actions: bool) -> Card:
+    """The same proposal without its buttons: the card everyone sees when its admins get
+    their buttons through ``refresh.userIds``, and what a refresh answers anyone else.
+    ``offer_actions``: a "Show my actions" button (verb ``refresh``) for admins Teams did not
+    refresh by itself (more than 60 of them)."""
+    card = _render_proposal(view, None, False, True)
+    card["body"].append(_text("Only admins can decide on this item.", isSubtle=True, size="Small"))
+    if offer_actions:
+        card["actions"] = [_execute("Show my actions", Verb.REFRESH, view.ref.pid, view.ref.digest)]
+    return card
+
+
 def stale_card(view: ProposalView) -> Card:
     """The proposal re-rendered with current values, under a notice that nothing was applied."""
     return _render_proposal(view, _notice(STALE_NOTICE, "warning"), True, True)
