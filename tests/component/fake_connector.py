@@ -135,7 +135,7 @@ class FakeConnector:
         conv = request.match_info["conv"]
         names = self.members.get(conv, {})
         # Teams gives each member its MRI ("29:...") as id, and its Entra object id apart
-        # (learn.microsoft.com: "Get the roster or user profile", GET /v3/conversations/{id}/members)
+        # (learn.microsoft.com, "Get the roster or user profile": GET .../members)
         return web.json_response(
             [{"id": f"29:{k}", "aadObjectId": k, "name": v} for k, v in names.items()]
         )
