@@ -237,6 +237,7 @@ class Decisions:
         except ProposalNotPending as e:
             return await self._applier.already(sp.id, e)
         names = dict(zip(sp.proposal.entra_ids, sp.proposal.entra_labels, strict=False))
+        candidates = [names.get(i) or i for i in sp.proposal.entra_ids]
         await self._store.audit_log.audit(
             actor.id,
             actor.name,
@@ -244,11 +245,12 @@ class Decisions:
             tenant=sp.tenant,
             proposal_id=sp.id,
             entra_id=owner,
-            before={
+            before={"number": sp.proposal.number, "candidates": candidates, "owner": None},
+            after={
                 "number": sp.proposal.number,
-                "candidates": [names.get(i) or i for i in sp.proposal.entra_ids],
+                "candidates": candidates,
+                "owner": names.get(owner) or owner,
             },
-            after={"number": sp.proposal.number, "owner": names.get(owner) or owner},
             subject=names.get(owner) or owner,
         )
         item = await self._digests.item(done)

@@ -185,8 +185,9 @@ async def test_choosing_a_numbers_owner_records_the_candidates_and_the_choice(
 ) -> None:
     e = await world.decide(Kind.CONFLICT, "pick_owner", owner="e-finn")
     assert e.before["candidates"] == ["Eve Falk", "Finn Gran"]
-    assert e.after == {"number": "+46701230000", "owner": "Finn Gran"}
+    assert e.after["owner"] == "Finn Gran" and e.before["owner"] is None
     assert (e.entra_id, e.subject) == ("e-finn", "Finn Gran")
+    assert e.changes == (("owner", "", "Finn Gran"),)
 
 
 async def test_ignoring_records_who_ignored_what_and_why(world: World) -> None:
