@@ -22,7 +22,12 @@ Who may do what (:class:`Access`), in order:
 6. State-changing commands and every card verb but ``refresh`` need an admin; ``help`` is open
    to everyone served; the read-only commands (pending, preview, audit, status, ignored) and
    ``refresh`` are for admins and the members of the admin team; in a personal chat for admins
-   only.
+   only. A ``refresh`` answers an admin with the card's buttons, anyone else with the same card
+   read-only.
+7. Per-user views (:meth:`Access.card_audience`): a posted item card names the admins' Teams
+   user ids in ``refresh.userIds`` (Teams refreshes at most 60 users automatically: the first
+   60 admins in the roster's order); with credentials only (the Agents Playground has no
+   user-specific views: in local mode nobody is named and the cards keep their buttons).
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ from sync.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MembershipLookup = Callable[[dict[str, Any], str, str], Awaitable[bool]]
+# (reference, team id) -> [(Teams user id "29:...", Entra object id)]
+RosterLookup = Callable[[dict[str, Any], str], Awaitable[list[tuple[str, str]]]]
+MAX_REFRESH_USERS = 60  # Teams refreshes a card automatically for at most 60 userIds
 # The tenant of the Agents Playground (tests/e2e/.m365agentsplayground.yml, its default too):
 # served in local mode besides the pinned tenants.
 LOCAL_TENANT = "00000000-0000-0000-0000-0000000000001"
@@ -113,7 +121,9 @@ class Access:
     local_mode: bool
     clock: Callable[[], float]
     cache_seconds: float = 300.0
+    roster: RosterLookup | None = None
     _cache: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)
+    _audience: tuple[float, tuple[str, ...]] | None = None
 
     async def allows(self, turn: Turn, need: Need) -> bool:
         """May this turn's actor do something that needs ``need``?"""
@@ -166,6 +176,35 @@ class Access:
         if configured:
             return aad_id in configured
         return await self.in_admin_team(aad_id)
+
+    async def card_audience(self) -> tuple[str, ...]:
+        """The Teams user ids for an item card's ``refresh.userIds``: the admins found in the
+        admin team's roster (``[bot] admins`` in their order, else every member, in the
+        roster's order), at most 60, cached like membership. Empty in local mode, without a
+        roster lookup or an admin team, or when the roster cannot be read: the card then
+        keeps its buttons for everyone and the server still refuses non-admins."""
+        if self.local_mode or self.roster is None:
+            return ()
+        now = self.clock()
+        if self._audience is not None and now - self._audience[0] < self.cache_seconds:
+            return self._audience[1]
+        found = await self._admin_team()
+        if found is None:
+            return ()
+        try:
+            members = await self.roster(*found)
+        except ConnectorError as e:
+            log.warning("admin team roster lookup failed: %s (status %s)", e.code, e.status)
+            return ()
+        configured = tuple(self.admins())
+        if configured:
+            by_aad = {aad: mri for mri, aad in members if aad}
+            ids = [by_aad[a] for a in configured if a in by_aad]
+        else:
+            ids = [mri for mri, _aad in members]
+        audience = tuple(dict.fromkeys(ids))[:MAX_REFRESH_USERS]
+        self._audience = (now, audience)
+        return audience
 
     def explain(self, need: Need = Need.ADMIN) -> str:
         if need is Need.READ:

@@ -313,6 +313,24 @@ class TeamsAdapter:
 
         await self._proactive({k: v for k, v in ref.items() if k != "activityId"}, action)
 
+    async def members(self, ref: dict[str, Any], conversation_id: str) -> list[tuple[str, str]]:
+        """The members of the conversation/team ``conversation_id`` as (Teams user id, the
+        MRI "29:..." that ``refresh.userIds`` takes; Entra object id), in the roster's order."""
+        out: list[tuple[str, str]] = []
+
+        async def action(context: TurnContext) -> None:
+            client = context.turn_state.get(self._cloud.BOT_CONNECTOR_CLIENT_KEY)
+            try:
+                found = await client.conversations.get_conversation_members(conversation_id)
+            except Exception as e:
+                raise connector_error(e) from e
+            out.extend(
+                (str(m.id), str(m.aad_object_id or "")) for m in found or [] if getattr(m, "id", "")
+            )
+
+        await self._proactive({k: v for k, v in ref.items() if k != "activityId"}, action)
+        return out
+
     async def is_member(self, ref: dict[str, Any], conversation_id: str, aad_id: str) -> bool:
         """Is ``aad_id`` a member of the conversation/team ``conversation_id``? (404: no.)"""
         result: list[bool] = []

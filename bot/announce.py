@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import to_views
-from bot.context import BotService
+from bot.context import Audience, BotService, nobody
 from bot.posting import Poster
 from cards import build
 from cards import views as v
@@ -33,6 +33,7 @@ class Announcer:
     service: BotService
     poster: Poster
     clock: Callable[[], datetime]
+    audience: Audience = nobody  # the admins' Teams user ids for refresh.userIds
     # (tenant, directory) -> ids of the removals whose guard card was posted last
     _guarded: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
@@ -84,7 +85,9 @@ class Announcer:
             view = to_views.digest_view(new, pid=pid, digest=await self.service.digest(pid))
             out.append((None, build.digest_card(view)))
         else:
-            cards = await to_views.proposal_cards(new, self.service.directory_choices)
+            cards = await to_views.proposal_cards(
+                new, self.service.directory_choices, await self.audience()
+            )
             out += [(pid, card) for card, pid in cards]
         for r in results:
             out += [(None, card) for card in await self._guard_cards(r)]
@@ -112,7 +115,8 @@ class Announcer:
     async def on_item_decided(self, item: Item) -> None:
         """The service decided an item somewhere: update its posted card(s) in place."""
         if item.state is ProposalState.PENDING:
-            card = build.proposal_card(to_views.proposal_view(item))
+            audience = await self.audience()
+            card = to_views.item_card(to_views.proposal_view(item, admin_ids=audience))
         else:
             card = build.decided_card(to_views.decided_view(item))
         try:

@@ -133,6 +133,7 @@ def create_app(
         membership=adapter.is_member,
         local_mode=adapter.local_mode,
         clock=parts.monotonic,
+        roster=getattr(adapter, "members", None),
     )
     replies = Replies(poster=poster, conversations=conversations)
     ctx = BotContext(
@@ -141,8 +142,11 @@ def create_app(
         installations=Installations(conversations=conversations, replies=replies),
         confirmations=Confirmations(conversations=conversations),
         clock=parts.clock,
+        audience=access.card_audience,
     )
-    Announcer(service=service, poster=poster, clock=parts.clock).listen()
+    Announcer(
+        service=service, poster=poster, clock=parts.clock, audience=access.card_audience
+    ).listen()
     admission = Admission(
         pinned=pinned_tenants(service.config, env.MICROSOFT_APP_TENANT_ID or ""),
         local_mode=adapter.local_mode,

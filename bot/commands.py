@@ -75,7 +75,9 @@ async def sync_user(ctx: BotContext, turn: Turn, arg: str) -> None:
         else:
             await ctx.replies.text(turn, f"Nothing to decide for '{arg[:MAX_ARGUMENT_SHOWN]}'.")
         return
-    for card, pid in await to_views.proposal_cards(items, ctx.service.directory_choices):
+    for card, pid in await to_views.proposal_cards(
+        items, ctx.service.directory_choices, await ctx.audience()
+    ):
         await ctx.replies.item_card(turn, pid, card)
 
 
@@ -97,7 +99,9 @@ async def pending(ctx: BotContext, turn: Turn, _arg: str) -> None:
     elif len(items) > ctx.config.bot.max_cards_per_run:
         await ctx.replies.card(turn, await pending_card(ctx))
     else:
-        for card, pid in await to_views.proposal_cards(items, ctx.service.directory_choices):
+        for card, pid in await to_views.proposal_cards(
+            items, ctx.service.directory_choices, await ctx.audience()
+        ):
             await ctx.replies.item_card(turn, pid, card)
 
 

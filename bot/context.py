@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from bot.turn import Conversations, Replies
 from sync.config import Config
 from sync.metrics import Metrics
 from sync.models import DirectoryUser, Kind, Plan
+from sync.service.decisions import BulkSet
 from sync.service.health import Readiness
 from sync.service.service import Actor, Decision, Item, ItemListener, RunListener, RunResult
 from sync.service.service import TenantStatus as ServiceTenantStatus
@@ -54,7 +55,11 @@ class BotService(Protocol):
         self, pid: str, verb: str, *, actor: Actor, digest: str, inputs: Mapping[str, str]
     ) -> Decision: ...
 
-    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]: ...
+    async def bulk_set(self, kind: Kind) -> BulkSet: ...
+
+    async def decide_bulk(
+        self, kind: Kind, digest: str, *, actor: Actor
+    ) -> list[Decision] | None: ...
 
     async def ignored(self) -> list[tuple[str, str, str]]: ...
 
@@ -119,6 +124,14 @@ class Confirmations:
         return True
 
 
+Audience = Callable[[], Awaitable[tuple[str, ...]]]
+
+
+async def nobody() -> tuple[str, ...]:
+    """No per-user view: every card keeps its buttons (local mode, tests)."""
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class BotContext:
     service: BotService
@@ -126,6 +139,8 @@ class BotContext:
     installations: Installations
     confirmations: Confirmations
     clock: Callable[[], datetime]
+    # the Teams user ids an item card names in refresh.userIds (bot.access.Access.card_audience)
+    audience: Audience = nobody
 
     @property
     def config(self) -> Config:

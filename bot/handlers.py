@@ -10,7 +10,7 @@ becomes a card or a message (HTTP 200), never an exception out of a turn.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.access import Access, Admission, Need, command_need, verb_need
@@ -118,6 +118,8 @@ class Bot:
         if not await self.access.allows(turn, need):
             refusal = v.RefusalView(reason=v.RefusalReason.NOT_ADMIN)
             return card_reply(build.refusal_card(refusal))
+        if action.verb == v.Verb.REFRESH:
+            action = replace(action, by_admin=await self.access.is_admin(turn.actor_id))
         try:
             return card_reply(await handler(self.ctx, turn, action))
         except SyncError as e:

@@ -12,6 +12,7 @@ from typing import Any
 from cards import build
 from cards import views as v
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
+from sync.service.decisions import BulkSet
 from sync.service.service import Item, TenantStatus
 
 Choices = Callable[[str], Awaitable[Sequence[DirectoryUser]]]
@@ -169,18 +170,28 @@ def digest_view(items: Sequence[Item], *, pid: str, digest: str) -> v.DigestView
     )
 
 
+def item_card(view: v.ProposalView) -> dict[str, Any]:
+    """The card an item is posted (or updated) with: when its ``refresh.userIds`` names the
+    admins (per-user views), everyone sees it read-only and the admins' Teams clients refresh
+    it to the card with buttons; else the card with buttons."""
+    if view.ref.admin_ids:
+        return build.proposal_read_only_card(view, offer_actions=True)
+    return build.proposal_card(view)
+
+
 async def proposal_cards(
-    items: Sequence[Item], choices: Choices
+    items: Sequence[Item], choices: Choices, audience: Sequence[str] = ()
 ) -> list[tuple[dict[str, Any], str]]:
-    """(card, pid) per item; new-user cards list the directory's users to link to
-    (``choices(directory)``, asked once per directory)."""
+    """(card, pid) per item (``item_card``; ``audience``: the admins' Teams user ids);
+    new-user cards list the directory's users to link to (``choices(directory)``, asked once
+    per directory)."""
     by_directory: dict[str, Sequence[DirectoryUser]] = {}
     out = []
     for item in items:
         if item.kind is Kind.NEW and item.directory not in by_directory:
             by_directory[item.directory] = await choices(item.directory)
-        view = proposal_view(item, choices=by_directory.get(item.directory, ()))
-        out.append((build.proposal_card(view), item.id))
+        view = proposal_view(item, choices=by_directory.get(item.directory, ()), admin_ids=audience)
+        out.append((item_card(view), item.id))
     return out
 
 
@@ -196,26 +207,20 @@ def preview_view(plans: Sequence[tuple[str, str, Plan]]) -> v.PreviewView:
     return v.PreviewView(items=tuple(items), counts=counts)
 
 
-def _short(val: Any) -> str:
-    if val is None or val == "":
-        return ""
-    if isinstance(val, str):
-        return val[:200]
-    return json.dumps(val, ensure_ascii=False, default=str)[:200]
-
-
 def audit_view(entries: Sequence[Mapping[str, Any]]) -> v.AuditView:
-    """Audit entries (as their ``to_dict()``) as card rows."""
+    """Audit entries (as their ``to_dict()``) as card rows: the action in words, the names
+    of whom it is about, and only the fields that changed (no ids)."""
     out = []
     for d in entries:
         out.append(
             v.AuditEntry(
-                actor=str(d.get("actor_name") or d.get("actor_id") or ""),
-                action=str(d.get("action") or ""),
+                actor=str(d.get("actor_name") or ""),
+                action=str(d.get("what") or d.get("action") or ""),
                 at=str(d.get("at") or "")[:16].replace("T", " "),
-                subject=str(d.get("entra_id") or d.get("app_user_id") or d.get("tenant") or ""),
-                before=_short(d.get("before")),
-                after=_short(d.get("after")),
+                subject=str(d.get("subject") or ""),
+                changes=tuple(
+                    (str(f), str(old), str(new)) for f, old, new in d.get("changes") or ()
+                ),
             )
         )
     return v.AuditView(entries=tuple(out))
@@ -308,4 +313,23 @@ def settings_view(
         ref=v.CardRef(pid="settings", digest=hashlib.sha256(raw.encode()).hexdigest()[:16]),
         errors={SETTINGS_INPUT_OF.get(k, k): msg for k, msg in (errors or {}).items()},
         **values,
+    )
+
+
+def bulk_entry(item: Item, why: str = "") -> v.BulkEntry:
+    """An item of Accept all / Apply all: the Entra name, the directory user, (left out) why."""
+    p = item.proposal
+    name = p.label or p.entra_id or p.id
+    if p.app_label and p.app_label != name:
+        name = f"{name} \u2192 {p.app_label}"
+    return v.BulkEntry(name=name, detail=why)
+
+
+def bulk_view(bulk: BulkSet, *, with_ref: bool) -> v.BulkView:
+    """The confirmation (``with_ref``: the Yes button carries the set's digest) or the list."""
+    return v.BulkView(
+        kind=bulk.kind,
+        items=tuple(bulk_entry(i) for i in bulk.included),
+        left_out=tuple(bulk_entry(i, why) for i, why in bulk.left_out),
+        ref=v.CardRef(bulk.pid, bulk.digest) if with_ref else None,
     )

@@ -7,7 +7,7 @@ item), digest buttons by their HMAC here, destructive confirmations by a server-
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +18,12 @@ from bot.commands import connect_view, ignored_card, pending_card, settings_card
 from bot.context import BotContext
 from bot.turn import Turn
 from cards import build, notices
+from cards import bulk as bulk_cards
 from cards import views as v
 from cards.build import SETTINGS_INPUTS
 from sync.errors import SyncError
 from sync.models import Kind, ProposalState
+from sync.service.decisions import bulk_pid
 from sync.service.service import Decision, Item
 
 MAX_INPUT = 2000
@@ -43,6 +45,7 @@ ITEM_VERBS: Mapping[str, tuple[str, ...]] = {
     "guard_confirm": (),
     "guard_dismiss": (),
 }
+BULK_KINDS: Mapping[str, Kind] = {bulk_pid(k): k for k in (Kind.MATCH, Kind.UPDATE)}
 # Azure AD errors that mean "the secret is wrong" (invalid / expired client secret).
 SECRET_ERRORS = ("7000215", "7000222")
 
@@ -55,6 +58,7 @@ class CardAction:
     pid: str
     digest: str
     data: Mapping[str, Any]
+    by_admin: bool = False  # set for ``refresh`` only (bot.access): who gets the buttons
 
     def text(self, key: str, limit: int = MAX_INPUT) -> str | None:
         """An input as text (booleans as "true"/"false"); None when missing or too long."""
@@ -75,14 +79,16 @@ def not_found_card() -> Card:
     return build.refusal_card(v.RefusalView(reason=v.RefusalReason.NOT_FOUND))
 
 
-async def proposal_view(ctx: BotContext, item: Item) -> v.ProposalView:
+async def proposal_view(
+    ctx: BotContext, item: Item, admin_ids: Sequence[str] = ()
+) -> v.ProposalView:
     """An item's view; new-user items list the directory's users to link to."""
     choices = (
         await ctx.service.directory_choices(item.directory, limit=100)
         if item.kind is Kind.NEW
         else []
     )
-    return to_views.proposal_view(item, choices=choices)
+    return to_views.proposal_view(item, choices=choices, admin_ids=admin_ids)
 
 
 async def _signed(ctx: BotContext, action: CardAction) -> bool:
@@ -158,7 +164,9 @@ async def decision_card(ctx: BotContext, d: Decision, actor: str) -> Card:
 
 async def refresh(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     """The card's current state: settings, the pending digest, a guard, or an item (its
-    proposal card when pending and unchanged, the stale card when changed, else decided)."""
+    proposal card when pending and unchanged, the stale card when changed, else decided).
+    A pending item's card has its buttons for admins only: anyone else gets it read-only
+    (Universal Actions per-user views; the same ``refresh.userIds`` as the posted card)."""
     pid = action.pid
     if pid == notices.SETTINGS_PID:
         return await settings_card(ctx)
@@ -171,28 +179,62 @@ async def refresh(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
         return not_found_card()
     if item.state is not ProposalState.PENDING:
         return build.decided_card(to_views.decided_view(item))
-    view = await proposal_view(ctx, item)
+    view = await proposal_view(ctx, item, admin_ids=await ctx.audience())
+    if not action.by_admin:
+        return build.proposal_read_only_card(view, offer_actions=False)
     return build.proposal_card(view) if item.digest == action.digest else build.stale_card(view)
 
 
-async def _decide_all(ctx: BotContext, turn: Turn, action: CardAction, kind: Kind) -> Card:
+async def _bulk(ctx: BotContext, turn: Turn, action: CardAction, kind: Kind) -> Card:
+    """Accept all / Apply all: up to ``BULK_CONFIRM_ABOVE`` items are decided at once and
+    listed; more are listed first with Yes / Cancel. Items that need an individual look are
+    left out either way (``sync.plan.bulk``)."""
     if not await _signed(ctx, action):
         return not_found_card()
-    actor = turn.actor
-    decisions = await ctx.service.decide_all(kind, actor=actor)
-    done = sum(1 for d in decisions if d.outcome == "done")
-    what = "matches accepted" if kind is Kind.MATCH else "updates applied"
-    return notices.decided_all_card(what, done, len(decisions) - done, actor.name, ctx.now())
+    bulk = await ctx.service.bulk_set(kind)
+    if bulk.needs_confirmation:
+        return bulk_cards.bulk_confirm_card(to_views.bulk_view(bulk, with_ref=True))
+    return await _run_bulk(ctx, turn, kind, bulk.digest)
+
+
+async def _run_bulk(ctx: BotContext, turn: Turn, kind: Kind, digest: str) -> Card:
+    decisions = await ctx.service.decide_bulk(kind, digest, actor=turn.actor)
+    if decisions is None:
+        return bulk_cards.bulk_refused_card()
+    done = tuple(to_views.bulk_entry(d.item) for d in decisions if d.outcome == "done" and d.item)
+    left = (await ctx.service.bulk_set(kind)).left_out
+    view = v.BulkView(
+        kind=kind,
+        items=done,
+        left_out=tuple(to_views.bulk_entry(i, why) for i, why in left),
+        actor=turn.actor_name,
+        at=ctx.now(),
+        failed=len(decisions) - len(done),
+    )
+    return bulk_cards.bulk_done_card(view)
 
 
 async def accept_all(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
-    """Accept every pending match (a digest card's button; its HMAC must verify)."""
-    return await _decide_all(ctx, turn, action, Kind.MATCH)
+    """Accept the pending matches (a digest card's button; its HMAC must verify)."""
+    return await _bulk(ctx, turn, action, Kind.MATCH)
 
 
 async def apply_all(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
-    """Apply every pending update (a digest card's button; its HMAC must verify)."""
-    return await _decide_all(ctx, turn, action, Kind.UPDATE)
+    """Apply the pending updates (a digest card's button; its HMAC must verify)."""
+    return await _bulk(ctx, turn, action, Kind.UPDATE)
+
+
+async def bulk_confirm(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
+    """Yes on a bulk confirmation: done only when ``d`` is the digest of the set the server
+    computes now (a forged card, or a list that changed since, does nothing)."""
+    kind = BULK_KINDS.get(action.pid)
+    if kind is None:
+        return not_found_card()
+    return await _run_bulk(ctx, turn, kind, action.digest)
+
+
+async def bulk_cancel(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
+    return bulk_cards.bulk_cancelled_card(turn.actor_name, ctx.now())
 
 
 async def unignore(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
@@ -268,6 +310,8 @@ VERBS: Mapping[str, VerbHandler] = {
     v.Verb.REFRESH: refresh,
     v.Verb.ACCEPT_ALL: accept_all,
     v.Verb.APPLY_ALL: apply_all,
+    v.Verb.BULK_CONFIRM: bulk_confirm,
+    v.Verb.BULK_CANCEL: bulk_cancel,
     v.Verb.UNIGNORE: unignore,
     v.Verb.SETTINGS_SAVE: settings_save,
     v.Verb.CONNECT_SAVE: connect_save,

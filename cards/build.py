@@ -541,6 +541,18 @@ def proposal_card(view: ProposalView) -> Card:
     return _render_proposal(view, None, True, True)
 
 
+def proposal_read_only_card(view: ProposalView, *, offer_actions: bool) -> Card:
+    """The same proposal without its buttons: the card everyone sees when its admins get
+    their buttons through ``refresh.userIds``, and what a refresh answers anyone else.
+    ``offer_actions``: a "Show my actions" button (verb ``refresh``) for admins Teams did not
+    refresh by itself (more than 60 of them)."""
+    card = _render_proposal(view, None, False, True)
+    card["body"].append(_text("Only admins can decide on this item.", isSubtle=True, size="Small"))
+    if offer_actions:
+        card["actions"] = [_execute("Show my actions", Verb.REFRESH, view.ref.pid, view.ref.digest)]
+    return card
+
+
 def stale_card(view: ProposalView) -> Card:
     """The proposal re-rendered with current values, under a notice that nothing was applied."""
     return _render_proposal(view, _notice(STALE_NOTICE, "warning"), True, True)
@@ -1070,6 +1082,18 @@ def ignored_list_card(view: IgnoredListView) -> Card:
     return _fit(render, min(len(view.items), max(0, view.limit)))
 
 
+def audit_change_lines(changes: Sequence[tuple[str, str, str]]) -> list[Element]:
+    """One line per changed field: "Display name: Reception → Gustav Holm"."""
+    out = []
+    for name, old, new in changes[:MAX_CHANGES_SHOWN]:
+        label = f"{_field_label(name)}: " if name else ""
+        line = f"{label}{fmt_value(old)} → {fmt_value(new)}"
+        out.append(_text(line, isSubtle=True, size="Small", spacing="None"))
+    if len(changes) > MAX_CHANGES_SHOWN:
+        out.append(_more(len(changes) - MAX_CHANGES_SHOWN, "changes"))
+    return out
+
+
 def audit_card(view: AuditView) -> Card:
     """Recent decisions: who, what, when, before/after in short."""
 
@@ -1081,7 +1105,9 @@ def audit_card(view: AuditView) -> Card:
                 spacing="Small",
             )
         ]
-        if a.before or a.after:
+        if a.changes:
+            out += audit_change_lines(a.changes)
+        elif a.before or a.after:
             out.append(
                 _text(
                     f"{fmt_value(a.before)} \u2192 {fmt_value(a.after)}",

@@ -40,6 +40,8 @@ class Verb(StrEnum):
     CONNECT_SAVE = "connect_save"
     DISCONNECT_CONFIRM = "disconnect_confirm"
     DISCONNECT_CANCEL = "disconnect_cancel"
+    BULK_CONFIRM = "bulk_confirm"
+    BULK_CANCEL = "bulk_cancel"
 
 
 # Ids of the inputs whose values Teams adds to an action's data.
@@ -302,6 +304,8 @@ class AuditEntry:
     subject: str  # the user's name
     before: str = ""
     after: str = ""
+    # only the fields that changed: (field, before, after); shown instead of before/after
+    changes: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,3 +350,26 @@ class NoticeView:
     title: str
     lines: tuple[str, ...] = ()
     buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BulkEntry:
+    """One item of a bulk action's list: who, and (left out) why it needs its own look."""
+
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkView:
+    """Accept all / Apply all: the items it decides (or decided), the items it leaves out.
+    ``ref`` (confirmation only) carries the digest of exactly the listed set of ids."""
+
+    kind: Kind
+    items: tuple[BulkEntry, ...]
+    left_out: tuple[BulkEntry, ...] = ()
+    ref: CardRef | None = None
+    actor: str = ""
+    at: str = ""
+    failed: int = 0
+    limit: int = 15

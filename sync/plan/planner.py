@@ -340,12 +340,21 @@ def _match(user: EntraUser, found: _Found, mapping: MappingSettings) -> Proposal
 # --- 8. new -----------------------------------------------------------------------------------
 
 
-def _new_user(c: _Entra, mapping: MappingSettings) -> Proposal:
+def new_user_phones(user_id: str, phones: Numbers, owners: Mapping[str, str]) -> tuple[str, ...]:
+    """The numbers a new user is created with: its own, less each shared number an admin gave
+    to another user (``owners``: number -> owner), so a conflict's loser never gets the
+    number it lost."""
+    return tuple(e for e, _ in phones if owners.get(e, user_id) == user_id)
+
+
+def _new_user(c: _Entra, mapping: MappingSettings, owners: Mapping[str, str]) -> Proposal:
     """New: an in-scope, unlinked user that matches nobody is offered for creation with the
-    mapped fields it has and its numbers; nothing is ever created without an admin."""
+    mapped fields it has and its numbers (``new_user_phones``: not the ones it lost in a
+    conflict); nothing is ever created without an admin."""
     changes = field_changes(c.user, None, mapping)
-    if c.phones:
-        changes["phones"] = Change(None, tuple(e for e, _ in c.phones))
+    phones = new_user_phones(c.user.id, c.phones, owners)
+    if phones:
+        changes["phones"] = Change(None, phones)
     label = entra_label(c.user)
     return Proposal(
         kind=Kind.NEW,
@@ -362,9 +371,11 @@ def _match_or_new(
     unlinked: _Unlinked,
     conflicts: _Conflicts,
     config: Config,
+    owners: Mapping[str, str],
 ) -> list[Proposal]:
-    """Each candidate not held back by a conflict, in Entra id order, gets a match or is new;
-    a directory user is claimed by the first candidate that matches it."""
+    """Each candidate not held back by a conflict, in Entra id order, gets a match or is new
+    (without the numbers it lost to an owner); a directory user is claimed by the first
+    candidate that matches it."""
     claimed: set[str] = set()
     out: list[Proposal] = []
     for c in candidates:
@@ -372,7 +383,7 @@ def _match_or_new(
             continue
         found = _find_match(c, config.matching.keys, unlinked, conflicts.reserved, claimed)
         if found is None:
-            out.append(_new_user(c, config.mapping))
+            out.append(_new_user(c, config.mapping, owners))
         else:
             claimed.add(found.d.id)
             out.append(_match(c.user, found, config.mapping))
@@ -440,7 +451,7 @@ def plan(
     ]
     unlinked = _unlinked_directory(directory, region)
     conflicts = _conflicts(candidates, unlinked, state.number_owners)
-    matched_or_new = _match_or_new(candidates, unlinked, conflicts, config)
+    matched_or_new = _match_or_new(candidates, unlinked, conflicts, config, state.number_owners)
 
     proposed, blocked = _guard(
         removals if snapshot.complete else [],

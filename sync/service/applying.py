@@ -11,6 +11,7 @@ from sync.models import ProposalState
 from sync.service.engine import apply_proposal
 from sync.service.records import Actor, Decision
 from sync.service.shared import Shared
+from sync.state.audit import subject_of
 from sync.state.proposals import StoredProposal
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Applier:
             app_user_id=after.get("id") if isinstance(after, dict) else sp.proposal.app_user_id,
             before=change.get("before"),
             after=after,
+            subject=subject_of(sp.proposal),
         )
         await self._bump_counters(sp.tenant, verb)
         item = await self._digests.item(done)
@@ -139,6 +141,7 @@ class Applier:
                 entra_id=sp.proposal.entra_id,
                 app_user_id=sp.proposal.app_user_id,
                 after={"error": e.code},
+                subject=subject_of(sp.proposal),
             )
             message = f"Could not apply: {e.hint or e.message}"
         now = await self._store.proposals.get(sp.id)

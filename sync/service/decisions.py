@@ -4,21 +4,52 @@ user. Each checks the card's digest first, then whether the item still describes
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sync.errors import InputError, LockBusy, ProposalNotPending, SyncError
-from sync.models import EntraUser, Kind, ProposalState
+from sync.models import DirectoryUser, EntraUser, Kind, ProposalState
+from sync.plan.bulk import NumberCounts, needs_individual_look, number_counts
+from sync.plan.planner import entra_label
 from sync.service.applying import Applier
 from sync.service.engine import VERBS, still_valid
 from sync.service.records import CONNECTED, Actor, Decision, Item
 from sync.service.runs import Runs
 from sync.service.shared import Shared
+from sync.state.audit import subject_of
 from sync.state.proposals import StoredProposal
 
 log = logging.getLogger(__name__)
 
 NOT_ISSUED = "This card was not issued by this bot."
+BULK_CONFIRM_ABOVE = 3  # Accept all / Apply all of more items asks to confirm the list first
+BULK_VERBS = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSet:
+    """What Accept all / Apply all would do now: the items it decides, the items it leaves
+    for an individual look (with why), and the digest of exactly that set of ids (an HMAC
+    the confirmation card carries back; the server recomputes the set and compares)."""
+
+    kind: Kind
+    included: tuple[Item, ...]
+    left_out: tuple[tuple[Item, str], ...]
+    digest: str
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return len(self.included) > BULK_CONFIRM_ABOVE
+
+    @property
+    def pid(self) -> str:
+        return bulk_pid(self.kind)
+
+
+def bulk_pid(kind: Kind) -> str:
+    return f"bulk:{kind.value}"
 
 
 class Decisions:
@@ -58,15 +89,49 @@ class Decisions:
             return await self._pick_owner(sp, inputs["owner"], actor)
         return await self._applier.accept_and_apply(sp, verb, inputs, actor)
 
-    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]:
-        """Accept every pending match, or apply every pending update."""
-        verb = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}.get(kind)
-        if verb is None:
+    async def bulk_set(self, kind: Kind) -> BulkSet:
+        """The pending matches (or updates) Accept all (Apply all) would decide now, less
+        those that need an individual look (``sync.plan.bulk``)."""
+        if kind not in BULK_VERBS:
             raise InputError(f"there is no 'all' action for {kind.value} items")
+        region = self._live.current.matching.default_region
+        counts: dict[tuple[str, str], NumberCounts] = {}
+        listings: dict[str, dict[str, DirectoryUser]] = {}
+        included: list[Item] = []
+        left_out: list[tuple[Item, str]] = []
+        for sp in await self._store.proposals.pending(kind=kind):
+            item = await self._digests.item(sp)
+            directory = self._tenants.directories.get(sp.directory)
+            if directory is None:
+                left_out.append((item, f"the directory '{sp.directory}' is not configured"))
+                continue
+            if sp.directory not in listings:
+                listings[sp.directory] = {d.id: d for d in await directory.list_users()}
+            key = (sp.tenant, sp.directory)
+            if key not in counts:
+                users = await self._reader.stored_users(sp.tenant)
+                counts[key] = number_counts(users.values(), listings[sp.directory].values(), region)
+            d = listings[sp.directory].get(sp.proposal.app_user_id or "")
+            why = needs_individual_look(sp.proposal, d, counts[key], region)
+            if why is None:
+                included.append(item)
+            else:
+                left_out.append((item, why))
+        ids = ",".join(sorted(it.id for it in included))
+        digest = await self._digests.digest(f"{bulk_pid(kind)}:{ids}")
+        return BulkSet(kind, tuple(included), tuple(left_out), digest)
+
+    async def decide_bulk(self, kind: Kind, digest: str, *, actor: Actor) -> list[Decision] | None:
+        """Accept (apply) the items of ``bulk_set(kind)`` when ``digest`` is that set's digest
+        as the server computes it now; None (nothing done) when it is not: a forged card,
+        or the set changed since the admin saw the list."""
+        current = await self.bulk_set(kind)
+        if not hmac.compare_digest(digest.encode(), current.digest.encode()):
+            return None
+        verb = BULK_VERBS[kind]
         return [
-            await self.decide(sp.id, verb, actor=actor, digest=it.digest, inputs={})
-            for sp in await self._store.proposals.pending(kind=kind)
-            for it in [await self._digests.item(sp)]
+            await self.decide(it.id, verb, actor=actor, digest=it.digest, inputs={})
+            for it in current.included
         ]
 
     async def _check_fresh(self, sp: StoredProposal) -> Decision | None:
@@ -89,7 +154,8 @@ class Decisions:
         current: dict[str, EntraUser | None] = {i: users.get(i) for i in ids}
         directory = self._tenants.directories[sp.directory]
         dir_user = await directory.get(p.app_user_id) if p.app_user_id else None
-        if still_valid(p, current, reading.snapshot, dir_user, self._live.current):
+        owners = await self._store.choices.number_owners(sp.tenant)
+        if still_valid(p, current, reading.snapshot, dir_user, self._live.current, owners):
             return None
         now = await self._store.proposals.get(sp.id)
         if now is not None and now.state is not ProposalState.PENDING:
@@ -129,9 +195,7 @@ class Decisions:
             return await self._applier.already(sp.id, e)
         p = sp.proposal
         if p.kind in (Kind.MATCH, Kind.NEW) and p.entra_id:
-            await self._store.choices.ignore(
-                sp.tenant, p.entra_id, actor_id=actor.id, actor_name=actor.name
-            )
+            await self._store.choices.ignore(sp.tenant, p.entra_id)
         await self._store.audit_log.audit(
             actor.id,
             actor.name,
@@ -142,6 +206,7 @@ class Decisions:
             app_user_id=p.app_user_id,
             before={"state": ProposalState.PENDING.value},
             after={"state": ProposalState.IGNORED.value, "reason": p.reason},
+            subject=subject_of(p),
         )
         item = await self._digests.item(done)
         await self._listeners.item_changed(item)
@@ -171,6 +236,8 @@ class Decisions:
             )
         except ProposalNotPending as e:
             return await self._applier.already(sp.id, e)
+        names = dict(zip(sp.proposal.entra_ids, sp.proposal.entra_labels, strict=False))
+        candidates = [names.get(i) or i for i in sp.proposal.entra_ids]
         await self._store.audit_log.audit(
             actor.id,
             actor.name,
@@ -178,8 +245,13 @@ class Decisions:
             tenant=sp.tenant,
             proposal_id=sp.id,
             entra_id=owner,
-            before={"number": sp.proposal.number, "candidates": list(sp.proposal.entra_ids)},
-            after={"owner": owner},
+            before={"number": sp.proposal.number, "candidates": candidates, "owner": None},
+            after={
+                "number": sp.proposal.number,
+                "candidates": candidates,
+                "owner": names.get(owner) or owner,
+            },
+            subject=names.get(owner) or owner,
         )
         item = await self._digests.item(done)
         await self._listeners.item_changed(item)
@@ -227,9 +299,8 @@ class Decisions:
         if not await self._digests.valid(f"unignore:{entra_id}", digest):
             return Decision("not_found", None, NOT_ISSUED)
         for tenant in list(self._tenants.runtimes) or [CONNECTED]:
-            if await self._store.choices.unignore(
-                tenant, entra_id, actor_id=actor.id, actor_name=actor.name
-            ):
+            if await self._store.choices.unignore(tenant, entra_id):
+                user = (await self._reader.stored_users(tenant)).get(entra_id)
                 await self._store.audit_log.audit(
                     actor.id,
                     actor.name,
@@ -238,6 +309,7 @@ class Decisions:
                     entra_id=entra_id,
                     before={"ignored": True},
                     after={"ignored": False},
+                    subject=entra_label(user) if user is not None else None,
                 )
                 for d in self._tenants.directories_of(tenant):
                     await self._runs.replan(tenant, d, actor)

@@ -13,7 +13,7 @@ from sync.directories.base import Directory, NewDirectoryUser, UserPatch
 from sync.errors import DirectoryConflict, DirectoryNotFound, InputError
 from sync.models import Change, DirectoryUser, EntraSnapshot, EntraUser, Kind, Proposal
 from sync.plan.mapping import field_changes, new_values
-from sync.plan.planner import entra_phones, scope_cause
+from sync.plan.planner import entra_phones, new_user_phones, scope_cause
 
 # verb -> the proposal kinds it applies to
 VERBS: Mapping[str, frozenset[Kind]] = {
@@ -35,9 +35,11 @@ def still_valid(
     snapshot: EntraSnapshot,
     directory_user: DirectoryUser | None,
     config: Config,
+    owners: Mapping[str, str] | None = None,
 ) -> bool:
     """Does the proposal still describe current Entra data? (``current``: the Entra users the
-    proposal is about, as they are now; None = gone.)"""
+    proposal is about, as they are now; None = gone; ``owners``: the chosen owners of shared
+    numbers, which a new user's numbers leave out as the planner does.)"""
     region = config.matching.default_region
     if p.kind is Kind.CONFLICT:
         for eid in p.entra_ids:
@@ -57,7 +59,7 @@ def still_valid(
         return False
     if p.kind is Kind.NEW:
         want = field_changes(u, None, config.mapping)
-        phones = tuple(e for e, _ in entra_phones(u, region))
+        phones = new_user_phones(u.id, entra_phones(u, region), owners or {})
         if phones:
             want["phones"] = Change(None, phones)
         return dict(want) == dict(p.changes)

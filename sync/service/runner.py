@@ -93,6 +93,9 @@ async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | 
         "app_user_id",
         "before",
         "after",
+        "subject",
+        "what",
+        "changes",
     ]
     w = csv.DictWriter(out, fieldnames=fields)
     w.writeheader()
@@ -101,5 +104,8 @@ async def export_audit(config_path: str | None, fmt: str, *, env: EnvSettings | 
         for k in ("before", "after"):
             if row[k] is not None:
                 row[k] = json.dumps(row[k], ensure_ascii=False, default=str)
+        row["changes"] = "; ".join(
+            f"{f}: {old} -> {new}" if f else f"{old} -> {new}" for f, old, new in e["changes"]
+        )
         w.writerow({k: csv_cell(v) for k, v in row.items()})
     return out.getvalue()

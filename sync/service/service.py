@@ -120,6 +120,7 @@ class SyncService:
         self.recover_intents = self.applier.recover_intents
         self.readiness = self.health.readiness
         self.refresh_pending = self.health.refresh_pending
+        self.bulk_set = self.decisions.bulk_set
         self.guard_id = self.decisions.guard_id
         self.unignore_digest = self.decisions.unignore_digest
         self.digest = self.digests.digest
@@ -165,12 +166,12 @@ class SyncService:
         self.observer.decided(verb, actor, decision)
         return decision
 
-    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]:
-        """Every pending match accepted or update applied (``Decisions.decide_all``), each
-        decision logged and counted."""
-        decisions = await self.decisions.decide_all(kind, actor=actor)
+    async def decide_bulk(self, kind: Kind, digest: str, *, actor: Actor) -> list[Decision] | None:
+        """Every item of the confirmed bulk set decided (``Decisions.decide_bulk``), each
+        decision logged and counted; None when the set changed since it was shown."""
+        decisions = await self.decisions.decide_bulk(kind, digest, actor=actor)
         verb = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}.get(kind, "all")
-        for d in decisions:
+        for d in decisions or ():
             self.observer.decided(verb, actor, d)
         return decisions
 

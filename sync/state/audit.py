@@ -1,6 +1,11 @@
-"""The audit trail: a Redis stream of who did what, before and after, capped near 100,000
-entries. NEVER pass secrets (client secrets, tokens, keys) as ``before``/``after``: the trail
-is stored in clear and exported as is."""
+"""The audit trail: a Redis stream of who did what to whom, before and after, capped near
+100,000 entries; one entry per decision. NEVER pass secrets (client secrets, tokens, keys) as
+``before``/``after``: the trail is stored in clear and exported as is.
+
+An entry keeps the stable action code (``accept match``, ``ignore new``, ...) and the names
+of the people it is about (``subject``); ``what`` says the action in an admin's words and
+``changes`` lists only the fields that changed, before -> after (the card and the CSV export
+both show these)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from sync.models import Kind, Proposal
 from sync.state.keys import Keys
 from sync.state.values import BATCH, dumps, iso, str_map, text
 
@@ -33,9 +39,89 @@ class AuditEntry:
     app_user_id: str | None = None
     before: Any = None
     after: Any = None
+    subject: str = ""  # the display name(s) of whom the entry is about
+
+    @property
+    def what(self) -> str:
+        return describe_action(self.action)
+
+    @property
+    def changes(self) -> tuple[tuple[str, str, str], ...]:
+        return changed_fields(self.before, self.after)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"at": self.at.isoformat()}
+        return asdict(self) | {
+            "at": self.at.isoformat(),
+            "what": self.what,
+            "changes": [list(c) for c in self.changes],
+        }
+
+
+# verb of an action code -> what it is in an admin's words
+_ACTIONS = {
+    "accept": "Accepted match",
+    "apply": "Applied update",
+    "link": "Linked",
+    "create": "Created user",
+    "remove_sync": "Removed sync",
+    "delete_user_confirm": "Deleted user",
+    "ignore": "Ignored",
+    "pick": "Chose the number's owner",
+    "unignore": "Un-ignored",
+    "guard confirmed": "Confirmed removals",
+    "guard dismissed": "Dismissed removals",
+    "connect": "Connected tenant",
+    "disconnect": "Disconnected tenant",
+    "settings": "Changed settings",
+}
+# fields that hold ids or bookkeeping, not something an admin reads as a change
+HIDDEN_FIELDS = frozenset({"id", "entra_id", "sync_enabled", "active"})
+
+
+def describe_action(action: str) -> str:
+    """``remove_sync removal`` -> "Removed sync", ``failed create`` -> "Failed: Created user";
+    an unknown code reads as it is, its underscores as spaces."""
+    if action in _ACTIONS:
+        return _ACTIONS[action]
+    head, _, rest = action.partition(" ")
+    if head == "failed" and rest:
+        return f"Failed: {describe_action(rest)}"
+    if head in _ACTIONS:
+        return _ACTIONS[head]
+    return action.replace("_", " ")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def changed_fields(before: Any, after: Any) -> tuple[tuple[str, str, str], ...]:
+    """Only what changed, as (field, before, after) text ("" for nothing), fields in the
+    order they come; ids and bookkeeping fields (``HIDDEN_FIELDS``) left out. Values that
+    are not field tables give one row with the field "" ."""
+    if before is None and after is None:
+        return ()
+    if not isinstance(before, dict | None) or not isinstance(after, dict | None):
+        old, new = _shown(before), _shown(after)
+        return () if old == new else (("", old, new),)
+    old_d: dict[str, Any] = before or {}
+    new_d: dict[str, Any] = after or {}
+    out = []
+    for name in dict.fromkeys([*old_d, *new_d]):
+        if name in HIDDEN_FIELDS:
+            continue
+        old, new = _shown(old_d.get(name)), _shown(new_d.get(name))
+        if old != new:
+            out.append((name, old, new))
+    return tuple(out)
 
 
 def _entry(sid: Any, raw: Any) -> AuditEntry:
@@ -53,6 +139,7 @@ def _entry(sid: Any, raw: Any) -> AuditEntry:
         app_user_id=f.get("app_user_id"),
         before=json.loads(before) if before is not None else None,
         after=json.loads(after) if after is not None else None,
+        subject=f.get("subject", ""),
     )
 
 
@@ -76,8 +163,10 @@ class AuditLog:
         app_user_id: str | None = None,
         before: Any = None,
         after: Any = None,
+        subject: str | None = None,
     ) -> str:
-        """Append one entry; returns its stream id."""
+        """Append one entry (``subject``: the names of whom it is about); returns its
+        stream id."""
         fields = {
             "at": iso(self._clock()),
             "actor_id": actor_id,
@@ -89,6 +178,7 @@ class AuditLog:
             "app_user_id": app_user_id,
             "before": None if before is None else dumps(before),
             "after": None if after is None else dumps(after),
+            "subject": subject or None,
         }
         present = {k: v for k, v in fields.items() if v is not None}
         sid = await self._r.xadd(
@@ -114,3 +204,14 @@ class AuditLog:
             if len(rows) < BATCH:
                 return out
             start = "(" + text(rows[-1][0])
+
+
+def subject_of(p: Proposal) -> str:
+    """Whom an item is about, by name: the Entra user and the directory user ("Gustav Holm
+    → Reception"), or a conflict's people."""
+    if p.kind is Kind.CONFLICT:
+        return ", ".join(p.entra_labels)
+    names = [n for n in (p.label, p.app_label) if n]
+    if len(names) == 2 and names[0] == names[1]:
+        names = names[:1]
+    return " → ".join(names)

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 import redis.asyncio as aioredis
 
 from sync.models import StateView
-from sync.state.audit import AuditLog
 from sync.state.keys import Keys
-from sync.state.values import glob_escape, iso, str_map, str_set, text_or_none
+from sync.state.values import glob_escape, iso, str_map, str_set
 
 GUARD_TTL = timedelta(hours=24)  # an unused guard confirmation expires
 
@@ -23,62 +22,33 @@ class AdminChoices:
         self,
         redis: aioredis.Redis,
         keys: Keys,
-        audit: AuditLog,
         *,
         clock: Callable[[], datetime],
     ) -> None:
         self._r = redis
         self._k = keys
-        self._audit = audit
         self._clock = clock
 
     async def ignored(self, tenant: str) -> frozenset[str]:
         return frozenset(str_set(await self._r.smembers(self._k.ignored(tenant))))  # type: ignore[misc]
 
-    async def ignore(self, tenant: str, entra_id: str, *, actor_id: str, actor_name: str) -> bool:
-        """Ignore an Entra user (kept out of every list). Audited. True if it changed."""
+    async def ignore(self, tenant: str, entra_id: str) -> bool:
+        """Ignore an Entra user (kept out of every list). True if it changed. Not audited
+        here: the decision that ignores writes the one audit entry."""
         added = int(await self._r.sadd(self._k.ignored(tenant), entra_id))  # type: ignore[misc]
-        if added:
-            await self._audit.audit(
-                actor_id, actor_name, "ignore_user", tenant=tenant, entra_id=entra_id
-            )
         return added > 0
 
-    async def unignore(self, tenant: str, entra_id: str, *, actor_id: str, actor_name: str) -> bool:
-        """Stop ignoring an Entra user. Audited. True if it changed."""
+    async def unignore(self, tenant: str, entra_id: str) -> bool:
+        """Stop ignoring an Entra user. True if it changed (audited by the decision)."""
         removed = int(await self._r.srem(self._k.ignored(tenant), entra_id))  # type: ignore[misc]
-        if removed:
-            await self._audit.audit(
-                actor_id, actor_name, "unignore_user", tenant=tenant, entra_id=entra_id
-            )
         return removed > 0
 
     async def number_owners(self, tenant: str) -> dict[str, str]:
         return str_map(await self._r.hgetall(self._k.number_owners(tenant)))  # type: ignore[misc]
 
-    async def set_number_owner(
-        self,
-        tenant: str,
-        e164: str,
-        entra_id: str,
-        *,
-        actor_id: str | None = None,
-        actor_name: str | None = None,
-    ) -> None:
-        """Record who owns a shared number. Audited when an actor is given."""
-        key = self._k.number_owners(tenant)
-        before = text_or_none(await self._r.hget(key, e164))  # type: ignore[misc]
-        await self._r.hset(key, e164, entra_id)  # type: ignore[misc]
-        if actor_id is not None:
-            await self._audit.audit(
-                actor_id,
-                actor_name or actor_id,
-                "set_number_owner",
-                tenant=tenant,
-                entra_id=entra_id,
-                before={"number": e164, "owner": before},
-                after={"number": e164, "owner": entra_id},
-            )
+    async def set_number_owner(self, tenant: str, e164: str, entra_id: str) -> None:
+        """Record who owns a shared number (audited by the decision that chose it)."""
+        await self._r.hset(self._k.number_owners(tenant), e164, entra_id)  # type: ignore[misc]
 
     async def confirm_guard(self, tenant: str, directory: str) -> None:
         """Let the next run's removals through (one shot; expires after 24 h unused)."""

@@ -56,7 +56,7 @@ class StateStore:
         self.snapshots = SnapshotStore(redis, keys)
         self.runs = RunLog(redis, keys)
         self.audit_log = AuditLog(redis, keys, clock=clock)
-        self.choices = AdminChoices(redis, keys, self.audit_log, clock=clock)
+        self.choices = AdminChoices(redis, keys, clock=clock)
         self.settings = SettingsStore(redis, keys)
         self.tenant_credentials = Credentials(redis, keys, box, clock=clock)
         self.conversations = Conversations(redis, keys)

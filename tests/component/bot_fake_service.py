@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from sync.config import Config
 from sync.metrics import Metrics
 from sync.models import Change, DirectoryUser, Kind, Plan, Proposal, ProposalState
+from sync.service.decisions import BulkSet
 from sync.service.health import Check, Readiness
 from sync.service.service import (
     Actor,
@@ -173,10 +174,19 @@ class FakeSyncService:
             await listener(decided)
         return Decision("done", decided, "done")
 
-    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]:
+    async def bulk_set(self, kind: Kind) -> BulkSet:
+        included = tuple(await self.pending(kind))
+        ids = ",".join(sorted(i.id for i in included))
+        digest = hashlib.sha256(f"bulk:{kind.value}:{ids}".encode()).hexdigest()[:24]
+        return BulkSet(kind, included, (), digest)
+
+    async def decide_bulk(self, kind: Kind, digest: str, *, actor: Actor) -> list[Decision] | None:
+        bulk = await self.bulk_set(kind)
+        if not hmac.compare_digest(digest.encode(), bulk.digest.encode()):
+            return None
         return [
             await self.decide(i.id, "accept", actor=actor, digest=i.digest, inputs={})
-            for i in await self.pending(kind)
+            for i in bulk.included
         ]
 
     async def guard_id(self, tenant: str, directory: str) -> tuple[str, str]:

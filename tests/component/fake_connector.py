@@ -127,12 +127,18 @@ class FakeConnector:
             return web.json_response(
                 {"error": {"code": "MemberNotFoundInConversation"}}, status=404
             )
-        return web.json_response({"id": member, "aadObjectId": member, "name": names[member]})
+        return web.json_response(
+            {"id": f"29:{member}", "aadObjectId": member, "name": names[member]}
+        )
 
     async def _members(self, request: web.Request) -> web.Response:
         conv = request.match_info["conv"]
         names = self.members.get(conv, {})
-        return web.json_response([{"id": k, "aadObjectId": k, "name": v} for k, v in names.items()])
+        # Teams gives each member its MRI ("29:...") as id, and its Entra object id apart
+        # (learn.microsoft.com, "Get the roster or user profile": GET .../members)
+        return web.json_response(
+            [{"id": f"29:{k}", "aadObjectId": k, "name": v} for k, v in names.items()]
+        )
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -58,6 +58,9 @@ FIELDS = [
     "app_user_id",
     "before",
     "after",
+    "subject",
+    "what",
+    "changes",
 ]
 
 
@@ -181,8 +184,10 @@ async def test_choosing_a_numbers_owner_records_the_candidates_and_the_choice(
     world: World,
 ) -> None:
     e = await world.decide(Kind.CONFLICT, "pick_owner", owner="e-finn")
-    assert e.before["candidates"] == ["e-eve", "e-finn"]
-    assert e.after == {"owner": "e-finn"}
+    assert e.before["candidates"] == ["Eve Falk", "Finn Gran"]
+    assert e.after["owner"] == "Finn Gran" and e.before["owner"] is None
+    assert (e.entra_id, e.subject) == ("e-finn", "Finn Gran")
+    assert e.changes == (("owner", "", "Finn Gran"),)
 
 
 async def test_ignoring_records_who_ignored_what_and_why(world: World) -> None:
@@ -251,8 +256,7 @@ async def test_every_decision_has_an_actor_a_time_and_a_before_or_after(world: W
     )
     await world.service.update_settings({"guard.max_removals": "3"}, actor=ANN)
     entries = await world.entries()
-    # the store's own bookkeeping lines (ignore_user/unignore_user) go with a decision entry
-    decisions = [e for e in entries if e.action not in ("ignore_user", "unignore_user")]
+    decisions = entries  # one entry per decision, nothing else
     assert len(decisions) == 8
     assert all(e.actor_id == ADMIN and e.actor_name == "Ann Admin" for e in decisions)
     assert all(e.before is not None or e.after is not None for e in decisions)

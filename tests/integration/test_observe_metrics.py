@@ -233,9 +233,12 @@ async def test_bulk_decisions_are_counted_one_by_one_under_their_verb(
     from sync.service.service import Actor
 
     await service.run_sync()
-    updates = [i for i in await service.pending() if i.kind is Kind.UPDATE]
-    decisions = await service.decide_all(Kind.UPDATE, actor=Actor("aad-admin", "Ann Admin"))
-    assert len(decisions) == len(updates) > 0
+    bulk = await service.bulk_set(Kind.UPDATE)
+    decisions = await service.decide_bulk(
+        Kind.UPDATE, bulk.digest, actor=Actor("aad-admin", "Ann Admin")
+    )
+    assert decisions is not None
+    assert len(decisions) == len(bulk.included) > 0
     after = await scrape(rig)
     done = sum(1 for d in decisions if d.outcome == "done")
     assert value(after, "entra_sync_decisions_total", verb="apply", outcome="done") == done > 0

@@ -144,8 +144,9 @@ async def test_import_into_a_store_with_data_is_refused_unless_replace(
     before = await what_the_service_says(svc)
     out = tmp_path / "state.jsonl"
     await export_state(str(out), env=env_for(own_redis))
-    decided = await svc.decide_all(Kind.UPDATE, actor=ADA)  # more history after the export
-    assert [d.outcome for d in decided] == ["done"]
+    bulk = await svc.bulk_set(Kind.UPDATE)  # more history after the export
+    decided = await svc.decide_bulk(Kind.UPDATE, bulk.digest, actor=ADA)
+    assert decided is not None and [d.outcome for d in decided] == ["done"]
     changed = await what_the_service_says(svc)
     assert changed["audit"] != before["audit"]
 
