@@ -573,7 +573,7 @@ async def _users(request: web.Request) -> web.Response:
                 take = parse_filter(flt, advanced=advanced)
             except FilterRefused as e:
                 return _graph_error(e.status, e.code, e.message)
-            matching = [i for i in sim.user_ids() if take(sim.user(i) or {})]
+            matching = [i for i in sim.user_ids if take(sim.user(i) or {})]
     offset = 0
     if "$skiptoken" in q:
         state = _unb64(q["$skiptoken"])

@@ -67,6 +67,8 @@ class EntraReader:
         self._snapshots = snapshots
         self._clock = clock
         self.latest: dict[str, EntraSnapshot] = {}
+        # tenant -> (the scope filter, the ids Graph returned for it at the last read)
+        self._filtered: dict[str, tuple[str, frozenset[str]]] = {}
 
     async def read(self, rt: TenantRuntime, config: Config) -> Reading:
         """A delta round when there is a delta link (for this endpoint and select) and a
@@ -120,6 +122,9 @@ class EntraReader:
         # twice, during a full read (``snapshot`` loads it from Redis if asked meanwhile)
         self.latest.pop(rt.name, None)
         snap = await rt.graph.read_users(select, groups=config.scope.groups)
+        if config.scope.filter:
+            ids = await self._filtered_ids(rt, config.scope.filter, fresh=True)
+            snap = replace(snap, group_members=in_scope(snap.group_members, ids))
         self.latest[rt.name] = snap
         await self._snapshots.save(rt.name, snap.users)
         if link is not None:
@@ -148,6 +153,12 @@ class EntraReader:
         for uid in removed:
             users.pop(uid, None)
         members = await _group_members(rt, config.scope.groups)
+        if config.scope.filter:
+            # delta takes no $filter but on id: the round (over every user) only tells that
+            # something changed; then Graph is asked again which users the filter takes
+            news = bool(delta.changed or delta.removed)
+            ids = await self._filtered_ids(rt, config.scope.filter, fresh=news)
+            members = in_scope(members, ids)
         before = self.latest.get(rt.name)
         complete = delta.complete and (before is None or before.complete)
         snap = EntraSnapshot(list(users.values()), complete, members, tuple(delta.invalid))
@@ -156,8 +167,37 @@ class EntraReader:
         await self._snapshots.set_delta_link(rt.name, link_key(select), delta.delta_link)
         return Reading(snap, "delta", frozenset(u.id for u in delta.changed))
 
+    async def _filtered_ids(
+        self, rt: TenantRuntime, scope_filter: str, *, fresh: bool
+    ) -> frozenset[str]:
+        """The ids Graph returns for the scope filter: asked again when ``fresh`` or when the
+        filter is not the one last asked; else the answer held from the last read."""
+        held = self._filtered.get(rt.name)
+        if fresh or held is None or held[0] != scope_filter:
+            self._filtered.pop(rt.name, None)
+            ids = await rt.graph.filtered_user_ids(scope_filter)
+            self._filtered[rt.name] = (scope_filter, ids)
+            return ids
+        return held[1]
+
     def forget(self, tenant: str) -> None:
         self.latest.pop(tenant, None)
+        self._filtered.pop(tenant, None)
+
+
+def in_scope(group_members: frozenset[str] | None, filtered: frozenset[str]) -> frozenset[str]:
+    """The scope's ids when a filter is set: the users it takes, and (with groups) only those
+    who are in the groups as well."""
+    return filtered if group_members is None else group_members & filtered
+
+
+async def scope_members(rt: TenantRuntime, config: Config) -> frozenset[str] | None:
+    """The in-scope ids under ``config`` asked from Graph now (groups, filter), None for all
+    users. Raises ScopeFilterRejected for a filter Graph refuses."""
+    members = await _group_members(rt, config.scope.groups)
+    if config.scope.filter:
+        members = in_scope(members, await rt.graph.filtered_user_ids(config.scope.filter))
+    return members
 
 
 async def _group_members(rt: TenantRuntime, groups: Sequence[str]) -> frozenset[str] | None:
