@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 from sync.config import Config
 from sync.errors import DeltaExpired, SyncError
+from sync.graph.attributes import GRAPH_USER_ATTRIBUTES
 from sync.models import EntraSnapshot, EntraUser
 from sync.service.runtime import TenantRuntime
 from sync.state.snapshots import SnapshotStore
@@ -44,7 +46,24 @@ class Reading:
 
 
 def select_for(config: Config) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*BASE_SELECT, *config.mapping.attributes)))
+    """Every read's ``$select``: the base, the mapping, and the properties the scope filter
+    names (a delta round reports a change only to selected properties)."""
+    extra = filter_attributes(config.scope.filter)
+    return tuple(dict.fromkeys((*BASE_SELECT, *config.mapping.attributes, *extra)))
+
+
+_FILTER_WORD = re.compile(r"'(?:[^']|'')*'|([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def filter_attributes(scope_filter: str) -> tuple[str, ...]:
+    """The Graph user properties a filter names, outside its string literals (not a parse:
+    the filter stays Graph's to judge)."""
+    words = (m.group(1) for m in _FILTER_WORD.finditer(scope_filter) if m.group(1))
+    return tuple(
+        dict.fromkeys(
+            w for w in words if w in GRAPH_USER_ATTRIBUTES or w == "onPremisesExtensionAttributes"
+        )
+    )
 
 
 def link_key(select: Sequence[str]) -> str:
