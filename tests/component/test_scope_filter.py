@@ -16,7 +16,10 @@ from sync.service.service import SyncService
 from tests.component.test_service import ADA, Clock, dir_user, entra, make_service, write_world
 
 SUPPORT = "department eq 'Support'"
-REFUSED = "Unsupported or invalid query filter clause specified for property 'faxNumber' of resource 'User'."
+REFUSED = (
+    "Unsupported or invalid query filter clause specified for property 'faxNumber' of "
+    "resource 'User'."
+)
 
 
 def _people() -> list[dict[str, Any]]:
