@@ -13,6 +13,8 @@ from cards import build
 from sync.models import Kind
 from sync.service.runner import sync_once
 from sync.service.service import SyncService
+from tests.component.real_rig import real_bot
+from tests.component.test_bot_flow import ADMIN, card_texts, executes, invoke
 from tests.component.test_service import ADA, Clock, dir_user, entra, make_service, write_world
 
 SUPPORT = "department eq 'Support'"
@@ -255,3 +257,34 @@ async def test_a_delta_round_with_changes_asks_the_filter_again_and_proposes_the
     assert changed.mode == "delta" and asked == 2
     removals = [i.proposal for i in changed.new_items if i.kind is Kind.REMOVAL]
     assert [(p.entra_id, p.removal_cause) for p in removals] == [("e-cia", "out_of_scope")]
+
+
+# --- the settings card through the bot (real route, real service) ----------------------------
+
+
+async def test_the_card_shows_graphs_refusal_then_the_impact_then_saves_on_confirm(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    _linked_world(tmp_path)
+    svc = await make_service(tmp_path, Clock(), bot={"admins": [ADMIN]})
+    try:
+        await svc.run_sync(actor=ADA)
+        async with real_bot(aiohttp_client, svc) as rig:
+
+            async def save(d: str, text: str) -> dict[str, Any]:
+                data = {"pid": "settings", "d": d, "scope_filter": text}
+                status, body = await rig.post(invoke(rig.fc, "settings_save", data))
+                assert status == 200
+                card: dict[str, Any] = body["value"]
+                return card
+
+            refused = await save("", "faxNumber eq '1'")
+            impact = await save("", SUPPORT)
+            (confirm,) = [a for a in executes(impact) if a["title"] == "Confirm and save"]
+            saved = await save(confirm["data"]["d"], SUPPORT)
+        in_force = svc.config.scope.filter
+    finally:
+        await svc.stop()
+    assert "of resource 'User'" in card_texts(refused)
+    assert "Check the new scope" in card_texts(impact)
+    assert "Settings saved" in card_texts(saved) and in_force == SUPPORT
