@@ -136,13 +136,14 @@ class EntraReader:
     async def _read_full(
         self, rt: TenantRuntime, config: Config, select: tuple[str, ...]
     ) -> Reading:
+        # a filter Graph refuses fails the read before every user is read
+        ids = await self._filtered_ids(rt, config.scope.filter, fresh=True)
         link = await _latest_delta_link(rt, select)
         # the held snapshot is dropped first, so a tenant's users are in memory once, not
         # twice, during a full read (``snapshot`` loads it from Redis if asked meanwhile)
         self.latest.pop(rt.name, None)
         snap = await rt.graph.read_users(select, groups=config.scope.groups)
-        if config.scope.filter:
-            ids = await self._filtered_ids(rt, config.scope.filter, fresh=True)
+        if ids is not None:
             snap = replace(snap, group_members=in_scope(snap.group_members, ids))
         self.latest[rt.name] = snap
         await self._snapshots.save(rt.name, snap.users)
@@ -172,11 +173,11 @@ class EntraReader:
         for uid in removed:
             users.pop(uid, None)
         members = await _group_members(rt, config.scope.groups)
-        if config.scope.filter:
-            # delta takes no $filter but on id: the round (over every user) only tells that
-            # something changed; then Graph is asked again which users the filter takes
-            news = bool(delta.changed or delta.removed)
-            ids = await self._filtered_ids(rt, config.scope.filter, fresh=news)
+        # delta takes no $filter but on id: the round (over every user) only tells that
+        # something changed; then Graph is asked again which users the scope filter takes
+        news = bool(delta.changed or delta.removed)
+        ids = await self._filtered_ids(rt, config.scope.filter, fresh=news)
+        if ids is not None:
             members = in_scope(members, ids)
         before = self.latest.get(rt.name)
         complete = delta.complete and (before is None or before.complete)
@@ -188,9 +189,13 @@ class EntraReader:
 
     async def _filtered_ids(
         self, rt: TenantRuntime, scope_filter: str, *, fresh: bool
-    ) -> frozenset[str]:
-        """The ids Graph returns for the scope filter: asked again when ``fresh`` or when the
-        filter is not the one last asked; else the answer held from the last read."""
+    ) -> frozenset[str] | None:
+        """The ids Graph returns for the scope filter (None: no filter): asked again when
+        ``fresh`` or when the filter is not the one last asked; else the answer held from the
+        last read."""
+        if not scope_filter:
+            self._filtered.pop(rt.name, None)
+            return None
         held = self._filtered.get(rt.name)
         if fresh or held is None or held[0] != scope_filter:
             self._filtered.pop(rt.name, None)
