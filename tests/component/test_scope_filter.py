@@ -132,6 +132,19 @@ async def test_a_bad_filter_in_the_config_fails_the_run_with_graphs_message(
     assert "[scope] filter" in run["error"]["hint"]
 
 
+async def test_a_refused_filter_fails_the_run_before_the_users_are_read(tmp_path: Path) -> None:
+    _linked_world(tmp_path)
+    svc = await make_service(tmp_path, Clock(), scope={"filter": "faxNumber eq '1'"})
+    try:
+        (run,) = await svc.run_sync(actor=ADA)
+        user_requests = _sim(svc).requests["users"]
+    finally:
+        await svc.stop()
+    assert run.status == "failed" and run.error is not None
+    assert run.error.code == "scope_filter_rejected"
+    assert user_requests == 1  # the filter's own request; no page of users was read
+
+
 async def test_a_bad_filter_from_the_card_shows_graphs_message_and_saves_nothing(
     tmp_path: Path,
 ) -> None:
