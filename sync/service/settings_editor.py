@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.config import Config
-from sync.errors import InputError
+from sync.errors import InputError, SyncError
 from sync.service.records import Actor
 from sync.service.scope_change import ScopeChanges, ScopeImpact, scope_changed
 from sync.service.settings_form import form_to_table, merge_config
@@ -56,7 +56,11 @@ class SettingsEditor:
         if new is None:
             return SettingsOutcome(errors=errors)
         if scope_changed(self._live.current, new) and not await self._scope.confirmed(new, confirm):
-            check = await self._scope.check(new)
+            try:
+                check = await self._scope.check(new)
+            except SyncError as e:  # Graph unreachable, permission missing...: nothing saved
+                msg = f"The filter could not be tried against Microsoft Graph: {e.message}"
+                return SettingsOutcome(errors={"scope.filter": f"{msg}. {e.hint}".strip()})
             if check.error:
                 return SettingsOutcome(errors={"scope.filter": check.error})
             return SettingsOutcome(impacts=check.impacts, confirm_token=check.token)

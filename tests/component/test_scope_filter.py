@@ -167,6 +167,21 @@ async def test_a_bad_filter_from_the_card_shows_graphs_message_and_saves_nothing
     assert any("faxNumber" in t and "of resource 'User'" in t for t in texts)
 
 
+async def test_a_filter_that_cannot_be_tried_is_not_saved_and_says_why(tmp_path: Path) -> None:
+    _linked_world(tmp_path)
+    svc = await make_service(tmp_path, Clock())
+    try:
+        await svc.run_sync(actor=ADA)
+        _sim(svc).faults.forbidden = True  # Graph answers 403 to everything
+        outcome = await svc.save_settings({"scope.filter": SUPPORT}, actor=ADA)
+        in_force = svc.config.scope.filter
+    finally:
+        await svc.stop()
+    assert not outcome.saved and not outcome.confirm_token and in_force == ""
+    assert "could not be tried against Microsoft Graph" in outcome.errors["scope.filter"]
+    assert "User.Read.All" in outcome.errors["scope.filter"]  # the permission hint
+
+
 async def test_the_impact_preview_counts_users_in_scope_and_the_removals(
     tmp_path: Path,
 ) -> None:
