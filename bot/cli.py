@@ -138,7 +138,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from sync.plan.planner import plan
 
     config = load_config(_config_path(args.config))
-    snapshot = load_tenant_snapshot(args.tenant, config.scope.groups)
+    snapshot = load_tenant_snapshot(args.tenant, config.scope.groups, config.scope.filter)
     users, ignored = load_directory_file(args.directory)
     result = plan(snapshot, users, StateView(ignored=frozenset(ignored)), config)
     if args.json:

@@ -13,6 +13,7 @@ from bot.turn import Turn
 from cards import build, notices
 from cards import views as v
 from sync.service.service import RunResult
+from sync.service.settings_editor import SettingsOutcome
 
 CONNECT_PID = "connect"
 PENDING_PID = "pending"
@@ -127,9 +128,10 @@ async def settings_card(
     ctx: BotContext,
     errors: Mapping[str, str] | None = None,
     form: Mapping[str, str] | None = None,
+    outcome: SettingsOutcome | None = None,
 ) -> dict[str, Any]:
     table = await ctx.service.settings_table()
-    return build.settings_card(to_views.settings_view(table, errors, form))
+    return build.settings_card(to_views.settings_view(table, errors, form, outcome))
 
 
 async def settings(ctx: BotContext, turn: Turn, _arg: str) -> None:

@@ -22,6 +22,7 @@ from sync.service.decisions import BulkSet
 from sync.service.health import Readiness
 from sync.service.service import Actor, Decision, Item, ItemListener, RunListener, RunResult
 from sync.service.service import TenantStatus as ServiceTenantStatus
+from sync.service.settings_editor import SettingsOutcome
 
 
 class BotService(Protocol):
@@ -70,6 +71,10 @@ class BotService(Protocol):
     async def settings_table(self) -> dict[str, Any]: ...
 
     async def update_settings(self, form: Mapping[str, str], *, actor: Actor) -> dict[str, str]: ...
+
+    async def save_settings(
+        self, form: Mapping[str, str], *, actor: Actor, confirm: str = ""
+    ) -> SettingsOutcome: ...
 
     async def connect(
         self, tenant_id: str, client_id: str, secret: SecretStr, *, actor: Actor

@@ -14,6 +14,7 @@ from cards import views as v
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
 from sync.service.decisions import BulkSet
 from sync.service.service import Item, TenantStatus
+from sync.service.settings_editor import SettingsOutcome
 
 Choices = Callable[[str], Awaitable[Sequence[DirectoryUser]]]
 
@@ -231,6 +232,7 @@ SETTINGS_FIELDS: Mapping[str, str] = {
     "groups": "scope.groups",
     "enabled_only": "scope.enabled_only",
     "require_phone": "scope.require_phone",
+    "scope_filter": "scope.filter",
     "first_name": "mapping.first_name",
     "last_name": "mapping.last_name",
     "display_name": "mapping.display_name",
@@ -248,7 +250,9 @@ SETTINGS_FIELDS: Mapping[str, str] = {
 SETTINGS_INPUT_OF = {dotted: flat for flat, dotted in SETTINGS_FIELDS.items()}
 _TUPLES = frozenset({"groups", "tags"})
 _BOOLS = frozenset({"enabled_only", "require_phone", "notify_admins_personally"})
-_TEXTS = frozenset({"first_name", "last_name", "display_name", "email", "mode", "at"})
+_TEXTS = frozenset(
+    {"first_name", "last_name", "display_name", "email", "mode", "at", "scope_filter"}
+)
 _NUMBERS: Mapping[str, Callable[[Any], Any]] = {
     "every_hours": int,
     "every_seconds": int,
@@ -302,6 +306,7 @@ def settings_view(
     table: Mapping[str, Any],
     errors: Mapping[str, str] | None = None,
     form: Mapping[str, str] | None = None,
+    outcome: SettingsOutcome | None = None,
 ) -> v.SettingsView:
     """The settings card's view: the saved settings, overlaid with a submitted form (when its
     validation failed) and the errors per input. Its digest is the saved settings' hash."""
@@ -313,6 +318,7 @@ def settings_view(
         ref=v.CardRef(pid="settings", digest=hashlib.sha256(raw.encode()).hexdigest()[:16]),
         errors={SETTINGS_INPUT_OF.get(k, k): msg for k, msg in (errors or {}).items()},
         **values,
+        **_filter_preview(outcome),
     )
 
 
@@ -333,3 +339,16 @@ def bulk_view(bulk: BulkSet, *, with_ref: bool) -> v.BulkView:
         left_out=tuple(bulk_entry(i, why) for i, why in bulk.left_out),
         ref=v.CardRef(bulk.pid, bulk.digest) if with_ref else None,
     )
+
+
+def _filter_preview(outcome: SettingsOutcome | None) -> dict[str, Any]:
+    """The settings card's impact of a new scope filter, waiting for the admin's confirm."""
+    if outcome is None or not outcome.confirm_token:
+        return {}
+    impacts = tuple(
+        v.ScopeImpactView(
+            i.tenant, i.directory, i.in_scope_before, i.in_scope_after, i.removals, i.held_back
+        )
+        for i in outcome.impacts
+    )
+    return {"filter_impacts": impacts, "filter_confirm": outcome.confirm_token}

@@ -250,9 +250,13 @@ async def settings_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card
     form = {k: val for k in SETTINGS_INPUTS if (val := action.text(k)) is not None}
     fields = to_views.SETTINGS_FIELDS
     dotted = {fields[k]: val for k, val in form.items() if k in fields}
-    errors = await ctx.service.update_settings(dotted, actor=turn.actor)
-    if errors:
-        return await settings_card(ctx, errors, form)
+    # a new scope filter comes back with its impact first; its confirm button carries the
+    # service's token in ``d`` (the plain Save carries the settings' digest, never a token)
+    outcome = await ctx.service.save_settings(dotted, actor=turn.actor, confirm=action.digest)
+    if outcome.errors:
+        return await settings_card(ctx, outcome.errors, form)
+    if not outcome.saved:
+        return await settings_card(ctx, None, form, outcome)
     return notices.settings_saved_card(turn.actor_name, ctx.now())
 
 

@@ -784,6 +784,7 @@ def _toggle(id_: str, title: str, value: bool) -> Element:
 SCHEDULE_MODES = ("manual", "daily", "interval", "watch")
 SETTINGS_INPUTS = (
     "groups",
+    "scope_filter",
     "enabled_only",
     "require_phone",
     "first_name",
@@ -806,6 +807,8 @@ def settings_card(view: SettingsView) -> Card:
     """The settings form; ``view.errors`` (input id -> message) show in red under each input."""
     e = view.errors
     body: list[Element] = [_heading("Sync settings")]
+    if view.filter_confirm:
+        body += _scope_filter_impact(view)
     if e:
         body.append(_notice("Nothing was saved. Fix the fields marked in red."))
         for key in sorted(k for k in e if k not in SETTINGS_INPUTS):
@@ -820,6 +823,7 @@ def settings_card(view: SettingsView) -> Card:
         ),
         e,
     )
+    body += _scope_filter_input(view)
     body += _with_error(_toggle("enabled_only", "Only enabled accounts", view.enabled_only), e)
     body += _with_error(
         _toggle("require_phone", "Only users with a phone number", view.require_phone), e
@@ -935,18 +939,82 @@ def settings_card(view: SettingsView) -> Card:
         },
         e,
     )
-    actions = [
+    save = (
         _execute(
+            "Confirm and save",
+            Verb.SETTINGS_SAVE,
+            view.ref.pid,
+            view.filter_confirm,
+            style="positive",
+            inputs=True,
+        )
+        if view.filter_confirm
+        else _execute(
             "Save",
             Verb.SETTINGS_SAVE,
             view.ref.pid,
             view.ref.digest,
             style="positive",
             inputs=True,
-        ),
-        _execute("Cancel", Verb.REFRESH, view.ref.pid, view.ref.digest),
-    ]
+        )
+    )
+    actions = [save, _execute("Cancel", Verb.REFRESH, view.ref.pid, view.ref.digest)]
     return _card(body, actions)
+
+
+def _scope_filter_input(view: SettingsView) -> list[Element]:
+    """The advanced-query filter of the scope (its strings are plain English here)."""
+    el: Element = {
+        "type": "Input.Text",
+        "id": "scope_filter",
+        "label": "Advanced filter (Graph $filter on users; empty: no filter)",
+        "placeholder": "department eq 'Support' and startswith(jobTitle, 'Team')",
+        "maxLength": 2000,
+    }
+    if view.scope_filter:
+        el["value"] = plain(view.scope_filter, 2000)
+    out = _with_error(el, view.errors)
+    out.append(
+        _text(
+            "Microsoft Graph checks the filter before it is saved. With groups, a user must be "
+            "in both.",
+            size="Small",
+            isSubtle=True,
+            spacing="None",
+        )
+    )
+    return out
+
+
+def _scope_filter_impact(view: SettingsView) -> list[Element]:
+    """The impact of a new scope filter Graph took, before the admin confirms it."""
+    out: list[Element] = [
+        _notice("Check the new scope, then press Confirm and save.", color="warning")
+    ]
+    if not view.filter_impacts:
+        out.append(_text("No tenant is connected: the filter applies from the first sync."))
+    for i in view.filter_impacts:
+        removals = str(i.removals)
+        if i.removals and i.held_back:
+            removals += " (held back by the mass-removal guard until an admin confirms)"
+        out.append(_subheading(f"{escape_md(i.tenant, 60)} → {escape_md(i.directory, 60)}"))
+        out.append(
+            _facts(
+                [
+                    ("Users in scope now", str(i.in_scope_before)),
+                    ("Users in scope with this filter", str(i.in_scope_after)),
+                    ("Removals the next sync would propose", removals),
+                ]
+            )
+        )
+    out.append(
+        _text(
+            "Removals are proposals: no user is removed until an admin decides.",
+            size="Small",
+            isSubtle=True,
+        )
+    )
+    return out
 
 
 CONNECT_INPUTS = ("tenant_id", "client_id", "client_secret")

@@ -238,9 +238,25 @@ class RefusalView:
 
 
 @dataclass(frozen=True, slots=True)
+class ScopeImpactView:
+    """What a new scope filter would do to one tenant and directory (settings card)."""
+
+    tenant: str
+    directory: str
+    in_scope_before: int
+    in_scope_after: int
+    removals: int
+    held_back: bool  # the mass-removal guard would hold the removals back
+
+
+@dataclass(frozen=True, slots=True)
 class SettingsView:
     ref: CardRef  # pid: the settings item (e.g. "settings:contoso"), digest of saved settings
     groups: tuple[str, ...] = ()
+    scope_filter: str = ""  # advanced query: a Graph OData $filter on users
+    # a new filter Graph took: its impact, and the HMAC its "Confirm and save" button carries
+    filter_impacts: tuple[ScopeImpactView, ...] = ()
+    filter_confirm: str = ""
     enabled_only: bool = True
     require_phone: bool = True
     first_name: str = "givenName"

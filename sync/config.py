@@ -35,6 +35,19 @@ class ScopeSettings(_Strict):
     groups: tuple[str, ...] = ()
     enabled_only: bool = True
     require_phone: bool = True
+    # advanced query: a Graph OData $filter on users ("" = none). With groups, a user must be
+    # in both. Graph alone judges it (a bad one is refused with Graph's own message).
+    filter: str = ""
+
+    @field_validator("filter")
+    @classmethod
+    def _one_line_filter(cls, v: str) -> str:
+        v = v.strip()
+        if len(v) > 2000:
+            raise ValueError("the scope filter is longer than 2000 characters")
+        if any(ord(c) < 32 for c in v):
+            raise ValueError("the scope filter must be one line of text (no control characters)")
+        return v
 
 
 DEFAULT_MAPPING: dict[str, str | list[str]] = {

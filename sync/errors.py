@@ -94,6 +94,21 @@ class GraphNotFound(GraphError):
     default_hint = "A group selected in the scope no longer exists in Entra. Check the settings."
 
 
+class ScopeFilterRejected(GraphError):
+    """Graph refused the ``[scope] filter`` (400): the message is Graph's own."""
+
+    code = "scope_filter_rejected"
+    default_hint = (
+        "Microsoft Graph refused the scope filter. Fix it in the settings card or [scope] "
+        "filter (see 'Advanced query capabilities on Microsoft Entra ID objects' for the "
+        "operators each user property takes); nothing was changed."
+    )
+
+    def __init__(self, message: str, *, graph_message: str = "") -> None:
+        super().__init__(message)
+        self.graph_message = graph_message  # Graph's own words, shown as they are
+
+
 class DeltaExpired(GraphError):
     """The delta link is no longer valid (410 / syncStateNotFound): do a full resync."""
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sync.devtools.odata_filter import FilterRefused, parse_filter
 from sync.errors import GraphDataError, InputError
 from sync.models import EntraSnapshot, EntraUser, parse_entra_user
 
@@ -76,8 +77,11 @@ def parse_users(data: Any, source: str) -> list[EntraUser]:
     return users
 
 
-def load_tenant_snapshot(path: str | Path, scope_groups: Iterable[str] = ()) -> EntraSnapshot:
-    """A tenant file as the Graph reader would see it (every user, group scope resolved)."""
+def load_tenant_snapshot(
+    path: str | Path, scope_groups: Iterable[str] = (), scope_filter: str = ""
+) -> EntraSnapshot:
+    """A tenant file as the Graph reader would see it (every user, group scope resolved, and
+    the scope filter answered as the simulated Graph answers it for this file)."""
     source = str(path)
     data = read_json(path, "tenant file")
     if not isinstance(data, dict) or "users" not in data:
@@ -93,4 +97,19 @@ def load_tenant_snapshot(path: str | Path, scope_groups: Iterable[str] = ()) -> 
                 raise InputError(f"{source}: scope group {g} is not in the tenant file")
             acc.update(transitive_members(groups, g))
         members = frozenset(acc)
+    if scope_filter:
+        taken = _filtered_ids(data["users"], scope_filter, source)
+        members = taken if members is None else members & taken
     return EntraSnapshot(users=users, complete=True, group_members=members)
+
+
+def _filtered_ids(users: list[Any], scope_filter: str, source: str) -> frozenset[str]:
+    """The ids the simulated Graph returns for ``scope_filter`` over a tenant file's users (a
+    filter it refuses: InputError with Graph's message)."""
+    try:
+        take = parse_filter(scope_filter, advanced=True)
+    except FilterRefused as e:
+        raise InputError(
+            f"{source}: [scope] filter: Microsoft Graph would refuse it ({e.code}): {e.message}"
+        ) from None
+    return frozenset(u["id"] for u in users if isinstance(u, dict) and take(u))

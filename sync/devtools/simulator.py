@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from sync.devtools.odata_filter import FilterRefused, FilterRequest, parse_filter
 from sync.errors import InputError
 from sync.files import transitive_members
 from sync.retry import utc_now
@@ -158,6 +159,7 @@ class TenantSim:
         self.now = now  # the clock of an HTTP-date Retry-After
         self.requests: Counter[str] = Counter()
         self._tokens: set[str] = set()
+        self.filter_log: list[FilterRequest] = []  # every /users request with a $filter
         # caches (dropped on mutation)
         self._order: list[str] | None = None
         self._proj: dict[tuple[str, ...], dict[str, bytes]] = {}
@@ -271,6 +273,10 @@ class TenantSim:
         return token in self._tokens
 
     # --- projections (cached) ------------------------------------------------------------
+
+    def user_json(self, uid: str, select: tuple[str, ...]) -> bytes:
+        """One user's projected JSON (as a listing page carries it)."""
+        return self._user_bytes(uid, select)
 
     def _user_bytes(self, uid: str, select: tuple[str, ...]) -> bytes:
         per_user = self._proj.get(select)
@@ -553,29 +559,46 @@ async def _users(request: web.Request) -> web.Response:
         return top
     enabled: bool | None = None
     flt = q.get("$filter")
+    advanced = request.headers.get("ConsistencyLevel", "").lower() == "eventual" and (
+        q.get("$count", "").lower() == "true"
+    )
+    matching: list[str] | None = None  # ids of the users a filter other than accountEnabled takes
     if flt is not None:
+        sim.filter_log.append(FilterRequest(flt, advanced, request.headers.get("ConsistencyLevel")))
         m = _ENABLED_FILTER.match(flt)
-        if m is None:
-            return _graph_error(400, "Request_UnsupportedQuery", "Unsupported Query.")
-        enabled = m.group(1).lower() == "true"
+        if m is not None:
+            enabled = m.group(1).lower() == "true"
+        else:
+            try:
+                take = parse_filter(flt, advanced=advanced)
+            except FilterRefused as e:
+                return _graph_error(e.status, e.code, e.message)
+            matching = [i for i in sim.user_ids if take(sim.user(i) or {})]
     offset = 0
     if "$skiptoken" in q:
         state = _unb64(q["$skiptoken"])
         if not isinstance(state, dict) or not isinstance(state.get("o"), int):
             return _graph_error(400, "Directory_ExpiredPageToken", "The page token is invalid.")
         offset = state["o"]
-    items = sim.listing(select, enabled)
+    if matching is None:
+        items = sim.listing(select, enabled)
+    else:
+        items = [sim.user_json(i, select) for i in matching]
     page = items[offset : offset + top]
     if offset == 0 and sim.faults.malformed:
         page = [_dumps(MALFORMED_USER), *page]
     origin = _origin(request)
-    extra: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if advanced:
+        extra["@odata.count"] = len(items)
     if offset + top < len(items):
         params = [f"$top={top}"]
         if q.get("$select") is not None:
             params.append(f"$select={','.join(select)}")
         if flt is not None:
             params.append("$filter=" + quote(flt, safe=""))
+        if q.get("$count") is not None:
+            params.append(f"$count={q['$count']}")
         params.append(f"$skiptoken={_b64({'o': offset + top})}")
         extra["@odata.nextLink"] = f"{origin}/v1.0/users?" + "&".join(params)
     context = f"{origin}/v1.0/$metadata#users({','.join(select)})"

@@ -30,6 +30,7 @@ from sync.errors import (
     GraphPermissionDenied,
     GraphThrottled,
     GraphUnavailable,
+    ScopeFilterRejected,
 )
 from sync.graph.attributes import select_attribute
 from sync.graph.auth import RefreshableTokenProvider, TokenProvider
@@ -76,7 +77,7 @@ def _error_body(resp: httpx.Response) -> tuple[str, str]:
         return "", ""
     code = err.get("code")
     msg = err.get("message")
-    return (str(code)[:80] if code else ""), (str(msg)[:200] if msg else "")
+    return (str(code)[:80] if code else ""), (str(msg)[:400] if msg else "")
 
 
 def _permission_hint(permission: str) -> str:
@@ -255,6 +256,26 @@ class GraphClient:
             group_members=members,
             invalid=tuple(invalid),
         )
+
+    async def filtered_user_ids(self, scope_filter: str) -> frozenset[str]:
+        """Ids of the users Graph returns for an OData ``$filter`` (the ``[scope] filter``),
+        sent as an advanced query (``ConsistencyLevel: eventual``, ``$count=true``: Graph needs
+        them for ``ne``, ``not``, ``endsWith`` and many properties, and takes them for the
+        rest). Raises ScopeFilterRejected with Graph's message when Graph refuses the filter
+        (400); never judges the filter itself."""
+        url = (
+            f"{self.base_url}/users?$filter={quote(scope_filter, safe='')}&$count=true"
+            f"&$select=id&$top={self.page_size}"
+        )
+        ids: set[str] = set()
+        async with aclosing(self._values(url, what="scope filter")) as pages:
+            async for values in pages:
+                for obj in values:
+                    uid = obj.get("id") if isinstance(obj, dict) else None
+                    if not isinstance(uid, str) or not uid:
+                        raise GraphDataError("Microsoft Graph sent a filtered user without an 'id'")
+                    ids.add(uid)
+        return frozenset(ids)
 
     async def group_member_ids(self, group_id: str) -> frozenset[str]:
         """Ids of the users in a group, nested groups included. Raises GraphNotFound."""
@@ -448,8 +469,10 @@ class GraphClient:
         }
         if delta:
             headers["Prefer"] = f"odata.maxpagesize={self.page_size}"
-        if "/transitiveMembers/" in url:
-            headers["ConsistencyLevel"] = "eventual"  # required for the OData cast
+        if "/transitiveMembers/" in url or what == "scope filter":
+            # advanced queries (the OData cast, the scope filter) need it with $count=true,
+            # on every page (a nextLink need not say it is one)
+            headers["ConsistencyLevel"] = "eventual"
         self.graph_requests += 1
         try:
             resp = await self._http.get(url, headers=headers, extensions=extensions)
@@ -535,6 +558,11 @@ class GraphClient:
             return DeltaExpired(
                 f"the delta link expired ({detail}); a full read is needed",
                 hint="Entra's change tracking expired; the next sync reads every user again.",
+            )
+        if status == 400 and what == "scope filter":
+            return ScopeFilterRejected(
+                f"Microsoft Graph refused the scope filter ({detail})",
+                graph_message=message or f"HTTP {status} {code}".strip(),
             )
         if status == 403:
             permission = "GroupMember.Read.All" if group is not None else "User.Read.All"

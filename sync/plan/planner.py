@@ -48,7 +48,7 @@ _REMOVAL_REASON = {
     "deleted": "deleted in Entra (or no longer readable)",
     "soft_deleted": "deleted in Entra (restorable from the deleted users for 30 days)",
     "disabled": "the account is disabled in Entra",
-    "out_of_scope": "no longer a member of the selected groups",
+    "out_of_scope": "no longer in the sync scope (the selected groups or the scope filter)",
     "no_phone": "no longer has a phone number in Entra (mobilePhone or businessPhones)",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 from sync.config import Config
 from sync.errors import DeltaExpired, SyncError
+from sync.graph.attributes import GRAPH_USER_ATTRIBUTES
 from sync.models import EntraSnapshot, EntraUser
 from sync.service.runtime import TenantRuntime
 from sync.state.snapshots import SnapshotStore
@@ -44,7 +46,24 @@ class Reading:
 
 
 def select_for(config: Config) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*BASE_SELECT, *config.mapping.attributes)))
+    """Every read's ``$select``: the base, the mapping, and the properties the scope filter
+    names (a delta round reports a change only to selected properties)."""
+    extra = filter_attributes(config.scope.filter)
+    return tuple(dict.fromkeys((*BASE_SELECT, *config.mapping.attributes, *extra)))
+
+
+_FILTER_WORD = re.compile(r"'(?:[^']|'')*'|([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def filter_attributes(scope_filter: str) -> tuple[str, ...]:
+    """The Graph user properties a filter names, outside its string literals (not a parse:
+    the filter stays Graph's to judge)."""
+    words = (m.group(1) for m in _FILTER_WORD.finditer(scope_filter) if m.group(1))
+    return tuple(
+        dict.fromkeys(
+            w for w in words if w in GRAPH_USER_ATTRIBUTES or w == "onPremisesExtensionAttributes"
+        )
+    )
 
 
 def link_key(select: Sequence[str]) -> str:
@@ -67,6 +86,8 @@ class EntraReader:
         self._snapshots = snapshots
         self._clock = clock
         self.latest: dict[str, EntraSnapshot] = {}
+        # tenant -> (the scope filter, the ids Graph returned for it at the last read)
+        self._filtered: dict[str, tuple[str, frozenset[str]]] = {}
 
     async def read(self, rt: TenantRuntime, config: Config) -> Reading:
         """A delta round when there is a delta link (for this endpoint and select) and a
@@ -115,11 +136,15 @@ class EntraReader:
     async def _read_full(
         self, rt: TenantRuntime, config: Config, select: tuple[str, ...]
     ) -> Reading:
+        # a filter Graph refuses fails the read before every user is read
+        ids = await self._filtered_ids(rt, config.scope.filter, fresh=True)
         link = await _latest_delta_link(rt, select)
         # the held snapshot is dropped first, so a tenant's users are in memory once, not
         # twice, during a full read (``snapshot`` loads it from Redis if asked meanwhile)
         self.latest.pop(rt.name, None)
         snap = await rt.graph.read_users(select, groups=config.scope.groups)
+        if ids is not None:
+            snap = replace(snap, group_members=in_scope(snap.group_members, ids))
         self.latest[rt.name] = snap
         await self._snapshots.save(rt.name, snap.users)
         if link is not None:
@@ -148,6 +173,12 @@ class EntraReader:
         for uid in removed:
             users.pop(uid, None)
         members = await _group_members(rt, config.scope.groups)
+        # delta takes no $filter but on id: the round (over every user) only tells that
+        # something changed; then Graph is asked again which users the scope filter takes
+        news = bool(delta.changed or delta.removed)
+        ids = await self._filtered_ids(rt, config.scope.filter, fresh=news)
+        if ids is not None:
+            members = in_scope(members, ids)
         before = self.latest.get(rt.name)
         complete = delta.complete and (before is None or before.complete)
         snap = EntraSnapshot(list(users.values()), complete, members, tuple(delta.invalid))
@@ -156,8 +187,41 @@ class EntraReader:
         await self._snapshots.set_delta_link(rt.name, link_key(select), delta.delta_link)
         return Reading(snap, "delta", frozenset(u.id for u in delta.changed))
 
+    async def _filtered_ids(
+        self, rt: TenantRuntime, scope_filter: str, *, fresh: bool
+    ) -> frozenset[str] | None:
+        """The ids Graph returns for the scope filter (None: no filter): asked again when
+        ``fresh`` or when the filter is not the one last asked; else the answer held from the
+        last read."""
+        if not scope_filter:
+            self._filtered.pop(rt.name, None)
+            return None
+        held = self._filtered.get(rt.name)
+        if fresh or held is None or held[0] != scope_filter:
+            self._filtered.pop(rt.name, None)
+            ids = await rt.graph.filtered_user_ids(scope_filter)
+            self._filtered[rt.name] = (scope_filter, ids)
+            return ids
+        return held[1]
+
     def forget(self, tenant: str) -> None:
         self.latest.pop(tenant, None)
+        self._filtered.pop(tenant, None)
+
+
+def in_scope(group_members: frozenset[str] | None, filtered: frozenset[str]) -> frozenset[str]:
+    """The scope's ids when a filter is set: the users it takes, and (with groups) only those
+    who are in the groups as well."""
+    return filtered if group_members is None else group_members & filtered
+
+
+async def scope_members(rt: TenantRuntime, config: Config) -> frozenset[str] | None:
+    """The in-scope ids under ``config`` asked from Graph now (groups, filter), None for all
+    users. Raises ScopeFilterRejected for a filter Graph refuses."""
+    members = await _group_members(rt, config.scope.groups)
+    if config.scope.filter:
+        members = in_scope(members, await rt.graph.filtered_user_ids(config.scope.filter))
+    return members
 
 
 async def _group_members(rt: TenantRuntime, groups: Sequence[str]) -> frozenset[str] | None:

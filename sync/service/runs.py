@@ -31,7 +31,7 @@ from sync.plan.phones import normalize
 from sync.plan.planner import auto_applicable
 from sync.plan.planner import plan as make_plan
 from sync.service.applying import Applier
-from sync.service.reading import Reading, select_for
+from sync.service.reading import Reading, scope_members, select_for
 from sync.service.records import Actor, Item, RunResult, Trigger
 from sync.service.runtime import TenantRuntime
 from sync.service.shared import Shared
@@ -323,6 +323,8 @@ class Runs:
             snap = self._reader.latest.get(name)
             if snap is None:
                 snap = await rt.graph.read_users(select_for(config), groups=config.scope.groups)
+                if config.scope.filter:
+                    snap = replace(snap, group_members=await scope_members(rt, config))
             for d in rt.config.directory_names:
                 users = list(await self._tenants.directories[d].list_users())
                 state = await self._store.choices.state_view(name, d)

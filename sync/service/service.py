@@ -132,6 +132,7 @@ class SyncService:
         self.directory_choices = self.report.directory_choices
         self.settings_table = self.settings.settings_table
         self.update_settings = self.settings.update_settings
+        self.save_settings = self.settings.save_settings
         self.connect = self.connection.connect
         self.disconnect = self.connection.disconnect
         self.add_listener = self.listeners.add_item_listener

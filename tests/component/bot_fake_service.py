@@ -27,6 +27,7 @@ from sync.service.service import (
     RunResult,
     TenantStatus,
 )
+from sync.service.settings_editor import SettingsOutcome
 from sync.state.admin import Conversations
 from sync.state.store import StateStore
 
@@ -229,6 +230,12 @@ class FakeSyncService:
         self.settings.update(form)
         self.last_form = dict(form)
         return {}
+
+    async def save_settings(
+        self, form: Mapping[str, str], *, actor: Actor, confirm: str = ""
+    ) -> SettingsOutcome:
+        errors = await self.update_settings(form, actor=actor)
+        return SettingsOutcome(saved=not errors, errors=errors)
 
     async def connect(
         self, tenant_id: str, client_id: str, secret: SecretStr, *, actor: Actor
