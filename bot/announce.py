@@ -71,7 +71,7 @@ class Announcer:
             v.DigestItem(kind=i.kind, name=i.proposal.label or i.id) for i in r.auto_applied
         )
         view = v.AutoAppliedView(
-            applied=len(r.auto_applied), items=items, at=to_views.hhmm(r.finished_at)
+            applied=len(r.auto_applied), items=items, at=r.finished_at
         )
         return build.auto_applied_card(view)
 
