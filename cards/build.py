@@ -330,8 +330,12 @@ def _error_line(message: str) -> Element:
 # --- proposal cards -------------------------------------------------------------------------
 
 
+MATCH_KEYS: Mapping[str, str] = {"phone": N_("phone"), "email": N_("email")}
+
+
 def _match_body(t: Texts, v: MatchView, n: int) -> list[Element]:
-    why = f"{escape_md(v.key, 20)} {escape_md(v.value, 100)}"
+    key = t(MATCH_KEYS[v.key]) if v.key in MATCH_KEYS else escape_md(v.key, 20)
+    why = f"{key} {escape_md(v.value, 100)}"
     if v.source:
         why += f" ({escape_md(v.source, 40)})"
     body: list[Element] = [

@@ -68,6 +68,8 @@ SWEDISH: Mapping[str, str] = {
     "Directory user": "Användare i katalogen",
     "Entra id": "Id i Entra",
     "Matched by": "Matchad på",
+    "phone": "telefon",
+    "email": "e-post",
     "In Entra": "I Entra",
     "{name} (id {id})": "{name} (id {id})",
     "{name}, id {id}": "{name}, id {id}",
