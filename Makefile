@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/python -m bot.demo
 
 test: $(STAMP)
+	./tests/cards-render/install.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 check: $(STAMP)
@@ -33,4 +34,4 @@ e2e: $(STAMP)
 	./tests/e2e/run.sh
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules tests/cards-render/node_modules .pytest_cache .mypy_cache .ruff_cache
