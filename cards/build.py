@@ -781,9 +781,7 @@ def _tenant_section(t: Texts, s: TenantStatus, with_name: bool) -> list[Element]
     out += [
         _status_line(t("Last sync"), last),
         _status_line(t("Next sync"), nxt),
-        _status_line(
-            t("Synced"), t("{synced} of {total} users", synced=s.synced, total=s.syncable)
-        ),
+        _status_line(t("Synced"), t("{synced}/{total} synced", synced=s.synced, total=s.syncable)),
         _status_line(t("Pending"), _counts_line(t, s.pending)),
     ]
     return out

@@ -37,7 +37,8 @@ class Lang(StrEnum):
     SV = "sv"
 
 
-BABEL_LOCALE: Mapping[Lang, str] = {Lang.EN: "en_US", Lang.SV: "sv_SE"}
+# English dates as "3 Dec 2026" (day first: unambiguous for admins in Sweden and elsewhere)
+BABEL_LOCALE: Mapping[Lang, str] = {Lang.EN: "en_GB", Lang.SV: "sv_SE"}
 TABLES: Mapping[Lang, Mapping[str, str]] = {Lang.EN: {}, Lang.SV: SWEDISH}
 
 
@@ -97,7 +98,7 @@ class Texts:
         return format_decimal(n, locale=self.locale)
 
     def date(self, d: date | datetime) -> str:
-        """``3 dec. 2026`` (Swedish) or ``Dec 3, 2026`` (English): plain text, no template."""
+        """``3 dec. 2026`` (Swedish) or ``3 Dec 2026`` (English): plain text, no template."""
         return format_date(d, "medium", locale=self.locale)
 
     def when(self, at: datetime) -> str:

@@ -152,7 +152,7 @@ SWEDISH: Mapping[str, str] = {
     "Last sync": "Senaste synk",
     "Next sync": "Nästa synk",
     "Synced": "Synkade",
-    "{synced} of {total} users": "{synced} av {total} användare",
+    "{synced}/{total} synced": "{synced}/{total} synkade",
     "Pending": "Väntar",
     "No tenant is connected yet. Type **connect** to add one.": (
         "Ingen klientorganisation är ansluten ännu. Skriv **connect** för att lägga till en."

@@ -542,7 +542,7 @@ def test_update_card_shows_old_and_new_values() -> None:
 def test_status_card_shows_green_connection_and_counter() -> None:
     texts = texts_of(render("status"))
     assert "\u2705 Connected" in texts
-    assert "**Synced:** 70 of 70 users" in texts
+    assert "**Synced:** 70/70 synced" in texts
 
 
 def test_status_card_shows_the_aadsts_code_and_its_fix() -> None:
