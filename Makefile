@@ -23,6 +23,7 @@ $(REDIS_SERVER):
 	apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)
 
 test: $(STAMP) test-tools $(REDIS_SERVER)
+	./tests/cards-render/install.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-tools:  # Debian packages the integration tests run (caddy), apt-get when missing
@@ -41,4 +42,4 @@ e2e: $(STAMP)
 	./tests/e2e/run.sh
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules tests/cards-render/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -71,9 +71,7 @@ class Announcer:
         items = tuple(
             v.DigestItem(kind=i.kind, name=i.proposal.label or i.id) for i in r.auto_applied
         )
-        view = v.AutoAppliedView(
-            applied=len(r.auto_applied), items=items, at=to_views.hhmm(r.finished_at)
-        )
+        view = v.AutoAppliedView(applied=len(r.auto_applied), items=items, at=r.finished_at)
         return build.auto_applied_card(view)
 
     async def cards(self, results: Sequence[RunResult]) -> list[tuple[str | None, Card]]:

@@ -12,6 +12,7 @@ from bot.context import BotContext
 from bot.turn import Turn
 from cards import build, notices
 from cards import views as v
+from cards.catalogue import ENGLISH, Texts
 from sync.service.service import RunResult
 from sync.service.settings_editor import SettingsOutcome
 
@@ -22,106 +23,121 @@ MAX_ARGUMENT_SHOWN = 100
 Handler = Callable[[BotContext, Turn, str], Awaitable[None]]
 
 
-def summarise(results: Sequence[RunResult]) -> str:
+def summarise(results: Sequence[RunResult], texts: Texts = ENGLISH) -> str:
     """One line per tenant/directory run: failed (code, hint), skipped, or what it produced."""
+    t = texts
     if not results:
-        return "No tenant is configured. Type 'connect' to connect one."
+        return t("No tenant is configured. Type 'connect' to connect one.")
     parts = []
     for r in results:
         where = f"{r.tenant} \u2192 {r.directory}"
         if r.status == "failed":
             code = r.error.code if r.error is not None else "error"
             hint = r.error.hint if r.error is not None else ""
-            parts.append(f"{where}: failed ({code}). {hint}".strip())
+            parts.append(
+                t("{where}: failed ({code}).", where=where, code=code) + f" {hint}".rstrip()
+            )
         elif r.status == "skipped":
-            parts.append(f"{where}: skipped" + (f" ({r.error.code})" if r.error else ""))
+            parts.append(
+                t("{where}: skipped", where=where) + (f" ({r.error.code})" if r.error else "")
+            )
         else:
-            bits = [f"{len(r.new_items)} new to decide"]
+            bits = [t("{n} new to decide", n=len(r.new_items))]
             if r.auto_applied:
-                bits.append(f"{len(r.auto_applied)} applied automatically")
+                bits.append(t("{n} applied automatically", n=len(r.auto_applied)))
             if r.blocked:
-                bits.append("removals held back by the guard")
+                bits.append(t("removals held back by the guard"))
             parts.append(f"{where}: " + ", ".join(bits))
-    return "Sync done. " + "; ".join(parts) + "."
+    return t("Sync done.") + " " + "; ".join(parts) + "."
 
 
-def help_card() -> dict[str, Any]:
-    return build.help_card(v.HelpView(commands=tuple((c.title, c.description) for c in COMMANDS)))
+def help_card(texts: Texts = ENGLISH) -> dict[str, Any]:
+    view = v.HelpView(commands=tuple((c.title, c.description) for c in COMMANDS))
+    return build.help_card(view, texts)
 
 
 async def show_help(ctx: BotContext, turn: Turn, _arg: str) -> None:
-    await ctx.replies.card(turn, help_card())
+    await ctx.replies.card(turn, help_card(ctx.texts(turn)))
 
 
 async def status(ctx: BotContext, turn: Turn, _arg: str) -> None:
     statuses = await ctx.service.status()
-    await ctx.replies.card(turn, build.status_card(to_views.status_view(statuses)))
+    card = build.status_card(to_views.status_view(statuses), ctx.texts(turn))
+    await ctx.replies.card(turn, card)
 
 
 async def sync_now(ctx: BotContext, turn: Turn, _arg: str) -> None:
     """Run every tenant now; the service's run listener posts the cards (``bot.announce``)."""
+    t = ctx.texts(turn)
     results = await ctx.service.run_sync(actor=turn.actor, trigger="manual")
-    await ctx.replies.text(turn, summarise(results))
+    await ctx.replies.text(turn, summarise(results, t))
     if not await ctx.conversations.notify_channel():
         await ctx.replies.text(
-            turn, "No notification channel yet: type 'notify here' where cards should go."
+            turn, t("No notification channel yet: type 'notify here' where cards should go.")
         )
 
 
 async def sync_user(ctx: BotContext, turn: Turn, arg: str) -> None:
+    t = ctx.texts(turn)
     results, items = await ctx.service.sync_user(arg, actor=turn.actor)
     if not items:
         if any(r.error is not None for r in results):
-            await ctx.replies.text(turn, summarise(results))
+            await ctx.replies.text(turn, summarise(results, t))
         else:
-            await ctx.replies.text(turn, f"Nothing to decide for '{arg[:MAX_ARGUMENT_SHOWN]}'.")
+            await ctx.replies.text(
+                turn, t("Nothing to decide for '{query}'.", query=arg[:MAX_ARGUMENT_SHOWN])
+            )
         return
     for card, pid in await to_views.proposal_cards(
-        items, ctx.service.directory_choices, await ctx.audience()
+        items, ctx.service.directory_choices, await ctx.audience(), t
     ):
         await ctx.replies.item_card(turn, pid, card)
 
 
-async def pending_card(ctx: BotContext, pid: str = PENDING_PID) -> dict[str, Any]:
+async def pending_card(
+    ctx: BotContext, pid: str = PENDING_PID, texts: Texts = ENGLISH
+) -> dict[str, Any]:
     """The digest of what waits (or "nothing waits"), signed like every card."""
     items = await ctx.service.pending()
     if not items:
-        return notices.nothing_pending_card()
+        return notices.nothing_pending_card(texts)
     digest = await ctx.service.digest(pid)
-    return build.digest_card(to_views.digest_view(items, pid=pid, digest=digest))
+    return build.digest_card(to_views.digest_view(items, pid=pid, digest=digest), texts)
 
 
 async def pending(ctx: BotContext, turn: Turn, _arg: str) -> None:
     """Every pending item as its card, or one digest card when there are more than
     ``[bot] max_cards_per_run``."""
+    t = ctx.texts(turn)
     items = await ctx.service.pending()
     if not items:
-        await ctx.replies.text(turn, "Nothing waits for a decision.")
+        await ctx.replies.text(turn, t("Nothing waits for a decision."))
     elif len(items) > ctx.config.bot.max_cards_per_run:
-        await ctx.replies.card(turn, await pending_card(ctx))
+        await ctx.replies.card(turn, await pending_card(ctx, texts=t))
     else:
         for card, pid in await to_views.proposal_cards(
-            items, ctx.service.directory_choices, await ctx.audience()
+            items, ctx.service.directory_choices, await ctx.audience(), t
         ):
             await ctx.replies.item_card(turn, pid, card)
 
 
-async def ignored_card(ctx: BotContext) -> dict[str, Any]:
+async def ignored_card(ctx: BotContext, texts: Texts = ENGLISH) -> dict[str, Any]:
     rows = await ctx.service.ignored()
     items = [
         v.IgnoredItem(entra_id=e, name=label or e, digest=await ctx.service.unignore_digest(e))
         for _tenant, e, label in rows
     ]
-    return build.ignored_list_card(v.IgnoredListView(items=tuple(items)))
+    return build.ignored_list_card(v.IgnoredListView(items=tuple(items)), texts)
 
 
 async def ignored(ctx: BotContext, turn: Turn, _arg: str) -> None:
-    await ctx.replies.card(turn, await ignored_card(ctx))
+    await ctx.replies.card(turn, await ignored_card(ctx, ctx.texts(turn)))
 
 
 async def preview(ctx: BotContext, turn: Turn, _arg: str) -> None:
     plans = await ctx.service.preview()
-    await ctx.replies.card(turn, build.preview_card(to_views.preview_view(plans)))
+    card = build.preview_card(to_views.preview_view(plans), ctx.texts(turn))
+    await ctx.replies.card(turn, card)
 
 
 async def settings_card(
@@ -129,13 +145,14 @@ async def settings_card(
     errors: Mapping[str, str] | None = None,
     form: Mapping[str, str] | None = None,
     outcome: SettingsOutcome | None = None,
+    texts: Texts = ENGLISH,
 ) -> dict[str, Any]:
     table = await ctx.service.settings_table()
-    return build.settings_card(to_views.settings_view(table, errors, form, outcome))
+    return build.settings_card(to_views.settings_view(table, errors, form, outcome), texts)
 
 
 async def settings(ctx: BotContext, turn: Turn, _arg: str) -> None:
-    await ctx.replies.card(turn, await settings_card(ctx))
+    await ctx.replies.card(turn, await settings_card(ctx, texts=ctx.texts(turn)))
 
 
 def connect_view(
@@ -161,23 +178,23 @@ def connect_view(
 
 
 async def connect(ctx: BotContext, turn: Turn, _arg: str) -> None:
-    await ctx.replies.card(turn, build.connect_card(connect_view(ctx)))
+    await ctx.replies.card(turn, build.connect_card(connect_view(ctx), ctx.texts(turn)))
 
 
 async def disconnect(ctx: BotContext, turn: Turn, _arg: str) -> None:
     """Asks first: the confirmation card carries a token issued (and kept) server-side."""
     token = await ctx.confirmations.issue(notices.DISCONNECT_PID)
-    await ctx.replies.card(turn, notices.disconnect_confirm_card(token))
+    await ctx.replies.card(turn, notices.disconnect_confirm_card(token, ctx.texts(turn)))
 
 
 async def audit(ctx: BotContext, turn: Turn, _arg: str) -> None:
     entries = [e.to_dict() for e in await ctx.service.audit(20)]
-    await ctx.replies.card(turn, build.audit_card(to_views.audit_view(entries)))
+    await ctx.replies.card(turn, build.audit_card(to_views.audit_view(entries), ctx.texts(turn)))
 
 
 async def notify_here(ctx: BotContext, turn: Turn, _arg: str) -> None:
     await ctx.installations.notify_here(turn)
-    await ctx.replies.text(turn, "I will post sync notifications here.")
+    await ctx.replies.text(turn, ctx.texts(turn)("I will post sync notifications here."))
 
 
 HANDLERS: Mapping[str, Handler] = {

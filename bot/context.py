@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from bot.installation import Installations
 from bot.to_views import hhmm
-from bot.turn import Conversations, Replies
+from bot.turn import Conversations, Replies, Turn
+from cards.catalogue import Texts, for_locale
 from sync.config import Config
 from sync.metrics import Metrics
 from sync.models import DirectoryUser, Kind, Plan
@@ -157,3 +158,23 @@ class BotContext:
 
     def now(self) -> str:
         return hhmm(self.clock())
+
+    def texts(self, turn: Turn) -> Texts:
+        """The catalogue in the language of the activity's locale (``sv*`` -> Swedish, else
+        English), with the clock's reading for "today" in card times."""
+        return for_locale(locale_of(turn.activity), now=self.clock())
+
+
+def locale_of(activity: Mapping[str, Any]) -> str:
+    """The activity's ``locale`` (e.g. "sv-SE"); else the ``clientInfo`` entity's, which Teams
+    also sends; "" when neither is there."""
+    locale = activity.get("locale")
+    if isinstance(locale, str) and locale:
+        return locale[:32]
+    entities = activity.get("entities")
+    for e in entities if isinstance(entities, list) else ():
+        if isinstance(e, dict) and e.get("type") == "clientInfo":
+            loc = e.get("locale")
+            if isinstance(loc, str) and loc:
+                return loc[:32]
+    return ""

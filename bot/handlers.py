@@ -22,6 +22,7 @@ from bot.turn import Turn
 from bot.verbs import VERBS, CardAction, not_found_card
 from cards import build, notices
 from cards import views as v
+from cards.catalogue import Texts
 from sync.errors import SyncError
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Bot:
         if refused:
             log.warning("activity of type %r not served: %s", turn.kind, refused)
             if turn.kind == "invoke":
-                return card_reply(notices.not_served_card())
+                return card_reply(notices.not_served_card(self.ctx.texts(turn)))
             return None
         try:
             await self.ctx.installations.remember(turn)
@@ -79,45 +80,47 @@ class Bot:
         log.debug("ignored activity type %r", turn.kind)
         return None
 
-    def _refusal(self, need: Need) -> dict[str, Any]:
+    def _refusal(self, need: Need, t: Texts) -> dict[str, Any]:
         if need is Need.ADMIN:
-            return notices.not_allowed_card("Only admins can do this", self.access.explain())
+            return notices.not_allowed_card(t("Only admins can do this"), self.access.explain())
         return notices.not_allowed_card(
-            "Only admins and the bot's team can see this", self.access.explain(need)
+            t("Only admins and the bot's team can see this"), self.access.explain(need)
         )
 
     async def _on_message(self, turn: Turn) -> None:
         text = turn.activity.get("text")
         spec, arg = parse_command(text if isinstance(text, str) else "")
+        t = self.ctx.texts(turn)
         if spec is None:
-            await self.ctx.replies.card(turn, help_card())
+            await self.ctx.replies.card(turn, help_card(t))
             return
         need = command_need(spec.name, spec.changes_state)
         if not await self.access.allows(turn, need):
-            await self.ctx.replies.card(turn, self._refusal(need))
+            await self.ctx.replies.card(turn, self._refusal(need, t))
             return
         try:
             await HANDLERS[spec.name](self.ctx, turn, arg)
         except SyncError as e:
             log.warning("command %r failed: %s (%s)", spec.name, e.code, e.hint)
-            await self.ctx.replies.card(turn, notices.failed_card((e.message, e.hint)))
+            await self.ctx.replies.card(turn, notices.failed_card((e.message, e.hint), texts=t))
         except Exception:
             log.exception("command %r crashed", spec.name)
-            await self.ctx.replies.card(turn, notices.crashed_card())
+            await self.ctx.replies.card(turn, notices.crashed_card(t))
 
     async def _on_invoke(self, turn: Turn) -> InvokeReply:
         if turn.activity.get("name") != CARD_ACTION:
             return InvokeReply(200, {})
         action = read_action(turn.activity)
+        t = self.ctx.texts(turn)
         if action is None:
-            return card_reply(notices.unreadable_action_card())
+            return card_reply(notices.unreadable_action_card(t))
         handler = VERBS.get(action.verb)
         if handler is None:
-            return card_reply(not_found_card())
+            return card_reply(not_found_card(t))
         need = verb_need(action.verb)
         if not await self.access.allows(turn, need):
             refusal = v.RefusalView(reason=v.RefusalReason.NOT_ADMIN)
-            return card_reply(build.refusal_card(refusal))
+            return card_reply(build.refusal_card(refusal, t))
         if action.verb == v.Verb.REFRESH:
             action = replace(action, by_admin=await self.access.is_admin(turn.actor_id))
         try:
@@ -125,9 +128,9 @@ class Bot:
         except SyncError as e:
             log.warning("action %s failed: %s (%s)", action.verb, e.code, e.hint)
             retry = v.CardRef(action.pid, action.digest)
-            return card_reply(notices.failed_card((e.message, e.hint), retry))
+            return card_reply(notices.failed_card((e.message, e.hint), retry, t))
         except Exception:
             log.exception("action %s crashed", action.verb)
             retry = v.CardRef(action.pid, action.digest)
-            lines = ("Something went wrong; the error was logged.",)
-            return card_reply(notices.failed_card(lines, retry))
+            lines = (t("Something went wrong; the error was logged."),)
+            return card_reply(notices.failed_card(lines, retry, t))

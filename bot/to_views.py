@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cards import build
 from cards import views as v
+from cards.catalogue import ENGLISH, Texts
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
 from sync.service.decisions import BulkSet
 from sync.service.service import Item, TenantStatus
@@ -62,7 +63,7 @@ def _removal_view(item: Item, ref: v.CardRef, names: Mapping[str, str]) -> v.Rem
         entra=_entra(item),
         app_user=_app_user(item, names),
         cause=cause,
-        restorable_until=f"{until.day} {until:%b %Y}" if until is not None else "",
+        restorable_until=until.date() if until is not None else "",
     )
 
 
@@ -73,7 +74,10 @@ def proposal_view(
     names: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
     admin_ids: Sequence[str] = (),
+    upns: Mapping[str, str] | None = None,
 ) -> v.ProposalView:
+    """``labels`` / ``upns``: Entra id -> display name / userPrincipalName (or mail), where the
+    caller knows them (a conflict card shows a claimant's UPN rather than its object id)."""
     p = item.proposal
     names = names or {}
     ref = v.CardRef(pid=item.id, digest=item.digest, admin_ids=tuple(admin_ids))
@@ -104,30 +108,58 @@ def proposal_view(
     if p.kind is Kind.REMOVAL:
         return _removal_view(item, ref, names)
     labels = labels or {}
+    upns = upns or {}
     own = dict(zip(p.entra_ids, p.entra_labels, strict=False))
     return v.ConflictView(
         ref=ref,
         number=p.number or "",
         claimants=tuple(
-            v.EntraPerson(id=e, name=labels.get(e) or own.get(e) or e) for e in p.entra_ids
+            v.EntraPerson(id=e, name=labels.get(e) or own.get(e) or e, upn=upns.get(e, ""))
+            for e in p.entra_ids
         ),
         holder=_app_user(item, names) if p.app_user_id else None,
     )
 
 
 def decided_view(
-    item: Item, *, actor: str | None = None, at: datetime | None = None
+    item: Item,
+    *,
+    actor: str | None = None,
+    at: datetime | None = None,
+    inputs: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> v.DecidedView:
+    """What was decided: the outcome, who, when, and its content (linked to whom, which owner
+    keeps the number, which fields were written). ``inputs`` are the decision's inputs
+    (``target``, ``owner``) when known; ``names`` directory user id -> name."""
     verb = item.verb or ""
+    p = item.proposal
+    names = names or {}
+    inputs = inputs or {}
     if item.state is ProposalState.SUPERSEDED:
         outcome = v.Outcome.SUPERSEDED
     else:
         outcome = VERB_OUTCOME.get(verb, v.Outcome.HANDLED)
+    app_user = _app_user(item, names) if p.app_user_id else None
+    target = inputs.get(v.INPUT_TARGET)
+    if outcome is v.Outcome.LINKED and target:
+        app_user = v.AppUser(id=target, name=names.get(target) or target)
+    owner = None
+    owner_id = inputs.get(v.INPUT_OWNER)
+    if outcome is v.Outcome.OWNER_PICKED and owner_id:
+        own = dict(zip(p.entra_ids, p.entra_labels, strict=False))
+        owner = v.EntraPerson(id=owner_id, name=own.get(owner_id) or owner_id)
+    written = outcome in (v.Outcome.ACCEPTED, v.Outcome.APPLIED, v.Outcome.CREATED)
     return v.DecidedView(
-        title=item.proposal.label or item.proposal.entra_id or item.id,
+        title=p.label or p.entra_id or item.id,
         outcome=outcome,
         actor=actor if actor is not None else (item.decided_by or ""),
-        at=hhmm(at if at is not None else item.decided_at),
+        at=at if at is not None else (item.decided_at or ""),
+        kind=p.kind,
+        app_user=app_user,
+        changes=p.changes if written else {},
+        number=p.number or "",
+        owner=owner,
     )
 
 
@@ -147,10 +179,10 @@ def status_view(statuses: Sequence[TenantStatus]) -> v.StatusView:
                 connected=s.connected,
                 error_code=str(err.get("code") or ""),
                 error_hint=str(err.get("hint") or ""),
-                last_sync_at=s.last_sync_at.strftime("%Y-%m-%d %H:%M") if s.last_sync_at else "",
+                last_sync_at=s.last_sync_at or "",
                 last_sync_ok=None if s.last_status is None else s.last_status == "ok",
                 last_sync_reason=str(err.get("message") or "") if s.last_status == "failed" else "",
-                next_sync_at=s.next_sync_at.strftime("%Y-%m-%d %H:%M") if s.next_sync_at else "",
+                next_sync_at=s.next_sync_at or "",
                 synced=s.synced,
                 syncable=s.syncable,
                 pending=pending,
@@ -171,17 +203,20 @@ def digest_view(items: Sequence[Item], *, pid: str, digest: str) -> v.DigestView
     )
 
 
-def item_card(view: v.ProposalView) -> dict[str, Any]:
+def item_card(view: v.ProposalView, texts: Texts = ENGLISH) -> dict[str, Any]:
     """The card an item is posted (or updated) with: when its ``refresh.userIds`` names the
     admins (per-user views), everyone sees it read-only and the admins' Teams clients refresh
     it to the card with buttons; else the card with buttons."""
     if view.ref.admin_ids:
-        return build.proposal_read_only_card(view, offer_actions=True)
-    return build.proposal_card(view)
+        return build.proposal_read_only_card(view, offer_actions=True, texts=texts)
+    return build.proposal_card(view, texts)
 
 
 async def proposal_cards(
-    items: Sequence[Item], choices: Choices, audience: Sequence[str] = ()
+    items: Sequence[Item],
+    choices: Choices,
+    audience: Sequence[str] = (),
+    texts: Texts = ENGLISH,
 ) -> list[tuple[dict[str, Any], str]]:
     """(card, pid) per item (``item_card``; ``audience``: the admins' Teams user ids);
     new-user cards list the directory's users to link to (``choices(directory)``, asked once
@@ -192,7 +227,7 @@ async def proposal_cards(
         if item.kind is Kind.NEW and item.directory not in by_directory:
             by_directory[item.directory] = await choices(item.directory)
         view = proposal_view(item, choices=by_directory.get(item.directory, ()), admin_ids=audience)
-        out.append((item_card(view), item.id))
+        out.append((item_card(view, texts), item.id))
     return out
 
 
@@ -208,6 +243,18 @@ def preview_view(plans: Sequence[tuple[str, str, Plan]]) -> v.PreviewView:
     return v.PreviewView(items=tuple(items), counts=counts)
 
 
+def _moment(value: Any) -> v.At:
+    """An ISO-8601 time (audit entries store strings) as a datetime, else the text as is."""
+    if isinstance(value, datetime):
+        return value
+    text = str(value or "")
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return text[:16].replace("T", " ")
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def audit_view(entries: Sequence[Mapping[str, Any]]) -> v.AuditView:
     """Audit entries (as their ``to_dict()``) as card rows: the action in words, the names
     of whom it is about, and only the fields that changed (no ids)."""
@@ -215,9 +262,9 @@ def audit_view(entries: Sequence[Mapping[str, Any]]) -> v.AuditView:
     for d in entries:
         out.append(
             v.AuditEntry(
-                actor=str(d.get("actor_name") or ""),
+                actor=str(d.get("actor_name") or d.get("actor_id") or ""),
                 action=str(d.get("what") or d.get("action") or ""),
-                at=str(d.get("at") or "")[:16].replace("T", " "),
+                at=_moment(d.get("at")),
                 subject=str(d.get("subject") or ""),
                 changes=tuple(
                     (str(f), str(old), str(new)) for f, old, new in d.get("changes") or ()

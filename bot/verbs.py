@@ -21,6 +21,7 @@ from cards import build, notices
 from cards import bulk as bulk_cards
 from cards import views as v
 from cards.build import SETTINGS_INPUTS
+from cards.catalogue import ENGLISH, Texts
 from sync.errors import SyncError
 from sync.models import Kind, ProposalState
 from sync.service.decisions import bulk_pid
@@ -75,8 +76,8 @@ class CardAction:
 VerbHandler = Callable[[BotContext, Turn, CardAction], Awaitable[Card]]
 
 
-def not_found_card() -> Card:
-    return build.refusal_card(v.RefusalView(reason=v.RefusalReason.NOT_FOUND))
+def not_found_card(texts: Texts = ENGLISH) -> Card:
+    return build.refusal_card(v.RefusalView(reason=v.RefusalReason.NOT_FOUND), texts)
 
 
 async def proposal_view(
@@ -105,10 +106,11 @@ async def decide_item(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     """accept, ignore, apply, link, create, remove_sync, delete_user(_confirm), pick_owner,
     guard_confirm/dismiss: the service decides; ``delete_user_confirm`` needs the confirmation
     card issued here first."""
+    t = ctx.texts(turn)
     if action.verb == "delete_user_confirm" and not await ctx.confirmations.redeem(
         action.pid, action.digest
     ):
-        return not_found_card()
+        return not_found_card(t)
     inputs = {
         name: val for name in ITEM_VERBS[action.verb] if (val := action.text(name, MAX_ID_INPUT))
     }
@@ -118,45 +120,73 @@ async def decide_item(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     )
     if decision.outcome == "confirm" and decision.item is not None:
         await ctx.confirmations.issue(decision.item.id, decision.item.digest)
-    return await decision_card(ctx, decision, actor.name)
+    return await decision_card(ctx, decision, actor.name, t, inputs)
 
 
-async def _item_decision_card(ctx: BotContext, d: Decision, item: Item, actor: str) -> Card:
+async def _decided_names(ctx: BotContext, item: Item, inputs: Mapping[str, str]) -> dict[str, str]:
+    """The linked directory user's name (Link): looked up among the directory's choices."""
+    target = inputs.get(v.INPUT_TARGET)
+    if not target or item.kind is not Kind.NEW:
+        return {}
+    users = await ctx.service.directory_choices(item.directory, limit=100)
+    return {u.id: u.display_name or u.email or u.id for u in users if u.id == target}
+
+
+async def _item_decision_card(
+    ctx: BotContext,
+    d: Decision,
+    item: Item,
+    actor: str,
+    t: Texts,
+    inputs: Mapping[str, str],
+) -> Card:
     if d.outcome == "done":
         decided = to_views.decided_view(
-            item, actor=item.decided_by or actor, at=item.decided_at or ctx.clock()
+            item,
+            actor=item.decided_by or actor,
+            at=item.decided_at or ctx.clock(),
+            inputs=inputs,
+            names=await _decided_names(ctx, item, inputs),
         )
-        return build.decided_card(decided)
+        return build.decided_card(decided, t)
     if d.outcome == "already":
         return build.refusal_card(
             v.RefusalView(
                 reason=v.RefusalReason.NOT_PENDING,
                 actor=item.decided_by or "",
-                at=to_views.hhmm(item.decided_at),
+                at=item.decided_at or "",
                 state=item.state.value,
-            )
+            ),
+            t,
         )
     if d.outcome == "stale":
-        return build.stale_card(await proposal_view(ctx, item))
+        return build.stale_card(await proposal_view(ctx, item), t)
     if d.outcome == "confirm":
         view = await proposal_view(ctx, item)
         if isinstance(view, v.RemovalView):
-            return build.removal_confirm_card(view)
-        return build.proposal_card(view)
+            return build.removal_confirm_card(view, t)
+        return build.proposal_card(view, t)
     hint = d.error.hint if d.error is not None else ""
-    return notices.failed_card((d.message, hint), v.CardRef(item.id, item.digest))
+    return notices.failed_card((d.message, hint), v.CardRef(item.id, item.digest), t)
 
 
-async def decision_card(ctx: BotContext, d: Decision, actor: str) -> Card:
+async def decision_card(
+    ctx: BotContext,
+    d: Decision,
+    actor: str,
+    texts: Texts = ENGLISH,
+    inputs: Mapping[str, str] | None = None,
+) -> Card:
     """The card that answers a decision, by its outcome."""
+    t = texts
     if d.item is not None and d.outcome != "not_found":
-        return await _item_decision_card(ctx, d, d.item, actor)
+        return await _item_decision_card(ctx, d, d.item, actor, t, inputs or {})
     if d.outcome == "done":  # guard decisions: no item
-        return notices.guard_decided_card(d.message, actor, ctx.now())
+        return notices.guard_decided_card(d.message, actor, ctx.clock(), t)
     if d.outcome in ("refused", "failed"):
         hint = d.error.hint if d.error is not None else ""
-        return notices.failed_card((d.message, hint))
-    return not_found_card()
+        return notices.failed_card((d.message, hint), texts=t)
+    return not_found_card(t)
 
 
 # --- other verbs ------------------------------------------------------------------------------
@@ -168,21 +198,26 @@ async def refresh(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     A pending item's card has its buttons for admins only: anyone else gets it read-only
     (Universal Actions per-user views; the same ``refresh.userIds`` as the posted card)."""
     pid = action.pid
+    t = ctx.texts(turn)
     if pid == notices.SETTINGS_PID:
-        return await settings_card(ctx)
+        return await settings_card(ctx, texts=t)
     if pid.startswith("digest:") or pid == "pending":
-        return await pending_card(ctx, pid) if await _signed(ctx, action) else not_found_card()
+        if not await _signed(ctx, action):
+            return not_found_card(t)
+        return await pending_card(ctx, pid, t)
     if pid.startswith("guard:"):
-        return notices.guard_held_card(v.CardRef(pid, action.digest))
+        return notices.guard_held_card(v.CardRef(pid, action.digest), t)
     item = await ctx.service.item(pid)
     if item is None:
-        return not_found_card()
+        return not_found_card(t)
     if item.state is not ProposalState.PENDING:
-        return build.decided_card(to_views.decided_view(item))
+        return build.decided_card(to_views.decided_view(item), t)
     view = await proposal_view(ctx, item, admin_ids=await ctx.audience())
     if not action.by_admin:
-        return build.proposal_read_only_card(view, offer_actions=False)
-    return build.proposal_card(view) if item.digest == action.digest else build.stale_card(view)
+        return build.proposal_read_only_card(view, offer_actions=False, texts=t)
+    if item.digest == action.digest:
+        return build.proposal_card(view, t)
+    return build.stale_card(view, t)
 
 
 async def _bulk(ctx: BotContext, turn: Turn, action: CardAction, kind: Kind) -> Card:
@@ -190,7 +225,7 @@ async def _bulk(ctx: BotContext, turn: Turn, action: CardAction, kind: Kind) -> 
     listed; more are listed first with Yes / Cancel. Items that need an individual look are
     left out either way (``sync.plan.bulk``)."""
     if not await _signed(ctx, action):
-        return not_found_card()
+        return not_found_card(ctx.texts(turn))
     bulk = await ctx.service.bulk_set(kind)
     if bulk.needs_confirmation:
         return bulk_cards.bulk_confirm_card(to_views.bulk_view(bulk, with_ref=True))
@@ -229,7 +264,7 @@ async def bulk_confirm(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     computes now (a forged card, or a list that changed since, does nothing)."""
     kind = BULK_KINDS.get(action.pid)
     if kind is None:
-        return not_found_card()
+        return not_found_card(ctx.texts(turn))
     return await _run_bulk(ctx, turn, kind, action.digest)
 
 
@@ -241,9 +276,10 @@ async def unignore(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     decision = await ctx.service.decide(
         action.pid, "unignore", actor=turn.actor, digest=action.digest, inputs={}
     )
+    t = ctx.texts(turn)
     if decision.outcome not in ("done", "already"):
-        return notices.unignore_failed_card(decision.message)
-    return await ignored_card(ctx)
+        return notices.unignore_failed_card(decision.message, t)
+    return await ignored_card(ctx, t)
 
 
 async def settings_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
@@ -253,18 +289,21 @@ async def settings_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card
     # a new scope filter comes back with its impact first; its confirm button carries the
     # service's token in ``d`` (the plain Save carries the settings' digest, never a token)
     outcome = await ctx.service.save_settings(dotted, actor=turn.actor, confirm=action.digest)
+    t = ctx.texts(turn)
     if outcome.errors:
-        return await settings_card(ctx, outcome.errors, form)
+        return await settings_card(ctx, outcome.errors, form, texts=t)
     if not outcome.saved:
-        return await settings_card(ctx, None, form, outcome)
-    return notices.settings_saved_card(turn.actor_name, ctx.now())
+        return await settings_card(ctx, None, form, outcome, texts=t)
+    return notices.settings_saved_card(turn.actor_name, ctx.clock(), t)
 
 
-def _missing_connect_fields(tenant_id: str, client_id: str, secret: str) -> dict[str, str]:
+def _missing_connect_fields(
+    tenant_id: str, client_id: str, secret: str, texts: Texts = ENGLISH
+) -> dict[str, str]:
     required = {
-        "tenant_id": (tenant_id, "The tenant id is required."),
-        "client_id": (client_id, "The client id is required."),
-        "client_secret": (secret, "The client secret is required."),
+        "tenant_id": (tenant_id, texts("The tenant id is required.")),
+        "client_id": (client_id, texts("The client id is required.")),
+        "client_secret": (secret, texts("The client secret is required.")),
     }
     return {name: msg for name, (val, msg) in required.items() if not val}
 
@@ -275,11 +314,12 @@ async def connect_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     tenant_id = (action.text("tenant_id", MAX_ID_INPUT) or "").strip()
     client_id = (action.text("client_id", MAX_ID_INPUT) or "").strip()
     secret = action.text("client_secret", MAX_SECRET) or ""
+    t = ctx.texts(turn)
 
     def form(errors: Mapping[str, str]) -> Card:
-        return build.connect_card(connect_view(ctx, errors, tenant_id, client_id))
+        return build.connect_card(connect_view(ctx, errors, tenant_id, client_id), t)
 
-    missing = _missing_connect_fields(tenant_id, client_id, secret)
+    missing = _missing_connect_fields(tenant_id, client_id, secret, t)
     if missing:
         return form(missing)
     try:
@@ -292,21 +332,22 @@ async def connect_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     if not status.connected:
         err = status.error or {}
         msg = " ".join(str(x) for x in (err.get("code"), err.get("hint")) if x)
-        return form({"connect": msg or "Connection failed."})
-    return build.status_card(to_views.status_view([status]))
+        return form({"connect": msg or t("Connection failed.")})
+    return build.status_card(to_views.status_view([status]), t)
 
 
 async def disconnect_confirm(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     """Disconnect, only with the token of a confirmation card issued by ``disconnect``."""
+    t = ctx.texts(turn)
     if not await ctx.confirmations.redeem(notices.DISCONNECT_PID, action.digest):
-        return not_found_card()
+        return not_found_card(t)
     await ctx.service.disconnect(None, actor=turn.actor)
-    return notices.disconnected_card(turn.actor_name, ctx.now())
+    return notices.disconnected_card(turn.actor_name, ctx.clock(), t)
 
 
 async def disconnect_cancel(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     await ctx.confirmations.redeem(notices.DISCONNECT_PID, action.digest)
-    return notices.disconnect_cancelled_card(ctx.now())
+    return notices.disconnect_cancelled_card(ctx.clock(), ctx.texts(turn))
 
 
 VERBS: Mapping[str, VerbHandler] = {

@@ -1,15 +1,17 @@
 """Notice cards: the short cards the bot answers with besides the proposal cards (confirmations,
 refusals, failures, "done" messages). Pure functions of their inputs, like :mod:`cards.build`;
-every text here is the product's wording, in one place.
+every product text goes through the viewer's :class:`cards.catalogue.Texts` (last argument,
+English when not given); names and messages from elsewhere are escaped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cards.build import CARD_VERSION, SCHEMA_URL, Card, Element
+from cards.build import CARD_VERSION, SCHEMA_URL, Card, Element, when
+from cards.catalogue import ENGLISH, Texts
 from cards.text import escape_md
-from cards.views import Button, CardRef, NoticeView, Verb
+from cards.views import At, Button, CardRef, NoticeView, Verb
 
 SETTINGS_PID = "settings"
 DISCONNECT_PID = "disconnect"
@@ -28,120 +30,125 @@ def _button(b: Button) -> Element:
     return action
 
 
-def notice_card(view: NoticeView) -> Card:
-    """A bold escaped title, escaped lines (empty ones dropped), then the buttons."""
-    body: list[Element] = [
-        {"type": "TextBlock", "text": escape_md(view.title), "weight": "Bolder", "wrap": True}
-    ]
-    body += [
-        {"type": "TextBlock", "text": escape_md(line, 400), "wrap": True}
-        for line in view.lines
-        if line
-    ]
+def _notice(title: str, lines: Sequence[str] = (), buttons: Sequence[Button] = ()) -> Card:
+    """A bold title, lines, buttons; ``title`` and ``lines`` are safe Markdown already."""
+    body: list[Element] = [{"type": "TextBlock", "text": title, "weight": "Bolder", "wrap": True}]
+    body += [{"type": "TextBlock", "text": line, "wrap": True} for line in lines if line]
     card: Card = {"$schema": SCHEMA_URL, "type": "AdaptiveCard", "version": CARD_VERSION}
     card["body"] = body
-    if view.buttons:
-        card["actions"] = [_button(b) for b in view.buttons]
+    if buttons:
+        card["actions"] = [_button(b) for b in buttons]
     return card
 
 
-def failed_card(lines: Sequence[str], retry: CardRef | None = None) -> Card:
+def notice_card(view: NoticeView) -> Card:
+    """A bold escaped title, escaped lines (empty ones dropped), then the buttons. The caller
+    translates ``view``'s texts (``texts("...")``) before."""
+    return _notice(
+        escape_md(view.title), [escape_md(line, 400) for line in view.lines], view.buttons
+    )
+
+
+def _by(t: Texts, actor: str, at: At) -> str:
+    """ "by Ann, {{TIME(...)}}" in the viewer's language and time zone."""
+    return t("by {name}, {when}", name=escape_md(actor, 80), when=when(t, at))
+
+
+def failed_card(lines: Sequence[str], retry: CardRef | None = None, texts: Texts = ENGLISH) -> Card:
     """A command or action failed: what happened and the hint; "Show the item again"."""
-    buttons = (Button("Show the item again", Verb.REFRESH, retry),) if retry else ()
-    return notice_card(NoticeView("That did not work", tuple(lines), buttons))
+    t = texts
+    buttons = (Button(t("Show the item again"), Verb.REFRESH, retry),) if retry else ()
+    return notice_card(NoticeView(t("That did not work"), tuple(lines), buttons))
 
 
-def crashed_card() -> Card:
-    return notice_card(NoticeView("Something went wrong", ("The error was logged.",)))
+def crashed_card(texts: Texts = ENGLISH) -> Card:
+    return notice_card(NoticeView(texts("Something went wrong"), (texts("The error was logged."),)))
 
 
-def unreadable_action_card() -> Card:
-    return notice_card(NoticeView("This action could not be read."))
+def unreadable_action_card(texts: Texts = ENGLISH) -> Card:
+    return notice_card(NoticeView(texts("This action could not be read.")))
 
 
 def not_allowed_card(title: str, reason: str) -> Card:
-    """A command refused by the access rules (``bot.access``)."""
+    """A command refused by the access rules (``bot.access``); the caller translates."""
     return notice_card(NoticeView(title, (reason,)))
 
 
-def not_served_card() -> Card:
+def not_served_card(texts: Texts = ENGLISH) -> Card:
     """The whole answer to an activity from a tenant or channel the bot does not serve."""
-    return notice_card(NoticeView("This bot does not serve this organisation."))
+    return notice_card(NoticeView(texts("This bot does not serve this organisation.")))
 
 
-def nothing_pending_card() -> Card:
-    return notice_card(NoticeView("Nothing waits for a decision."))
+def nothing_pending_card(texts: Texts = ENGLISH) -> Card:
+    return notice_card(NoticeView(texts("Nothing waits for a decision.")))
 
 
-def disconnect_confirm_card(digest: str) -> Card:
+def disconnect_confirm_card(digest: str, texts: Texts = ENGLISH) -> Card:
     """The confirmation asked before ``disconnect``; ``digest`` is the server-side token the
     confirm verb must bring back."""
+    t = texts
     ref = CardRef(pid=DISCONNECT_PID, digest=digest)
     return notice_card(
         NoticeView(
-            "Disconnect Entra?",
+            t("Disconnect Entra?"),
             (
-                "This removes the sync: tenant links, credentials and sync settings go.",
-                "Every directory user and all their data stay as they are.",
+                t("This removes the sync: tenant links, credentials and sync settings go."),
+                t("Every directory user and all their data stay as they are."),
             ),
             (
-                Button("Disconnect", Verb.DISCONNECT_CONFIRM, ref, destructive=True),
-                Button("Cancel", Verb.DISCONNECT_CANCEL, ref),
+                Button(t("Disconnect"), Verb.DISCONNECT_CONFIRM, ref, destructive=True),
+                Button(t("Cancel"), Verb.DISCONNECT_CANCEL, ref),
             ),
         )
     )
 
 
-def disconnected_card(actor: str, at: str) -> Card:
-    return notice_card(
-        NoticeView(
-            "Disconnected",
-            (f"By {actor}, {at}. Every directory user and their data were kept.",),
-        )
+def disconnected_card(actor: str, at: At, texts: Texts = ENGLISH) -> Card:
+    t = texts
+    return _notice(
+        escape_md(t("Disconnected")),
+        (
+            escape_md(t("Every directory user and their data were kept.")),
+            _by(t, actor, at),
+        ),
     )
 
 
-def disconnect_cancelled_card(at: str) -> Card:
-    return notice_card(NoticeView("Nothing was disconnected", (f"Cancelled, {at}.",)))
+def disconnect_cancelled_card(at: At, texts: Texts = ENGLISH) -> Card:
+    t = texts
+    return _notice(
+        escape_md(t("Nothing was disconnected")), (t("Cancelled, {when}.", when=when(t, at)),)
+    )
 
 
-def guard_held_card(ref: CardRef) -> Card:
+def guard_held_card(ref: CardRef, texts: Texts = ENGLISH) -> Card:
     """The refresh of a guard card: nothing was removed; confirm or dismiss."""
+    t = texts
     return notice_card(
         NoticeView(
-            "Removals held back by the guard",
-            ("Nothing was removed. Type 'sync now' to see the current count.",),
+            t("Removals held back by the guard"),
+            (t("Nothing was removed. Type 'sync now' to see the current count."),),
             (
-                Button("Confirm", Verb.GUARD_CONFIRM, ref, destructive=True),
-                Button("Dismiss", Verb.GUARD_DISMISS, ref),
+                Button(t("Confirm"), Verb.GUARD_CONFIRM, ref, destructive=True),
+                Button(t("Dismiss"), Verb.GUARD_DISMISS, ref),
             ),
         )
     )
 
 
-def guard_decided_card(message: str, actor: str, at: str) -> Card:
-    return notice_card(NoticeView(message or "Done", (f"{actor}, {at}",)))
+def guard_decided_card(message: str, actor: str, at: At, texts: Texts = ENGLISH) -> Card:
+    t = texts
+    return _notice(escape_md(message or t("Done")), (_by(t, actor, at),))
 
 
-def settings_saved_card(actor: str, at: str) -> Card:
-    return notice_card(
-        NoticeView(
-            "Settings saved",
-            (f"Saved by {actor}, {at}. They apply from the next sync.",),
-            (Button("Edit settings", Verb.REFRESH, CardRef(pid=SETTINGS_PID, digest="")),),
-        )
+def settings_saved_card(actor: str, at: At, texts: Texts = ENGLISH) -> Card:
+    t = texts
+    return _notice(
+        escape_md(t("Settings saved")),
+        (_by(t, actor, at), escape_md(t("They apply from the next sync."))),
+        (Button(t("Edit settings"), Verb.REFRESH, CardRef(pid=SETTINGS_PID, digest="")),),
     )
 
 
-def decided_all_card(what: str, done: int, other: int, actor: str, at: str) -> Card:
-    """The answer to Accept all / Apply all: how many were done, how many could not be."""
-    lines = [f"{done} {what} by {actor}, {at}."]
-    if other:
-        lines.append(
-            f"{other} could not be done (already handled, changed, or failed); type 'pending'."
-        )
-    return notice_card(NoticeView(f"{what.capitalize()}: {done}", tuple(lines)))
-
-
-def unignore_failed_card(message: str) -> Card:
-    return notice_card(NoticeView("Could not un-ignore", (message,)))
+def unignore_failed_card(message: str, texts: Texts = ENGLISH) -> Card:
+    return notice_card(NoticeView(texts("Could not un-ignore"), (message,)))

@@ -2,17 +2,22 @@
 
 The bot fills these from the sync state; the builders in :mod:`cards.build` turn them into
 Adaptive Card JSON. Every string here may come from Entra or the directory and is escaped by
-the builders, never by the caller. Times are strings the caller formats (e.g. "14:02"), so the
-builders stay pure (no clock, no time zone).
+the builders, never by the caller. Times are ``datetime`` values (UTC): the builders show them
+in the viewer's own time zone (Adaptive Cards' ``{{DATE()}}``/``{{TIME()}}``, see
+``cards.catalogue.Texts.when``); a ``str`` is still accepted and shown as given (escaped).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 
 from sync.models import Change, Kind
+
+# A moment on a card: a datetime (shown in the viewer's zone), or text shown as given.
+At = datetime | str
 
 MAX_REFRESH_USERS = 60  # Teams: refresh.userIds holds at most 60 ids
 MAX_LINK_CHOICES = 100  # Input.ChoiceSet "target" of the new-user card
@@ -128,7 +133,7 @@ class RemovalView:
     entra: EntraPerson
     app_user: AppUser
     cause: RemovalCause
-    restorable_until: str = ""  # soft-deleted: the date, e.g. "24 Dec 2026"
+    restorable_until: date | str = ""  # soft-deleted: the date (formatted for the language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +177,7 @@ class AutoAppliedView:
 
     applied: int
     items: tuple[DigestItem, ...] = ()
-    at: str = ""  # when, formatted by the caller
+    at: At = ""  # when
     limit: int = 10
 
 
@@ -182,10 +187,10 @@ class TenantStatus:
     connected: bool
     error_code: str = ""  # e.g. "AADSTS7000215" or "graph_permission_denied"
     error_hint: str = ""  # the admin hint from sync.errors
-    last_sync_at: str = ""  # "" = never
+    last_sync_at: At = ""  # "" = never
     last_sync_ok: bool | None = None
     last_sync_reason: str = ""  # why the last sync failed
-    next_sync_at: str = ""  # "" = manual mode
+    next_sync_at: At = ""  # "" = manual mode
     synced: int = 0
     syncable: int = 0
     pending: Mapping[Kind, int] = field(default_factory=dict)
@@ -213,13 +218,19 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DecidedView:
-    """The card that replaces a proposal once it is decided: no buttons."""
+    """The card that replaces a proposal once it is decided: no buttons, but what was decided
+    (linked to whom, which owner kept the number, which fields were written), by whom, when."""
 
     title: str  # e.g. the user's name
     outcome: Outcome
     actor: str = ""  # admin display name ("" for the system, e.g. superseded)
-    at: str = ""  # e.g. "14:02"
-    summary: tuple[str, ...] = ()  # short lines: what was done (untrusted text allowed)
+    at: At = ""  # when it was decided
+    summary: tuple[str, ...] = ()  # extra short lines (untrusted text allowed)
+    kind: Kind | None = None  # the proposal's kind
+    app_user: AppUser | None = None  # linked to / kept / deleted / updated directory user
+    changes: Mapping[str, Change] = field(default_factory=dict)  # the fields written
+    number: str = ""  # conflict: the shared number
+    owner: EntraPerson | None = None  # conflict: who keeps the number
 
 
 class RefusalReason(StrEnum):
@@ -232,7 +243,7 @@ class RefusalReason(StrEnum):
 class RefusalView:
     reason: RefusalReason
     actor: str = ""  # not_pending: who handled it
-    at: str = ""  # not_pending: when
+    at: At = ""  # not_pending: when
     state: str = ""  # not_pending: e.g. "accepted"
     proposal: ProposalView | None = None  # shown read-only under the notice, when given
 
@@ -316,7 +327,7 @@ class IgnoredListView:
 class AuditEntry:
     actor: str
     action: str  # e.g. "accepted", "applied"
-    at: str
+    at: At
     subject: str  # the user's name
     before: str = ""
     after: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cards import build, notices
+from cards.catalogue import Lang, Texts
 from cards.schema import CardSchema
 from cards.text import MD_SPECIAL, admin_consent_url, clean, escape_md, is_inert
 from cards.views import (
@@ -62,6 +64,9 @@ ADMINS = tuple(f"29:admin-{i}" for i in range(70))  # more than Teams' 60
 REF = CardRef(pid="p-0123456789abcdef", digest="d-42", admin_ids=("29:anna", "29:bo"))
 ANNA = EntraPerson(id="e-anna", name="Anna Svensson", upn="anna@contoso.com")
 ANNA_APP = AppUser(id="u-17", name="Anna Svensson")
+NOW = datetime(2026, 12, 3, 14, 2, tzinfo=UTC)  # the server's clock when the cards are drawn
+ENGLISH_NOW = Texts(Lang.EN, NOW)
+SWEDISH_NOW = Texts(Lang.SV, NOW)
 
 
 def sample_views() -> dict[str, Any]:
@@ -111,7 +116,7 @@ def sample_views() -> dict[str, Any]:
                 entra=ANNA,
                 app_user=ANNA_APP,
                 cause=RemovalCause.SOFT_DELETED,
-                restorable_until="24 Dec 2026",
+                restorable_until=date(2026, 12, 24),
             ),
         ),
         "removal_confirm": (build.removal_confirm_card, removal),
@@ -134,7 +139,7 @@ def sample_views() -> dict[str, Any]:
             AutoAppliedView(
                 applied=3,
                 items=tuple(DigestItem(Kind.UPDATE, n) for n in ("Anna", "Bo", "Carl")),
-                at="02:00",
+                at=NOW - timedelta(hours=12),
             ),
         ),
         "status": (
@@ -144,9 +149,9 @@ def sample_views() -> dict[str, Any]:
                     TenantStatus(
                         name="contoso",
                         connected=True,
-                        last_sync_at="14:02",
+                        last_sync_at=NOW,
                         last_sync_ok=True,
-                        next_sync_at="02:00 tomorrow",
+                        next_sync_at=datetime(2026, 12, 4, 2, 0, tzinfo=UTC),
                         synced=70,
                         syncable=70,
                         pending={Kind.MATCH: 2},
@@ -156,7 +161,7 @@ def sample_views() -> dict[str, Any]:
                         connected=False,
                         error_code="AADSTS7000215",
                         error_hint="The client secret is wrong. Paste the secret's Value.",
-                        last_sync_at="13:00",
+                        last_sync_at=NOW - timedelta(hours=1),
                         last_sync_ok=False,
                         last_sync_reason="sign-in failed",
                     ),
@@ -173,8 +178,44 @@ def sample_views() -> dict[str, Any]:
                 title="Anna Svensson",
                 outcome=Outcome.ACCEPTED,
                 actor="Maria Admin",
-                at="14:02",
-                summary=("Linked to directory user u-17", "E-mail set to anna@contoso.com"),
+                at=NOW,
+                kind=Kind.MATCH,
+                app_user=ANNA_APP,
+                changes={"email": Change("anna.s@old.example", "anna@contoso.com")},
+            ),
+        ),
+        "decided_linked": (
+            build.decided_card,
+            DecidedView(
+                title="Bo Ek",
+                outcome=Outcome.LINKED,
+                actor="Maria Admin",
+                at=NOW - timedelta(days=2),
+                kind=Kind.NEW,
+                app_user=AppUser(id="u-1", name="Bo Eklund"),
+            ),
+        ),
+        "decided_owner": (
+            build.decided_card,
+            DecidedView(
+                title="Anna Svensson",
+                outcome=Outcome.OWNER_PICKED,
+                actor="Maria Admin",
+                at=NOW,
+                kind=Kind.CONFLICT,
+                number="+46701234567",
+                owner=ANNA,
+            ),
+        ),
+        "decided_removed_sync": (
+            build.decided_card,
+            DecidedView(
+                title="Anna Svensson",
+                outcome=Outcome.REMOVED_SYNC,
+                actor="Maria Admin",
+                at=NOW,
+                kind=Kind.REMOVAL,
+                app_user=ANNA_APP,
             ),
         ),
         "refusal_not_admin": (
@@ -184,7 +225,10 @@ def sample_views() -> dict[str, Any]:
         "refusal_not_pending": (
             build.refusal_card,
             RefusalView(
-                reason=RefusalReason.NOT_PENDING, actor="Maria Admin", at="14:02", state="applied"
+                reason=RefusalReason.NOT_PENDING,
+                actor="Maria Admin",
+                at=NOW - timedelta(days=1),
+                state="applied",
             ),
         ),
         "settings": (
@@ -226,22 +270,36 @@ def sample_views() -> dict[str, Any]:
             build.audit_card,
             AuditView(
                 entries=(
-                    AuditEntry(
-                        "Maria Admin", "applied", "14:02", "Anna Svensson", "Svensson", "Berg"
-                    ),
+                    AuditEntry("Maria Admin", "applied", NOW, "Anna Svensson", "Svensson", "Berg"),
                 )
             ),
         ),
         "help": (
             build.help_card,
-            HelpView(commands=(("sync now", "Sync every tenant now"), ("status", "Show status"))),
+            HelpView(
+                commands=(
+                    ("sync now", "Read Entra now and propose what changed"),
+                    ("status", "Connection, last and next sync, synced users, pending"),
+                )
+            ),
         ),
         "preview": (
             build.preview_card,
             PreviewView(
-                items=(PreviewItem(Kind.UPDATE, "Anna", {"last_name": Change("S", "Berg")}),),
-                counts={Kind.UPDATE: 1},
+                items=(
+                    PreviewItem(Kind.UPDATE, "Anna", {"last_name": Change("S", "Berg")}),
+                    PreviewItem(
+                        Kind.NEW,
+                        "Bo Ek",
+                        {"first_name": Change(None, "Bo"), "email": Change(None, "bo@contoso.com")},
+                    ),
+                ),
+                counts={Kind.UPDATE: 1, Kind.NEW: 1},
             ),
+        ),
+        "settings_daily": (
+            build.settings_card,
+            SettingsView(ref=CardRef(pid="settings:contoso", digest="s-1"), mode="daily"),
         ),
     }
 
@@ -249,9 +307,9 @@ def sample_views() -> dict[str, Any]:
 SAMPLES = sample_views()
 
 
-def render(name: str) -> dict[str, Any]:
+def render(name: str, texts: Texts = ENGLISH_NOW) -> dict[str, Any]:
     fn, view = SAMPLES[name]
-    card: dict[str, Any] = fn(view)
+    card: dict[str, Any] = fn(view, texts)
     return card
 
 
@@ -338,6 +396,9 @@ def test_only_the_filtered_choice_style_is_added_to_the_official_schema() -> Non
 def test_every_action_is_execute_with_only_pid_and_digest(name: str) -> None:
     card = render(name)
     for action in actions_of(card):
+        if action["type"] == "Action.ToggleVisibility":  # local: sends nothing to the bot
+            assert set(action) == {"type", "title", "targetElements"}
+            continue
         assert action["type"] == "Action.Execute"
         assert action["verb"] in {v.value for v in Verb}
         assert set(action["data"]) == {"pid", "d"}
@@ -408,7 +469,7 @@ def test_informational_cards_have_no_buttons_and_no_refresh(name: str) -> None:
 def test_card_offers_exactly_its_verbs(name: str, verbs: list[str]) -> None:
     card = render(name)
     assert [a["verb"] for a in card.get("actions", [])] + [
-        a["verb"] for el in card["body"] for a in actions_of(el)
+        a["verb"] for el in card["body"] for a in actions_of(el) if "verb" in a
     ] == verbs
 
 
@@ -481,7 +542,7 @@ def test_update_card_shows_old_and_new_values() -> None:
 def test_status_card_shows_green_connection_and_counter() -> None:
     texts = texts_of(render("status"))
     assert "\u2705 Connected" in texts
-    assert "70/70 synced" in texts
+    assert "**Synced:** 70/70 synced" in texts
 
 
 def test_status_card_shows_the_aadsts_code_and_its_fix() -> None:
@@ -496,8 +557,26 @@ def test_status_card_names_tenants_only_when_there_are_several() -> None:
     assert not any("Tenant contoso" in t for t in texts_of(render("status_single")))
 
 
-def test_decided_card_says_who_and_when() -> None:
-    assert "**Accepted** by Maria Admin, 14:02" in texts_of(render("decided"))
+def test_decided_card_says_who_and_when_in_the_viewers_time_zone() -> None:
+    line = "\u2705 **Accepted** by Maria Admin, {{TIME(2026-12-03T14:02:00Z)}}"
+    assert line in texts_of(render("decided"))
+
+
+def test_decided_card_of_another_day_shows_the_date_too() -> None:
+    when = "{{DATE(2026-12-01T14:02:00Z, SHORT)}} {{TIME(2026-12-01T14:02:00Z)}}"
+    assert any(t.endswith(when) for t in texts_of(render("decided_linked")))
+
+
+def test_decided_card_keeps_what_was_decided() -> None:
+    accepted = texts_of(render("decided"))
+    assert "Linked to the directory user Anna Svensson (id u\\-17)." in accepted
+    assert "anna\\.s@old\\.example \u2192 anna@contoso\\.com" in accepted
+    linked = texts_of(render("decided_linked"))
+    assert "Linked to the directory user Bo Eklund (id u\\-1)." in linked
+    owner = texts_of(render("decided_owner"))
+    assert "Anna Svensson (anna@contoso\\.com) keeps the number \\+46701234567." in owner
+    kept = texts_of(render("decided_removed_sync"))
+    assert any("was kept with all its data" in t for t in kept)
 
 
 def test_stale_card_explains_nothing_was_applied() -> None:
@@ -515,17 +594,21 @@ def test_refusal_for_non_admin_shows_the_proposal_read_only() -> None:
 
 def test_refusal_for_a_decided_item_names_who_handled_it() -> None:
     text = build.refusal_text(
-        RefusalView(reason=RefusalReason.NOT_PENDING, actor="Maria Admin", at="14:02")
+        RefusalView(reason=RefusalReason.NOT_PENDING, actor="Maria Admin", at=NOW),
+        ENGLISH_NOW,
     )
-    assert text == "This item is no longer pending: handled by Maria Admin at 14:02."
+    assert text == (
+        "This item is no longer pending: handled by Maria Admin at {{TIME(2026-12-03T14:02:00Z)}}."
+    )
 
 
-def test_settings_errors_show_in_red_under_their_field() -> None:
+def test_settings_errors_show_with_a_warning_sign_under_their_field() -> None:
     body = render("settings")["body"]
     ids = [el.get("id") for el in body]
     err = body[ids.index("first_name") + 1]
     assert err["type"] == "TextBlock"
-    assert err["color"] == "attention"
+    assert err["text"].startswith("\u26a0\ufe0f Unknown Graph attribute")
+    assert "color" not in err  # default colour: readable on light and dark themes
     assert "givenName" in err["text"]
 
 
@@ -752,7 +835,6 @@ NOTICES: dict[str, Any] = {
     "disconnected": lambda: notices.disconnected_card("Ann <b>Admin</b>", "14:02"),
     "guard_held": lambda: notices.guard_held_card(CardRef("guard:contoso:main", "g")),
     "settings_saved": lambda: notices.settings_saved_card("Ann Admin", "14:02"),
-    "decided_all": lambda: notices.decided_all_card("matches accepted", 3, 1, "Ann", "14:02"),
 }
 
 
