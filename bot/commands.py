@@ -54,7 +54,8 @@ async def show_help(ctx: BotContext, turn: Turn, _arg: str) -> None:
 
 async def status(ctx: BotContext, turn: Turn, _arg: str) -> None:
     statuses = await ctx.service.status()
-    await ctx.replies.card(turn, build.status_card(to_views.status_view(statuses)))
+    mail = await ctx.service.mail_status()
+    await ctx.replies.card(turn, build.status_card(to_views.status_view(statuses, mail)))
 
 
 async def sync_now(ctx: BotContext, turn: Turn, _arg: str) -> None:

@@ -16,6 +16,7 @@ from bot.installation import Installations
 from bot.to_views import hhmm
 from bot.turn import Conversations, Replies
 from sync.config import Config
+from sync.mail.notifier import MailResult
 from sync.models import DirectoryUser, Kind, Plan
 from sync.service.service import Actor, Decision, Item, ItemListener, RunListener, RunResult
 from sync.service.service import TenantStatus as ServiceTenantStatus
@@ -52,6 +53,8 @@ class BotService(Protocol):
     async def ignored(self) -> list[tuple[str, str, str]]: ...
 
     async def status(self) -> list[ServiceTenantStatus]: ...
+
+    async def mail_status(self) -> MailResult | None: ...
 
     async def audit(self, limit: int = 20) -> Sequence[Any]: ...
 

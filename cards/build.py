@@ -38,6 +38,7 @@ from cards.views import (
     GuardView,
     HelpView,
     IgnoredListView,
+    MailStatus,
     MatchView,
     NewView,
     Outcome,
@@ -666,6 +667,26 @@ def _tenant_section(t: TenantStatus, with_name: bool) -> list[Element]:
     return out
 
 
+def _mail_section(mail: MailStatus) -> list[Element]:
+    """The last notification mail: sent, or failed with its code and what to do."""
+    out: list[Element] = [_subheading("E-mail notifications")]
+    when = escape_md(mail.at, 40)
+    if mail.ok:
+        n = mail.recipients
+        sent = f"\u2705 Last mail sent {when} to {n} address{'es' if n != 1 else ''}"
+        out.append(_text(sent, spacing="Small"))
+        return out
+    code = f": {escape_md(mail.error_code, 40)}" if mail.error_code else ""
+    out.append(
+        _text(f"\u26a0\ufe0f Last mail failed {when}{code}", color="warning", spacing="Small")
+    )
+    if mail.error_message:
+        out.append(_text(escape_md(mail.error_message, 300), spacing="None"))
+    if mail.error_hint:
+        out.append(_text(escape_md(mail.error_hint, 400), spacing="None"))
+    return out
+
+
 def status_card(view: StatusView) -> Card:
     """Connection, last/next sync, the synced counter and pending counts, per tenant."""
     several = len(view.tenants) > 1
@@ -679,6 +700,8 @@ def status_card(view: StatusView) -> Card:
             body.extend(_tenant_section(t, several))
         if len(view.tenants) > len(tenants):
             body.append(_more(len(view.tenants) - len(tenants), "tenants"))
+        if view.mail is not None:
+            body.extend(_mail_section(view.mail))
         return _card(body)
 
     return _fit(render, min(len(view.tenants), MAX_TENANTS_SHOWN))
@@ -787,6 +810,7 @@ SETTINGS_INPUTS = (
     "max_removal_share",
     "notify_admins_personally",
     "max_cards_per_run",
+    "notify_email",
 )
 
 
@@ -923,6 +947,7 @@ def settings_card(view: SettingsView) -> Card:
         },
         e,
     )
+    body += _notify_email_inputs(view)
     actions = [
         _execute(
             "Save",
@@ -935,6 +960,19 @@ def settings_card(view: SettingsView) -> Card:
         _execute("Cancel", Verb.REFRESH, view.ref.pid, view.ref.digest),
     ]
     return _card(body, actions)
+
+
+def _notify_email_inputs(view: SettingsView) -> list[Element]:
+    """The e-mail recipients of the digest mail (the transport stays in the config file)."""
+    return _with_error(
+        _input_text(
+            "notify_email",
+            "E-mail a digest of each run to (addresses, comma-separated; empty: no mail)",
+            ", ".join(view.notify_email),
+            placeholder="e.g. servicedesk@contoso.com",
+        ),
+        view.errors,
+    )
 
 
 CONNECT_INPUTS = ("tenant_id", "client_id", "client_secret")

@@ -15,13 +15,17 @@ own methods. No Teams, no cards, and no logic here beyond the wiring:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from sync.config import Config, EnvSettings
 from sync.directories.base import Directory
+from sync.graph.client import GraphClient
+from sync.mail.notifier import MailNotifier
 from sync.service.applying import Applier
 from sync.service.connection import TenantConnection, consent_url
 from sync.service.decisions import Decisions
@@ -122,6 +126,18 @@ class SyncService:
         self.disconnect = self.connection.disconnect
         self.add_listener = self.listeners.add_item_listener
         self.add_run_listener = self.listeners.add_run_listener
+        # e-mail: one digest mail per run to [notify] email (sync.mail)
+        self.mailer = MailNotifier(
+            settings=lambda: self.live.current.notify,
+            graph_for=self._graph_for,
+            channel_ref=self._notify_channel_ref,
+            redis=redis,
+            keys=keys,
+            clock=clock,
+            environ=os.environ,
+        )
+        self.listeners.add_whole_run_listener(self.mailer.on_runs)
+        self.mail_status = self.mailer.last_result
 
     @property
     def config(self) -> Config:
@@ -139,6 +155,16 @@ class SyncService:
     @property
     def directories(self) -> dict[str, Directory]:
         return self.tenant_set.directories
+
+    def _graph_for(self, tenant: str) -> GraphClient | None:
+        """The Graph client that sends mail: the named tenant's, else the first open one."""
+        name = tenant or next(iter(self.tenant_set.names()), "")
+        rt = self.tenant_set.runtimes.get(name)
+        return rt.graph if rt is not None else None
+
+    async def _notify_channel_ref(self) -> dict[str, Any] | None:
+        channel = await self.conversations.notify_channel()
+        return await self.conversations.conversation(channel) if channel else None
 
     @staticmethod
     def consent_url(tenant_id: str, client_id: str) -> str:
