@@ -11,8 +11,8 @@ from typing import Any
 
 from cards import build
 from cards import views as v
-from sync.models import DirectoryUser, Kind, Plan, ProposalState
 from sync.mail.notifier import MailResult
+from sync.models import DirectoryUser, Kind, Plan, ProposalState
 from sync.service.service import Item, TenantStatus
 
 Choices = Callable[[str], Awaitable[Sequence[DirectoryUser]]]

@@ -804,7 +804,7 @@ def _mailbox(sim: TenantSim, who: str) -> dict[str, Any] | None:
     if found is not None:
         return found
     low = who.lower()
-    for uid in sim.user_ids():
+    for uid in sim.user_ids:
         u = sim.user(uid) or {}
         if str(u.get("userPrincipalName") or "").lower() == low:
             return u
@@ -817,7 +817,9 @@ def _bad_recipient(message: Mapping[str, Any]) -> web.Response | None:
     for field_name in ("toRecipients", "ccRecipients", "bccRecipients"):
         value = message.get(field_name) or []
         if not isinstance(value, list):
-            return _graph_error(400, "ErrorInvalidRecipients", "At least one recipient isn't valid.")
+            return _graph_error(
+                400, "ErrorInvalidRecipients", "At least one recipient isn't valid."
+            )
         everyone += value
     if not everyone:
         return _graph_error(
@@ -827,7 +829,9 @@ def _bad_recipient(message: Mapping[str, Any]) -> web.Response | None:
             "no recipients.",
         )
     for r in everyone:
-        address = ((r or {}).get("emailAddress") or {}).get("address") if isinstance(r, dict) else None
+        address = (
+            ((r or {}).get("emailAddress") or {}).get("address") if isinstance(r, dict) else None
+        )
         local, at, domain = str(address or "").rpartition("@")
         if not (isinstance(address, str) and at and local and "." in domain):
             return _graph_error(

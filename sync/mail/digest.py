@@ -175,8 +175,7 @@ def compose(
             f'<p><a href="{html.escape(link.url)}">Open the Teams channel '
             f"{html.escape(link.name)}</a></p>"
             if link
-            else "<p>Open the Teams channel where Entra Sync posts and type "
-            "<b>pending</b>.</p>"
+            else "<p>Open the Teams channel where Entra Sync posts and type <b>pending</b>.</p>"
         ),
     ]
     if news.problems:

@@ -36,7 +36,15 @@ from sync.errors import (
     MailRefused,
 )
 from sync.graph.client import GraphClient
-from sync.mail.digest import NewItem, OutgoingMail, Problem, RunNews, channel_link, compose
+from sync.mail.digest import (
+    NewItem,
+    OutgoingMail,
+    Problem,
+    ProblemKind,
+    RunNews,
+    channel_link,
+    compose,
+)
 from sync.mail.transports import GraphMail, MailTransport, SmtpMail
 from sync.models import ProposalState
 from sync.service.records import RunResult
@@ -86,13 +94,14 @@ def problem_of(result: RunResult) -> Problem | None:
     e = result.error
     if result.status != "failed" or e is None:
         return None
+    kind: ProblemKind
     if e.code == SECRET_EXPIRED:
         kind = "secret_expired"
     elif e.code.startswith("AADSTS") or e.code in HUMAN_ERRORS:
         kind = "connection"
     else:
         return None
-    return Problem(result.tenant, result.directory, kind, e.code, e.message, e.hint)  # type: ignore[arg-type]
+    return Problem(result.tenant, result.directory, kind, e.code, e.message, e.hint)
 
 
 def guard_of(result: RunResult) -> Problem | None:
@@ -197,26 +206,19 @@ class MailNotifier:
                 self._k.mail_sent(), mapping={k: json.dumps(v) for k, v in after.items()}
             )
 
-    async def _send(self, settings: MailTransportSettings, mail: OutgoingMail, news: RunNews) -> bool:
-        counts = {"recipients": len(mail.to), "items": len(news.items), "problems": len(news.problems)}
+    async def _send(
+        self, settings: MailTransportSettings, mail: OutgoingMail, news: RunNews
+    ) -> bool:
+        counts = (len(mail.to), len(news.items), len(news.problems))
         try:
             await self.transport(settings).send(mail)
         except MailError as e:
-            log.warning(
-                "notification mail failed: %s: %s (hint: %s)", e.code, e.message, e.hint
-            )
-            result = MailResult(
-                self._clock(), False, **counts, code=e.code, message=e.message, hint=e.hint
-            )
-            await self._r.set(self._k.mail_status(), result.to_json())
+            log.warning("notification mail failed: %s: %s (hint: %s)", e.code, e.message, e.hint)
+            failed = MailResult(self._clock(), False, *counts, e.code, e.message, e.hint)
+            await self._r.set(self._k.mail_status(), failed.to_json())
             return False
-        log.info(
-            "notification mail sent to %d recipients (%d items, %d problems)",
-            len(mail.to),
-            len(news.items),
-            len(news.problems),
-        )
-        await self._r.set(self._k.mail_status(), MailResult(self._clock(), True, **counts).to_json())
+        log.info("notification mail sent to %d recipients (%d items, %d problems)", *counts)
+        await self._r.set(self._k.mail_status(), MailResult(self._clock(), True, *counts).to_json())
         return True
 
     def transport(self, settings: MailTransportSettings) -> MailTransport:
