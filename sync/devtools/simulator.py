@@ -503,8 +503,9 @@ def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json")
 
 
-def _graph_gate(request: web.Request, kind: str) -> web.Response | None:
-    """Counting, authentication and injected faults shared by every Graph endpoint."""
+def _graph_gate(request: web.Request, kind: str, *, reads: bool = True) -> web.Response | None:
+    """Counting, authentication and injected faults shared by every Graph endpoint
+    (``forbidden``, a missing read permission, only where ``reads``)."""
     sim = request.app[SIM_KEY]
     sim.requests["graph"] += 1
     sim.requests[kind] += 1
@@ -531,7 +532,7 @@ def _graph_gate(request: web.Request, kind: str) -> web.Response | None:
         return _graph_error(
             429, "TooManyRequests", "Too many requests.", **{"Retry-After": retry_after}
         )
-    if f.forbidden:
+    if f.forbidden and reads:
         return _graph_error(
             403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
         )
@@ -844,7 +845,7 @@ def _bad_recipient(message: Mapping[str, Any]) -> web.Response | None:
 
 
 async def _send_mail(request: web.Request) -> web.Response:
-    denied = _graph_gate(request, "sendMail")
+    denied = _graph_gate(request, "sendMail", reads=False)  # Mail.Send: see MailSim.denied
     if denied is not None:
         return denied
     sim = request.app[SIM_KEY]
