@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from sync.devtools.simulator import TenantSim, serve_simulator
+from sync.service.service import Actor
 from tests.integration.mail_rig import entra, mail_service
 
 FIXTURE = json.loads(
@@ -150,3 +151,41 @@ async def test_a_lost_connection_is_mailed_once_and_again_only_after_it_came_bac
     body = sim.mail.sent[1]["request"]["message"]["body"]["content"]
     assert "The connection is lost (graph_permission_denied)" in body
     assert "User.Read.All" in body  # the hint: which permission to grant
+
+
+async def test_recipients_saved_on_the_settings_card_get_the_next_digest(tmp_path: Path) -> None:
+    svc = await mail_service(tmp_path, USERS, graph_notify())
+    try:
+        errors = await svc.update_settings(
+            {"notify.email": "anna.admin@contoso.example, desk@contoso.example"},
+            actor=Actor("admin-ada", "Ada"),
+        )
+        table = await svc.settings_table()
+        await svc.run_sync()
+        sim = svc.tenants["contoso"].sim
+    finally:
+        await svc.stop()
+    assert errors == {}
+    assert table["notify"] == {"email": ["anna.admin@contoso.example", "desk@contoso.example"]}
+    assert sim is not None
+    (sent,) = sim.mail.sent
+    to = [r["emailAddress"]["address"] for r in sent["request"]["message"]["toRecipients"]]
+    assert to == ["anna.admin@contoso.example", "desk@contoso.example"]
+
+
+async def test_a_bad_recipient_on_the_settings_card_is_refused_and_nothing_is_saved(
+    tmp_path: Path,
+) -> None:
+    svc = await mail_service(tmp_path, USERS, graph_notify())
+    try:
+        errors = await svc.update_settings(
+            {"notify.email": "desk@contoso.example, desk at contoso"},
+            actor=Actor("admin-ada", "Ada"),
+        )
+        email = svc.config.notify.email
+    finally:
+        await svc.stop()
+    assert errors == {
+        "notify.email": "'desk at contoso' is not an e-mail address like servicedesk@contoso.com"
+    }
+    assert email == ("servicedesk@contoso.example",)
