@@ -6,12 +6,15 @@ told once: what was last told per tenant and directory is kept in Redis, and the
 or the same held-back set in the next runs is no news; a run that ends well clears it, so the
 next failure is told again. Nothing to tell: no mail.
 
-A failed mail is logged (code, hint) and kept as the last result for ``status``; the problems
-it carried are told again by the next run. It never breaks a sync.
+The mail is sent in the background: the run returns at once (``idle()`` waits for the mails,
+``aclose()`` lets them finish at shutdown). A failed mail is logged (code, hint) and kept as
+the last result for ``status``; the problems it carried are told again by the next run. It
+never breaks or slows a sync.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -178,14 +181,50 @@ class MailNotifier:
         self._r, self._k, self._clock = redis, keys, clock
         self._environ = environ
         self.tls_context = tls_context  # SMTP: None = the system's trust store (SSL_CERT_FILE)
+        self._sending: set[asyncio.Task[None]] = set()
+        self._order = asyncio.Lock()
 
     async def last_result(self) -> MailResult | None:
         raw = await self._r.get(self._k.mail_status())
         return MailResult.from_json(raw) if raw else None
 
     async def on_runs(self, results: Sequence[RunResult]) -> None:
+        """Hand the run to the mail sender and return: a run never waits for a mail server.
+        Runs are mailed one after the other, in the order they ended."""
+        if not self._settings().email or not results:
+            return
+        task = asyncio.create_task(self._deliver(list(results)))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def idle(self) -> None:
+        """Wait until every run handed over has been mailed (or has failed to be)."""
+        while self._sending:
+            await asyncio.wait(list(self._sending))
+
+    async def aclose(self, timeout_s: float = 60.0) -> None:
+        """Let the mails in flight finish (at most ``timeout_s``), then give up on them."""
+        if not self._sending:
+            return
+        _, late = await asyncio.wait(list(self._sending), timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+            log.warning(
+                "notification mail: %d mail(s) still sending at shutdown, dropped", len(late)
+            )
+
+    async def _deliver(self, results: Sequence[RunResult]) -> None:
+        async with self._order:
+            try:
+                await self._mail_run(results)
+            except Exception:  # a bug or Redis gone: logged; the sync already ended well
+                log.exception("notification mail: the run could not be mailed")
+
+    async def _mail_run(self, results: Sequence[RunResult]) -> None:
         notify = self._settings()
-        if not notify.email or not results:
+        if not notify.email:
             return
         raw = await self._r.hgetall(self._k.mail_sent())  # type: ignore[misc]
         told = {_text(k): json.loads(v) for k, v in raw.items()}

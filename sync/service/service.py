@@ -180,4 +180,5 @@ class SyncService:
 
     async def stop(self) -> None:
         await self.scheduler.stop()
+        await self.mailer.aclose()  # the mails in flight may still need a tenant's Graph
         await self.tenant_set.close()

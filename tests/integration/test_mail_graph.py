@@ -90,6 +90,7 @@ async def test_a_run_mails_its_digest_through_graph_sendmail_from_the_configured
         (run,) = await svc.run_sync()
         await svc.run_sync()  # nothing new: no second mail
         sim = svc.tenants["contoso"].sim
+        await svc.mailer.idle()
         mail = await svc.mail_status()
     finally:
         await svc.stop()
@@ -114,6 +115,7 @@ async def test_graph_denying_the_mailbox_shows_the_mail_send_hint_in_status_and_
         assert sim is not None
         sim.mail.denied = True  # an application access policy that leaves this mailbox out
         (run,) = await svc.run_sync()
+        await svc.mailer.idle()
         mail = await svc.mail_status()
     finally:
         await svc.stop()
@@ -134,6 +136,7 @@ async def test_a_lost_connection_is_mailed_once_and_again_only_after_it_came_bac
         first = (await svc.run_sync())[0]
         second = (await svc.run_sync())[0]
         assert first.status == second.status == "failed"
+        await svc.mailer.idle()
         denied_mails = len(sim.mail.sent)
         sim.faults.forbidden = False
         await svc.run_sync()  # ok again: clears it, nothing new to tell

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from urllib.parse import quote
@@ -117,6 +118,7 @@ async def test_a_second_run_with_nothing_new_sends_no_second_mail(
         try:
             await svc.run_sync()
             (again,) = await svc.run_sync()
+            await svc.mailer.idle()
             sent = await svc.mail_status()
         finally:
             await svc.stop()
@@ -133,6 +135,7 @@ async def test_a_refused_smtp_connection_shows_in_status_and_the_sync_result_is_
     try:
         (run,) = await svc.run_sync()
         pending = await svc.pending()
+        await svc.mailer.idle()
         mail = await svc.mail_status()
         statuses = await svc.status()
     finally:
@@ -159,6 +162,7 @@ async def test_a_wrong_smtp_password_is_a_refused_sign_in_and_the_password_is_ne
         svc = await mail_service(tmp_path, USERS, smtp_notify(smtp.port))
         try:
             (run,) = await svc.run_sync()
+            await svc.mailer.idle()
             mail = await svc.mail_status()
         finally:
             await svc.stop()
@@ -175,8 +179,39 @@ async def test_an_untrusted_server_certificate_sends_nothing_and_says_so(
         svc = await mail_service(tmp_path, USERS, smtp_notify(smtp.port))
         try:
             (run,) = await svc.run_sync()
+            await svc.mailer.idle()
             mail = await svc.mail_status()
         finally:
             await svc.stop()
     assert run.status == "ok" and smtp.inbox.mails == [] and smtp.inbox.logins == []
     assert mail is not None and mail.code == "mail_refused" and "TLS" in mail.message
+
+
+async def test_the_run_returns_while_a_slow_mail_server_still_holds_the_mail(
+    tmp_path: Path,
+) -> None:
+    release = asyncio.Event()
+    connected = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await release.wait()  # no greeting until released, then hang up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    svc = await mail_service(tmp_path, USERS, smtp_notify(port))
+    try:
+        (run,) = await svc.run_sync()
+        await connected.wait()
+        before = await svc.mail_status()  # the run is back; the mail is still on its way
+        release.set()
+        await svc.mailer.idle()
+        after = await svc.mail_status()
+    finally:
+        await svc.stop()
+        server.close()
+        await server.wait_closed()
+    assert run.status == "ok" and len(run.new_items) == 2
+    assert before is None
+    assert after is not None and not after.ok and after.code == "mail_unavailable"
