@@ -9,7 +9,8 @@ own methods. No Teams, no cards, and no logic here beyond the wiring:
   what admins decide on items;
 - ``report`` (:mod:`sync.service.status`), ``settings`` (:mod:`sync.service.settings_editor`),
   ``connection`` (:mod:`sync.service.connection`), ``scheduler`` (:mod:`sync.service.scheduler`);
-- ``store`` (:mod:`sync.state.store`) and ``conversations``: the state in Redis.
+- ``store`` (:mod:`sync.state.store`) and ``conversations``: the state in Redis;
+- ``mailer`` (:mod:`sync.mail.notifier`): the digest mail of each run.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ class SyncService:
         return self.tenant_set.directories
 
     def _graph_for(self, tenant: str) -> GraphClient | None:
-        """The Graph client that sends mail: the named tenant's, else the first open one."""
+        """The Graph client that sends mail: the named tenant's (empty: the first tenant's);
+        None when that tenant is not open."""
         name = tenant or next(iter(self.tenant_set.names()), "")
         rt = self.tenant_set.runtimes.get(name)
         return rt.graph if rt is not None else None
