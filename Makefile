@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench e2e clean venv
+.PHONY: run test check bench e2e clean venv test-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,8 +17,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m bot.demo
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-tools:  # Debian packages the integration tests run (caddy), apt-get when missing
+	./tests/integration/install-tools.sh
 
 check: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,5 +1,7 @@
-"""The aiohttp app: ``POST /api/messages`` (our own route around the SDK), ``GET /healthz``, and
-the sync service started and stopped with the app (``cleanup_ctx``).
+"""The aiohttp app: ``POST /api/messages`` (our own route around the SDK), the probes
+(``GET /healthz``: the process answers, no I/O; ``GET /readyz``: Redis and each tenant),
+``GET /metrics`` (Prometheus; see ``metrics_refusal`` for who may read it), and the sync
+service started and stopped with the app (``cleanup_ctx``).
 
 ``/api/messages`` never answers 500: a malformed body is 400, a bad or missing Bot Framework
 token 401, an unknown activity type 200 (ignored), an invoke its invoke body, and anything
@@ -9,6 +11,7 @@ unexpected is logged and answered 200 with an error card (invoke) or an empty 20
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -19,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from bot.access import Access, Admission, pinned_tenants
 from bot.adapter import BotAuthError, ChannelSettings, TeamsAdapter
@@ -32,6 +36,7 @@ from bot.turn import Replies
 from cards import notices
 from sync.config import EnvSettings
 from sync.errors import ConfigError
+from sync.metrics import Metrics
 from sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,10 @@ SERVICE_KEY = web.AppKey("service", BotService)
 ADAPTER_KEY = web.AppKey("adapter", TeamsAdapter)
 POSTER_KEY = web.AppKey("poster", Poster)
 BOT_KEY = web.AppKey("bot", Bot)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+METRICS_TOKEN_KEY = web.AppKey("metrics_token", SecretStr)
+MIN_METRICS_TOKEN = 16  # characters: `openssl rand -hex 32` gives 64
+FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +125,7 @@ def create_app(
         limiter=limiter,
         sleep=parts.sleep,
         retry=parts.retry,
+        metrics=service.metrics,
     )
     access = Access(
         admins=lambda: service.config.bot.admins,
@@ -145,8 +155,14 @@ def create_app(
     app[POSTER_KEY] = poster
     app[BOT_KEY] = bot
     app[LIMITS_KEY] = parts.limits
+    app[METRICS_KEY] = service.metrics
+    token = metrics_token(env.ENTRA_SYNC_METRICS_TOKEN)
+    if token is not None:
+        app[METRICS_TOKEN_KEY] = token
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     if manage_service:
         app.cleanup_ctx.append(_service_ctx)
     return app
@@ -166,7 +182,72 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "local_mode": request.app[ADAPTER_KEY].local_mode})
+    """Alive: the process and its event loop answer. No I/O (a liveness probe must not fail
+    because Redis or Graph does: restarting the bot would not fix them)."""
+    return web.json_response(
+        {"ok": True, "status": "alive", "local_mode": request.app[ADAPTER_KEY].local_mode}
+    )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: 200 when Redis answers (tenant problems make it ``degraded``, still 200); 503
+    with the failed checks, each with its code and hint. ``?strict=1``: a failing tenant
+    check is 503 too (for monitoring that should alert on it)."""
+    strict = request.query.get("strict", "0") not in ("", "0", "false")
+    try:
+        report = await request.app[SERVICE_KEY].readiness()
+    except Exception:
+        log.exception("readiness check crashed")
+        body: dict[str, Any] = {"status": "not_ready", "failed": ["internal"]}
+        return web.json_response(body, status=503)
+    body = report.to_dict(strict=strict)
+    return web.json_response(body, status=503 if body["status"] == "not_ready" else 200)
+
+
+def metrics_token(token: SecretStr | None) -> SecretStr | None:
+    """``ENTRA_SYNC_METRICS_TOKEN``, refused when too short to be a secret."""
+    if token is None or not token.get_secret_value():
+        return None
+    if len(token.get_secret_value()) < MIN_METRICS_TOKEN:
+        raise ConfigError(
+            f"ENTRA_SYNC_METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN} characters; use a "
+            "random value, e.g. the output of `openssl rand -hex 32`, or unset it"
+        )
+    return token
+
+
+def metrics_refusal(request: web.Request) -> web.Response | None:
+    """Who may read ``/metrics``: with ``ENTRA_SYNC_METRICS_TOKEN`` set, whoever sends it as
+    ``Authorization: Bearer <token>`` (401 otherwise); without it, only a client on this
+    machine talking to the bot directly: a loopback peer and no proxy header (a request
+    through a reverse proxy on the same machine comes from loopback too), 403 otherwise."""
+    token = request.app.get(METRICS_TOKEN_KEY)
+    if token is not None:
+        sent = request.headers.get("Authorization", "").encode()
+        if hmac.compare_digest(sent, f"Bearer {token.get_secret_value()}".encode()):
+            return None
+        return web.json_response(
+            {"error": "unauthorized", "message": "send Authorization: Bearer <metrics token>"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    proxied = any(h in request.headers for h in FORWARDED_HEADERS)
+    if is_loopback(request.remote or "") and not proxied:
+        return None
+    return _error(
+        403,
+        "forbidden",
+        "metrics are served to this machine only; set ENTRA_SYNC_METRICS_TOKEN to scrape "
+        "from elsewhere",
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    if (refused := metrics_refusal(request)) is not None:
+        return refused
+    await request.app[SERVICE_KEY].refresh_pending()
+    registry = request.app[METRICS_KEY]
+    return web.Response(body=registry.render(), headers={"Content-Type": registry.content_type})
 
 
 def _error(status: int, error: str, message: str = "") -> web.Response:

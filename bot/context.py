@@ -17,7 +17,9 @@ from bot.to_views import hhmm
 from bot.turn import Conversations, Replies
 from sync.config import Config
 from sync.mail.notifier import MailResult
+from sync.metrics import Metrics
 from sync.models import DirectoryUser, Kind, Plan
+from sync.service.health import Readiness
 from sync.service.service import Actor, Decision, Item, ItemListener, RunListener, RunResult
 from sync.service.service import TenantStatus as ServiceTenantStatus
 
@@ -26,9 +28,14 @@ class BotService(Protocol):
     """The part of ``sync.service.service.SyncService`` the bot calls (exactly these)."""
 
     config: Config
+    metrics: Metrics  # the app's metrics (one registry per app)
 
     @property
     def conversations(self) -> Conversations: ...
+
+    async def readiness(self) -> Readiness: ...
+
+    async def refresh_pending(self) -> None: ...
 
     async def run_sync(
         self, tenant: str | None = None, *, actor: Actor, trigger: Any = "manual"

@@ -99,7 +99,7 @@ class Bot:
         try:
             await HANDLERS[spec.name](self.ctx, turn, arg)
         except SyncError as e:
-            log.warning("command %r failed: %s", spec.name, e.code)
+            log.warning("command %r failed: %s (%s)", spec.name, e.code, e.hint)
             await self.ctx.replies.card(turn, notices.failed_card((e.message, e.hint)))
         except Exception:
             log.exception("command %r crashed", spec.name)
@@ -121,7 +121,7 @@ class Bot:
         try:
             return card_reply(await handler(self.ctx, turn, action))
         except SyncError as e:
-            log.warning("action %s failed: %s", action.verb, e.code)
+            log.warning("action %s failed: %s (%s)", action.verb, e.code, e.hint)
             retry = v.CardRef(action.pid, action.digest)
             return card_reply(notices.failed_card((e.message, e.hint), retry))
         except Exception:

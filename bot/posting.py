@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.adapter import ConnectorError
+from sync.metrics import Metrics
 from sync.retry import RetryableFailure, RetryPolicy
 from sync.service.service import Item
 
@@ -96,16 +97,22 @@ class Poster:
     limiter: SlidingWindowLimiter
     sleep: Sleep
     retry: RetryPolicy = TEAMS_RETRY
+    metrics: Metrics | None = None  # counts each request (``what``: send, update) and its 429s
 
-    async def _attempt(self, conv: str, op: Callable[[], Awaitable[Any]]) -> Any:
+    async def _attempt(self, conv: str, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
         """``op`` inside the rate limit, retried by the policy when the connector error is
         retryable (every attempt waits for the limiter)."""
 
         async def attempt(number: int) -> Any:
             await self.limiter.acquire(conv)
             try:
-                return await op()
+                result = await op()
+                if self.metrics is not None:
+                    self.metrics.teams_request(what, 200)
+                return result
             except ConnectorError as e:
+                if self.metrics is not None:
+                    self.metrics.teams_request(what, e.status)
                 log.warning("teams send failed (%s, status %s, try %d)", e.code, e.status, number)
                 if e.retryable:
                     raise RetryableFailure(e, e.retry_after) from None
@@ -117,12 +124,14 @@ class Poster:
         self, ref: dict[str, Any], activity: dict[str, Any], *, reply_to: str | None = None
     ) -> str:
         result = await self._attempt(
-            _conv_id(ref), lambda: self.sender.send(ref, activity, reply_to=reply_to)
+            _conv_id(ref), "send", lambda: self.sender.send(ref, activity, reply_to=reply_to)
         )
         return str(result or "")
 
     async def update(self, ref: dict[str, Any], activity_id: str, activity: dict[str, Any]) -> None:
-        await self._attempt(_conv_id(ref), lambda: self.sender.update(ref, activity_id, activity))
+        await self._attempt(
+            _conv_id(ref), "update", lambda: self.sender.update(ref, activity_id, activity)
+        )
 
     # --- higher level -------------------------------------------------------------------------
     async def targets(self, personal: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:

@@ -1,22 +1,62 @@
-"""`entra-sync serve`: build the service from config and environment, and run the bot."""
+"""`entra-sync serve`: set up logging, build the service from config and environment (one
+``Metrics`` for the whole app), and run the bot."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
+from pythonjsonlogger.json import JsonFormatter
 
 from bot.adapter import ChannelSettings, requests_trust_ssl_cert_file
 from bot.app import AppParts, Limits, check_bind, create_app
 from sync.config import Config, EnvSettings, load_config
+from sync.errors import ConfigError
+from sync.metrics import Metrics
 from sync.service.service import SyncService
 from sync.state.connection import make_redis
 from sync.state.keys import Keys
 
 log = logging.getLogger(__name__)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def log_formatter(log_format: str) -> logging.Formatter:
+    """``text``: one line a record (the operator lines carry their fields as key=value);
+    ``json``: one JSON object a line, the operator lines' fields as JSON fields."""
+    if log_format == "json":
+        return JsonFormatter(
+            ["levelname", "name", "message"], rename_fields={"levelname": "level"}, timestamp=True
+        )
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def configure_logging(environ: Mapping[str, str]) -> None:
+    """Once, at startup: ``LOG_LEVEL`` (INFO) and ``LOG_FORMAT`` (text, or json for log
+    shippers) on stderr, replacing whatever was set up before."""
+    level = environ.get("LOG_LEVEL", "INFO").upper()
+    log_format = environ.get("LOG_FORMAT", "text").lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT={log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter(log_format))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # one line per outbound request is noise unless debugging
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 def utc_now() -> datetime:
@@ -24,12 +64,14 @@ def utc_now() -> datetime:
 
 
 def build_service(config: Config, env: EnvSettings) -> SyncService:
+    metrics = Metrics()
     return SyncService(
         config=config,
         env=env,
-        redis=make_redis(env.REDIS_URL),
+        redis=make_redis(env.REDIS_URL, on_error=metrics.redis_error),
         keys=Keys(env.ENTRA_SYNC_REDIS_PREFIX),
         clock=utc_now,
+        metrics=metrics,
     )
 
 
@@ -40,6 +82,7 @@ def build_app(config: Config, env: EnvSettings) -> web.Application:
 
 
 def serve(*, config_path: str | None, host: str, port: int) -> int:
+    configure_logging(os.environ)
     env = EnvSettings()
     config = load_config(config_path)
     requests_trust_ssl_cert_file(os.environ)
@@ -47,6 +90,8 @@ def serve(*, config_path: str | None, host: str, port: int) -> int:
     app = build_app(config, env)
     mode = "local mode (Bot Framework auth off)" if env.local_mode else "Teams mode"
     log.info("Entra Sync bot on http://%s:%d/api/messages, %s", host, port, mode)
+    who = "bearer token" if env.ENTRA_SYNC_METRICS_TOKEN else "this machine only"
+    log.info("probes on /healthz and /readyz; Prometheus metrics on /metrics (%s)", who)
     web.run_app(
         app, host=host, port=port, print=None, access_log=None, **Limits().server_settings()
     )

@@ -364,6 +364,7 @@ class EnvSettings(BaseSettings):
     MICROSOFT_APP_TENANT_ID: str | None = None
     ENTRA_SYNC_CONFIG: str | None = None
     ENTRA_SYNC_SECRET_KEY: SecretStr | None = None  # Fernet key for secrets at rest in Redis
+    ENTRA_SYNC_METRICS_TOKEN: SecretStr | None = None  # bearer token for /metrics (else loopback)
 
     @property
     def local_mode(self) -> bool:

@@ -33,6 +33,7 @@ from sync.errors import (
 )
 from sync.graph.attributes import select_attribute
 from sync.graph.auth import RefreshableTokenProvider, TokenProvider
+from sync.graph.token_state import WatchedTokens
 from sync.models import EntraSnapshot, EntraUser, parse_entra_user
 from sync.retry import RetryableFailure, RetryPolicy
 
@@ -192,10 +193,14 @@ class GraphClient:
         max_retries: int = 6,
         page_size: int = 999,
         retry: RetryPolicy | None = None,
+        observe: Callable[[int | None], None] | None = None,
     ) -> None:
+        """``observe`` hears the HTTP status of every answer (None: no answer), for metrics."""
         if not 1 <= page_size <= 999:
             raise ValueError("page_size must be between 1 and 999")
-        self._tokens = tokens
+        self.tokens = WatchedTokens(tokens, clock=clock)  # .state: how the last request went
+        self._tokens: TokenProvider = self.tokens
+        self._observe = observe
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self._origin = (parts.scheme, parts.netloc.lower())
@@ -485,14 +490,19 @@ class GraphClient:
             headers["ConsistencyLevel"] = "eventual"  # required for the OData cast
         self.graph_requests += 1
         try:
-            return await self._http.get(url, headers=headers, extensions=extensions)
+            resp = await self._http.get(url, headers=headers, extensions=extensions)
         except httpx.TransportError as e:
+            if self._observe is not None:
+                self._observe(None)
             log.info("graph %s: %s (attempt %d)", what, type(e).__name__, number)
             raise RetryableFailure(
                 GraphUnavailable(
                     f"Microsoft Graph is not reachable ({type(e).__name__}) after {number} attempts"
                 )
             ) from None
+        if self._observe is not None:
+            self._observe(resp.status_code)
+        return resp
 
     def _answer(
         self, resp: httpx.Response, number: int, *, what: str, group: str | None

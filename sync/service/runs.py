@@ -148,7 +148,6 @@ class Runs:
     def _failed(
         self, tenant: str, directory: str, trigger: Trigger, started: datetime, err: SyncError
     ) -> RunResult:
-        log.warning("sync %s/%s failed: %s %s", tenant, directory, err.code, err.message)
         return RunResult(tenant, directory, "failed", trigger, started, self._clock(), error=err)
 
     async def plan_and_record(

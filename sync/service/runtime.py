@@ -50,8 +50,10 @@ async def open_tenant(
     http: httpx.AsyncClient,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     secret: SecretStr | None = None,
+    observe: Callable[[int | None], None] | None = None,
 ) -> TenantRuntime:
-    """Build the Graph client for a tenant; resources are closed with ``stack``."""
+    """Build the Graph client for a tenant; resources are closed with ``stack``. ``observe``
+    hears the status of each Graph answer (metrics)."""
     if cfg.simulate is not None:
         sim = load_tenant_file(config.resolve(cfg.simulate))
         base = await stack.enter_async_context(serve_simulator(sim))
@@ -63,7 +65,9 @@ async def open_tenant(
             graph_resource=base,
         )
         stack.callback(tokens.close)
-        graph = GraphClient(tokens, base_url=f"{base}/v1.0", http=http, sleep=sleep)
+        graph = GraphClient(
+            tokens, base_url=f"{base}/v1.0", http=http, sleep=sleep, observe=observe
+        )
         log.info("tenant %s: simulated from %s on %s", cfg.name, cfg.simulate, base)
         return TenantRuntime(cfg, graph, sim)
     if secret is None:
@@ -88,6 +92,7 @@ async def open_tenant(
         base_url=cfg.graph_url or "https://graph.microsoft.com/v1.0",
         http=http,
         sleep=sleep,
+        observe=observe,
     )
     return TenantRuntime(cfg, graph)
 

@@ -10,14 +10,16 @@ own methods. No Teams, no cards, and no logic here beyond the wiring:
 - ``report`` (:mod:`sync.service.status`), ``settings`` (:mod:`sync.service.settings_editor`),
   ``connection`` (:mod:`sync.service.connection`), ``scheduler`` (:mod:`sync.service.scheduler`);
 - ``store`` (:mod:`sync.state.store`) and ``conversations``: the state in Redis;
-- ``mailer`` (:mod:`sync.mail.notifier`): the digest mail of each run.
+- ``mailer`` (:mod:`sync.mail.notifier`): the digest mail of each run;
+- ``metrics`` (:mod:`sync.metrics`), ``observer`` (:mod:`sync.service.observe`: a log line
+  and the counts per run and decision), ``health`` (:mod:`sync.service.health`: readiness).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,11 +29,15 @@ from sync.config import Config, EnvSettings
 from sync.directories.base import Directory
 from sync.graph.client import GraphClient
 from sync.mail.notifier import MailNotifier
+from sync.metrics import Metrics
+from sync.models import Kind
 from sync.service.applying import Applier
 from sync.service.connection import TenantConnection, consent_url
 from sync.service.decisions import Decisions
 from sync.service.digests import CardDigests
+from sync.service.health import Health
 from sync.service.listeners import Listeners
+from sync.service.observe import Observer
 from sync.service.reading import EntraReader
 from sync.service.records import (
     CONNECTED,
@@ -82,15 +88,21 @@ class SyncService:
         clock: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         scheduler_tick_s: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.env, self.redis, self.keys, self.clock, self.sleep = env, redis, keys, clock, sleep
+        self.metrics = metrics if metrics is not None else Metrics()
         self.box = SecretBox(env.ENTRA_SYNC_SECRET_KEY)
         self.live = LiveConfig(file=config, current=config)
         self.store = StateStore(redis, keys, clock=clock, box=self.box)
         self.conversations = self.store.conversations
-        self.tenant_set = Tenants(self.live, self.store, redis=redis, keys=keys, sleep=sleep)
+        self.tenant_set = Tenants(
+            self.live, self.store, redis=redis, keys=keys, sleep=sleep, metrics=self.metrics
+        )
         self.reader = EntraReader(self.store.snapshots, clock)
         self.listeners = Listeners()
+        self.observer = Observer(self.metrics)  # the first run listener: logs and counts
+        self.listeners.add_run_listener(self.observer.run_done)
         self.digests = CardDigests(redis, keys)
         shared = Shared(
             self.live, self.store, self.tenant_set, self.reader, self.digests, self.listeners, clock
@@ -104,14 +116,15 @@ class SyncService:
         self.connection = TenantConnection(
             shared, run_sync=self.runs.run_sync, status=self.report.status
         )
+        self.health = Health(shared, redis, self.metrics)
         # the bot's calls, as the parts' own methods
         self.run_sync = self.runs.run_sync
         self.sync_user = self.runs.sync_user
         self.preview = self.runs.preview
         self.run_due = self.scheduler.run_due
         self.recover_intents = self.applier.recover_intents
-        self.decide = self.decisions.decide
-        self.decide_all = self.decisions.decide_all
+        self.readiness = self.health.readiness
+        self.refresh_pending = self.health.refresh_pending
         self.guard_id = self.decisions.guard_id
         self.unignore_digest = self.decisions.unignore_digest
         self.digest = self.digests.digest
@@ -171,6 +184,23 @@ class SyncService:
     @staticmethod
     def consent_url(tenant_id: str, client_id: str) -> str:
         return consent_url(tenant_id, client_id)
+
+    async def decide(
+        self, pid: str, verb: str, *, actor: Actor, digest: str, inputs: Mapping[str, str]
+    ) -> Decision:
+        """One card press (``Decisions.decide``), logged and counted."""
+        decision = await self.decisions.decide(pid, verb, actor=actor, digest=digest, inputs=inputs)
+        self.observer.decided(verb, actor, decision)
+        return decision
+
+    async def decide_all(self, kind: Kind, *, actor: Actor) -> list[Decision]:
+        """Every pending match accepted or update applied (``Decisions.decide_all``), each
+        decision logged and counted."""
+        decisions = await self.decisions.decide_all(kind, actor=actor)
+        verb = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}.get(kind, "all")
+        for d in decisions:
+            self.observer.decided(verb, actor, d)
+        return decisions
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Open the tenants and directories, finish interrupted decisions, start the

