@@ -62,7 +62,8 @@ async def show_help(ctx: BotContext, turn: Turn, _arg: str) -> None:
 
 async def status(ctx: BotContext, turn: Turn, _arg: str) -> None:
     statuses = await ctx.service.status()
-    card = build.status_card(to_views.status_view(statuses), ctx.texts(turn))
+    mail = await ctx.service.mail_status()
+    card = build.status_card(to_views.status_view(statuses, mail), ctx.texts(turn))
     await ctx.replies.card(turn, card)
 
 

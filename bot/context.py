@@ -17,6 +17,7 @@ from bot.to_views import hhmm
 from bot.turn import Conversations, Replies, Turn
 from cards.catalogue import Texts, for_locale
 from sync.config import Config
+from sync.mail.notifier import MailResult
 from sync.metrics import Metrics
 from sync.models import DirectoryUser, Kind, Plan
 from sync.service.decisions import BulkSet
@@ -66,6 +67,8 @@ class BotService(Protocol):
     async def ignored(self) -> list[tuple[str, str, str]]: ...
 
     async def status(self) -> list[ServiceTenantStatus]: ...
+
+    async def mail_status(self) -> MailResult | None: ...
 
     async def audit(self, limit: int = 20) -> Sequence[Any]: ...
 

@@ -36,6 +36,9 @@ class Installations:
         merged = {**old, **reference_of(turn.activity)}
         if turn.team_id:
             merged["teamId"] = turn.team_id
+        group = ((turn.activity.get("channelData") or {}).get("team") or {}).get("aadGroupId")
+        if isinstance(group, str) and 0 < len(group) <= 64:
+            merged["aadGroupId"] = group  # the team's Entra group: the mail's channel link
         if merged != old:
             await self.conversations.save_conversation(turn.conv_id, merged)
         if turn.is_personal and turn.actor_id:

@@ -12,6 +12,7 @@ from typing import Any
 from cards import build
 from cards import views as v
 from cards.catalogue import ENGLISH, Texts
+from sync.mail.notifier import MailResult
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
 from sync.service.decisions import BulkSet
 from sync.service.service import Item, TenantStatus
@@ -163,7 +164,20 @@ def decided_view(
     )
 
 
-def status_view(statuses: Sequence[TenantStatus]) -> v.StatusView:
+def mail_status_view(mail: MailResult | None) -> v.MailStatus | None:
+    if mail is None:
+        return None
+    return v.MailStatus(
+        at=mail.at,
+        ok=mail.ok,
+        recipients=mail.recipients,
+        error_code=mail.code,
+        error_message=mail.message,
+        error_hint=mail.hint,
+    )
+
+
+def status_view(statuses: Sequence[TenantStatus], mail: MailResult | None = None) -> v.StatusView:
     out = []
     for s in statuses:
         err = s.error or {}
@@ -188,7 +202,7 @@ def status_view(statuses: Sequence[TenantStatus]) -> v.StatusView:
                 pending=pending,
             )
         )
-    return v.StatusView(tenants=tuple(out))
+    return v.StatusView(tenants=tuple(out), mail=mail_status_view(mail))
 
 
 def digest_view(items: Sequence[Item], *, pid: str, digest: str) -> v.DigestView:
@@ -293,9 +307,10 @@ SETTINGS_FIELDS: Mapping[str, str] = {
     "max_removal_share": "guard.max_removal_share",
     "notify_admins_personally": "bot.notify_admins_personally",
     "max_cards_per_run": "bot.max_cards_per_run",
+    "notify_email": "notify.email",
 }
 SETTINGS_INPUT_OF = {dotted: flat for flat, dotted in SETTINGS_FIELDS.items()}
-_TUPLES = frozenset({"groups", "tags"})
+_TUPLES = frozenset({"groups", "tags", "notify_email"})
 _BOOLS = frozenset({"enabled_only", "require_phone", "notify_admins_personally"})
 _TEXTS = frozenset(
     {"first_name", "last_name", "display_name", "email", "mode", "at", "scope_filter"}

@@ -47,6 +47,7 @@ from cards.views import (
     GuardView,
     HelpView,
     IgnoredListView,
+    MailStatus,
     MatchView,
     NewView,
     Outcome,
@@ -806,6 +807,32 @@ def _tenant_section(t: Texts, s: TenantStatus, with_name: bool) -> list[Element]
     return out
 
 
+def _mail_section(t: Texts, mail: MailStatus) -> list[Element]:
+    """The last notification mail: sent, or failed with its code and what to do."""
+    out: list[Element] = [_subheading(t("E-mail notifications"))]
+    at = when(t, mail.at)
+    if mail.ok:
+        sent = t.plural(
+            "\u2705 Last mail sent {at} to {n} address",
+            "\u2705 Last mail sent {at} to {n} addresses",
+            mail.recipients,
+            at=at,
+        )
+        out.append(_text(sent, spacing="Small"))
+        return out
+    code = f": {escape_md(mail.error_code, 40)}" if mail.error_code else ""
+    out.append(
+        _text(
+            t("\u26a0\ufe0f Last mail failed {at}", at=at) + code, weight="Bolder", spacing="Small"
+        )
+    )
+    if mail.error_message:
+        out.append(_text(escape_md(mail.error_message, 300), spacing="None"))
+    if mail.error_hint:
+        out.append(_text(escape_md(mail.error_hint, 400), spacing="None"))
+    return out
+
+
 def status_card(view: StatusView, texts: Texts = ENGLISH) -> Card:
     """Connection, last/next sync (in the viewer's time zone), the synced counter and pending
     counts, per tenant."""
@@ -823,6 +850,8 @@ def status_card(view: StatusView, texts: Texts = ENGLISH) -> Card:
             body.append(
                 _more(t, len(view.tenants) - len(tenants), N_("\u2026 and {n} more tenants"))
             )
+        if view.mail is not None:
+            body.extend(_mail_section(t, view.mail))
         if any(isinstance(x, datetime) for s in tenants for x in (s.last_sync_at, s.next_sync_at)):
             body.append(_text(t("Times are in your time zone."), isSubtle=True, size="Small"))
         return _card(body, t=t)
@@ -981,6 +1010,7 @@ SETTINGS_INPUTS = (
     "max_removal_share",
     "notify_admins_personally",
     "max_cards_per_run",
+    "notify_email",
 )
 # Which schedule input each mode uses; the others are folded away (see _schedule_inputs).
 MODE_INPUT: Mapping[str, str] = {"daily": "at", "interval": "every_hours", "watch": "every_seconds"}
@@ -1161,6 +1191,7 @@ def settings_card(view: SettingsView, texts: Texts = ENGLISH) -> Card:
         },
         e,
     )
+    body += _notify_email_inputs(t, view)
     save = (
         _execute(
             t("Confirm and save"),
@@ -1239,6 +1270,19 @@ def _scope_filter_impact(t: Texts, view: SettingsView) -> list[Element]:
         )
     )
     return out
+
+
+def _notify_email_inputs(t: Texts, view: SettingsView) -> list[Element]:
+    """The e-mail recipients of the digest mail (the transport stays in the config file)."""
+    return _with_error(
+        _input_text(
+            "notify_email",
+            t("E-mail a digest of each run to (addresses, comma-separated; empty: no mail)"),
+            ", ".join(view.notify_email),
+            placeholder=t("e.g. servicedesk@contoso.com"),
+        ),
+        view.errors,
+    )
 
 
 CONNECT_INPUTS = ("tenant_id", "client_id", "client_secret")

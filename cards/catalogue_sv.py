@@ -364,4 +364,18 @@ SWEDISH: Mapping[str, str] = {
     # --- per-user views ---
     "Only admins can decide on this item.": "Bara administratörer kan besluta om det här.",
     "Show my actions": "Visa mina åtgärder",
+    # --- e-mail notifications ---
+    "E-mail notifications": "E\u2011postaviseringar",
+    "\u2705 Last mail sent {at} to {n} address": (
+        "\u2705 Senaste e\u2011post skickad {at} till {n} adress"
+    ),
+    "\u2705 Last mail sent {at} to {n} addresses": (
+        "\u2705 Senaste e\u2011post skickad {at} till {n} adresser"
+    ),
+    "\u26a0\ufe0f Last mail failed {at}": "\u26a0\ufe0f Senaste e\u2011post misslyckades {at}",
+    "E-mail a digest of each run to (addresses, comma-separated; empty: no mail)": (
+        "Skicka en sammanfattning av varje körning med e\u2011post till (adresser, "
+        "kommaseparerade; tomt: ingen e\u2011post)"
+    ),
+    "e.g. servicedesk@contoso.com": "t.ex. servicedesk@contoso.com",
 }

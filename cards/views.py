@@ -197,8 +197,21 @@ class TenantStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class MailStatus:
+    """The last notification mail: when, whether it went, and why not."""
+
+    at: At
+    ok: bool
+    recipients: int = 0
+    error_code: str = ""
+    error_message: str = ""
+    error_hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StatusView:
     tenants: tuple[TenantStatus, ...]
+    mail: MailStatus | None = None  # None: no mail sent or tried yet
 
 
 class Outcome(StrEnum):
@@ -283,6 +296,7 @@ class SettingsView:
     max_removal_share: float = 0.2
     notify_admins_personally: bool = False
     max_cards_per_run: int = 5
+    notify_email: tuple[str, ...] = ()  # addresses that get the digest mail per run
     errors: Mapping[str, str] = field(default_factory=dict)  # input id -> message
 
 

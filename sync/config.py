@@ -171,6 +171,88 @@ class BotSettings(_Strict):
     service_url_allow: tuple[str, ...] = ()
 
 
+def check_address(value: str) -> str:
+    """One e-mail address (``name@example.com``), trimmed; ValueError saying what is wrong.
+    No display names, no CR/LF or spaces, a domain with a dot: the address goes into mail
+    headers as it is."""
+    v = value.strip()
+    local, at, domain = v.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain.strip(".")
+        or len(v) > 254
+        or any(c.isspace() or c in '<>,;:"()[]\\' for c in v)
+    ):
+        raise ValueError(f"'{v[:80]}' is not an e-mail address like servicedesk@contoso.com")
+    return v
+
+
+class MailTransportSettings(_Strict):
+    """``[notify.mail]``: how the notification mails leave. ``graph``: Microsoft Graph sendMail
+    from ``from_mailbox`` with the app of ``tenant`` (empty: the first tenant; application
+    permission Mail.Send); ``smtp``: ``host``:``port`` with STARTTLS, signing in as ``username``
+    with the password in the environment variable ``password_env``."""
+
+    transport: Literal["graph", "smtp"] = "graph"
+    from_mailbox: str = ""
+    tenant: str = ""
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str = ""
+    password_env: str = ""
+    starttls: bool = True
+    timeout_s: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("from_mailbox")
+    @classmethod
+    def _from(cls, v: str) -> str:
+        return check_address(v) if v.strip() else ""
+
+    @model_validator(mode="after")
+    def _clear_text(self) -> MailTransportSettings:
+        if self.transport == "smtp" and not self.starttls and self.username:
+            raise ValueError(
+                "starttls = false with a username would send the password in clear text; "
+                "keep starttls = true"
+            )
+        return self
+
+
+class NotifySettings(_Strict):
+    """``[notify]``: ``email`` gets a digest per run (new pending items, errors that need a
+    human); ``[notify.mail]`` says how it is sent."""
+
+    email: tuple[str, ...] = Field(default=(), max_length=50)
+    mail: MailTransportSettings = MailTransportSettings()
+
+    @field_validator("email")
+    @classmethod
+    def _emails(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out: dict[str, str] = {}
+        for x in v:
+            address = check_address(x)
+            out.setdefault(address.lower(), address)
+        return tuple(out.values())
+
+    @model_validator(mode="after")
+    def _sender(self) -> NotifySettings:
+        if not self.email:
+            return self
+        m = self.mail
+        if not m.from_mailbox:
+            raise ValueError(
+                "mail.from_mailbox: set the address the notifications come from in "
+                "[notify.mail] of the config file (Graph: the mailbox that sends)"
+            )
+        if m.transport == "smtp" and not m.host:
+            raise ValueError(
+                'mail.host: transport = "smtp" needs host (and port, default 587) '
+                "in [notify.mail] of the config file"
+            )
+        return self
+
+
 class TenantConfig(_Strict):
     name: str
     tenant_id: str | None = None
@@ -220,6 +302,7 @@ class Config(BaseModel):
     schedule: ScheduleSettings = ScheduleSettings()
     guard: GuardSettings = GuardSettings()
     bot: BotSettings = BotSettings()
+    notify: NotifySettings = NotifySettings()
     tenants: tuple[TenantConfig, ...] = ()
     directories: tuple[DirectoryConfig, ...] = (DirectoryConfig(),)
     base_dir: Path = Path()
@@ -260,6 +343,9 @@ def config_from_dict(
         for d in t.directory_names:
             if d not in dnames:
                 raise ConfigError(f"{source}: tenant '{t.name}' names unknown directory '{d}'")
+    mail_tenant = cfg.notify.mail.tenant
+    if mail_tenant and mail_tenant not in names:
+        raise ConfigError(f"{source}: notify.mail.tenant names unknown tenant '{mail_tenant}'")
     return cfg
 
 

@@ -269,3 +269,30 @@ class DirectoryRejected(DirectoryError):
         "The phone system refused the values sent (see the message). Check the mapping and the "
         "user's data in Entra."
     )
+
+
+# --- e-mail notifications -------------------------------------------------------------------
+
+
+class MailError(SyncError):
+    """An e-mail notification could not be sent (never breaks a sync; shown in status)."""
+
+    code = "mail_failed"
+    default_hint = "Check the [notify.mail] settings in the config file."
+
+
+class MailUnavailable(MailError):
+    """The mail server or Graph did not answer (refused, timed out, 5xx)."""
+
+    code = "mail_unavailable"
+    retryable = True
+    default_hint = (
+        "The mail server did not answer. Check [notify.mail] host and port and that the bot "
+        "may reach it; the next run with news tries again."
+    )
+
+
+class MailRefused(MailError):
+    """The mail server or Graph refused the message: sign-in, sender, or recipients."""
+
+    code = "mail_refused"

@@ -26,7 +26,7 @@ import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -160,6 +160,7 @@ class TenantSim:
         self.requests: Counter[str] = Counter()
         self._tokens: set[str] = set()
         self.filter_log: list[FilterRequest] = []  # every /users request with a $filter
+        self.mail = MailSim()  # sendMail: the mails sent, and a denial switch
         # caches (dropped on mutation)
         self._order: list[str] | None = None
         self._proj: dict[tuple[str, ...], dict[str, bytes]] = {}
@@ -508,8 +509,9 @@ def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json")
 
 
-def _graph_gate(request: web.Request, kind: str) -> web.Response | None:
-    """Counting, authentication and injected faults shared by every Graph endpoint."""
+def _graph_gate(request: web.Request, kind: str, *, reads: bool = True) -> web.Response | None:
+    """Counting, authentication and injected faults shared by every Graph endpoint
+    (``forbidden``, a missing read permission, only where ``reads``)."""
     sim = request.app[SIM_KEY]
     sim.requests["graph"] += 1
     sim.requests[kind] += 1
@@ -536,7 +538,7 @@ def _graph_gate(request: web.Request, kind: str) -> web.Response | None:
         return _graph_error(
             429, "TooManyRequests", "Too many requests.", **{"Retry-After": retry_after}
         )
-    if f.forbidden:
+    if f.forbidden and reads:
         return _graph_error(
             403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
         )
@@ -805,6 +807,95 @@ async def _openid_configuration(request: web.Request) -> web.Response:
     return _json(_dumps(body))
 
 
+# --- sendMail (learn.microsoft.com/graph/api/user-sendmail) ---------------------------------
+
+
+@dataclass
+class MailSim:
+    """What ``POST /users/{id | userPrincipalName}/sendMail`` keeps: every accepted request
+    with its sender (``{"from": <as addressed>, "request": <the JSON body>}``). ``denied``
+    answers 403 ErrorAccessDenied, as an Exchange application access policy (or a missing
+    Mail.Send) does."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    denied: bool = False
+
+
+def _mailbox(sim: TenantSim, who: str) -> dict[str, Any] | None:
+    """The sending user, by object id or userPrincipalName (case-insensitive), as Graph
+    resolves ``{id | userPrincipalName}``."""
+    found = sim.user(who)
+    if found is not None:
+        return found
+    low = who.lower()
+    for uid in sim.user_ids:
+        u = sim.user(uid) or {}
+        if str(u.get("userPrincipalName") or "").lower() == low:
+            return u
+    return None
+
+
+def _bad_recipient(message: Mapping[str, Any]) -> web.Response | None:
+    """Graph's 400 ErrorInvalidRecipients: no recipient at all, or one that is no address."""
+    everyone: list[Any] = []
+    for field_name in ("toRecipients", "ccRecipients", "bccRecipients"):
+        value = message.get(field_name) or []
+        if not isinstance(value, list):
+            return _graph_error(
+                400, "ErrorInvalidRecipients", "At least one recipient isn't valid."
+            )
+        everyone += value
+    if not everyone:
+        return _graph_error(
+            400,
+            "ErrorInvalidRecipients",
+            "At least one recipient isn't valid., A message can't be sent because it contains "
+            "no recipients.",
+        )
+    for r in everyone:
+        address = (
+            ((r or {}).get("emailAddress") or {}).get("address") if isinstance(r, dict) else None
+        )
+        local, at, domain = str(address or "").rpartition("@")
+        if not (isinstance(address, str) and at and local and "." in domain):
+            return _graph_error(
+                400,
+                "ErrorInvalidRecipients",
+                f"At least one recipient isn't valid., Recipient '{address}' isn't resolved. "
+                "All recipients must be resolved before a message can be submitted.",
+            )
+    return None
+
+
+async def _send_mail(request: web.Request) -> web.Response:
+    denied = _graph_gate(request, "sendMail", reads=False)  # Mail.Send: see MailSim.denied
+    if denied is not None:
+        return denied
+    sim = request.app[SIM_KEY]
+    who = request.match_info["uid"]
+    if _mailbox(sim, who) is None:
+        return _graph_error(404, "ErrorInvalidUser", f"The requested user '{who}' is invalid.")
+    if sim.mail.denied:
+        return _graph_error(
+            403,
+            "ErrorAccessDenied",
+            "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+            "AccessPolicy settings.",
+        )
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        return _graph_error(400, "BadRequest", "Unable to read JSON request payload.")
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, dict):
+        return _graph_error(400, "ErrorInvalidRequest", "The message is missing.")
+    bad = _bad_recipient(message)
+    if bad is not None:
+        return bad
+    sim.mail.sent.append({"from": who, "request": body})
+    return web.Response(status=202)  # Accepted, empty body
+
+
 def make_app(sim: TenantSim) -> web.Application:
     """The simulator as an aiohttp application (Graph under /v1.0, Entra login under /{tenant})."""
     app = web.Application()
@@ -812,6 +903,7 @@ def make_app(sim: TenantSim) -> web.Application:
     app.router.add_get("/v1.0/users", _users)
     app.router.add_get("/v1.0/users/delta", _delta)
     app.router.add_get("/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user", _members)
+    app.router.add_post("/v1.0/users/{uid}/sendMail", _send_mail)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", _token)
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", _openid_configuration)
     return app

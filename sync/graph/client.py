@@ -322,6 +322,44 @@ class GraphClient:
         self._check_origin(link, "the deltaLink")
         return link
 
+    async def post_json(self, path: str, body: Mapping[str, Any], *, what: str) -> httpx.Response:
+        """POST ``body`` as JSON to ``base_url + path`` (e.g. ``/users/{id}/sendMail``) with the
+        app's token: a 401 refreshes the token once, 429/503 are retried as for reads (honouring
+        Retry-After); any other answer is returned for the caller to read. Raises
+        GraphThrottled / GraphUnavailable when the retries run out."""
+        url = f"{self.base_url}{path}"
+        token = await self._tokens.token()
+        refreshed = False
+
+        async def attempt(number: int) -> httpx.Response:
+            nonlocal token, refreshed
+            while True:
+                headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+                self.graph_requests += 1
+                try:
+                    resp = await self._http.post(url, json=dict(body), headers=headers)
+                except httpx.TransportError as e:
+                    raise RetryableFailure(
+                        GraphUnavailable(
+                            f"Microsoft Graph is not reachable ({type(e).__name__}) for {what}"
+                        )
+                    ) from None
+                if resp.status_code == 401 and not refreshed:
+                    refreshed = True
+                    token = await self._refreshed_token()
+                    continue
+                if resp.status_code not in (429, 503):
+                    return resp
+                retry_after = self.retry.retry_after(resp.headers.get("Retry-After"))
+                error: GraphError = (
+                    GraphThrottled(f"Microsoft Graph kept throttling {what} (HTTP 429)")
+                    if resp.status_code == 429
+                    else GraphUnavailable(f"Microsoft Graph kept failing {what} (HTTP 503)")
+                )
+                raise RetryableFailure(error, retry_after)
+
+        return await self.retry.run(attempt, sleep=self._sleep)
+
     @staticmethod
     def select_param(select: Sequence[str]) -> str:
         """``$select``: the attributes (nested ones by their parent), id, accountEnabled."""

@@ -4,23 +4,30 @@ breaks a decision or a run."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from sync.service.records import Item, ItemListener, RunListener, RunResult
 
 log = logging.getLogger(__name__)
+
+# hears a whole run at once (every result of one run_sync): e.g. one notification mail per run
+RunsListener = Callable[[Sequence[RunResult]], Awaitable[None]]
 
 
 class Listeners:
     def __init__(self) -> None:
         self._items: list[ItemListener] = []
         self._runs: list[RunListener] = []
+        self._whole_runs: list[RunsListener] = []
 
     def add_item_listener(self, listener: ItemListener) -> None:
         self._items.append(listener)
 
     def add_run_listener(self, listener: RunListener) -> None:
         self._runs.append(listener)
+
+    def add_whole_run_listener(self, listener: RunsListener) -> None:
+        self._whole_runs.append(listener)
 
     async def item_changed(self, item: Item) -> None:
         for listener in self._items:
@@ -30,9 +37,15 @@ class Listeners:
                 log.exception("item listener failed for %s", item.id)
 
     async def runs_done(self, results: Iterable[RunResult]) -> None:
-        for result in results:
+        done = list(results)
+        for result in done:
             for listener in self._runs:
                 try:
                     await listener(result)
                 except Exception:
                     log.exception("run listener failed")
+        for whole in self._whole_runs:
+            try:
+                await whole(done)
+            except Exception:
+                log.exception("run listener failed")

@@ -10,6 +10,7 @@ own methods. No Teams, no cards, and no logic here beyond the wiring:
 - ``report`` (:mod:`sync.service.status`), ``settings`` (:mod:`sync.service.settings_editor`),
   ``connection`` (:mod:`sync.service.connection`), ``scheduler`` (:mod:`sync.service.scheduler`);
 - ``store`` (:mod:`sync.state.store`) and ``conversations``: the state in Redis;
+- ``mailer`` (:mod:`sync.mail.notifier`): the digest mail of each run;
 - ``metrics`` (:mod:`sync.metrics`), ``observer`` (:mod:`sync.service.observe`: a log line
   and the counts per run and decision), ``health`` (:mod:`sync.service.health`: readiness).
 """
@@ -17,13 +18,17 @@ own methods. No Teams, no cards, and no logic here beyond the wiring:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from sync.config import Config, EnvSettings
 from sync.directories.base import Directory
+from sync.graph.client import GraphClient
+from sync.mail.notifier import MailNotifier
 from sync.metrics import Metrics
 from sync.models import Kind
 from sync.service.applying import Applier
@@ -137,6 +142,18 @@ class SyncService:
         self.disconnect = self.connection.disconnect
         self.add_listener = self.listeners.add_item_listener
         self.add_run_listener = self.listeners.add_run_listener
+        # e-mail: one digest mail per run to [notify] email (sync.mail)
+        self.mailer = MailNotifier(
+            settings=lambda: self.live.current.notify,
+            graph_for=self._graph_for,
+            channel_ref=self._notify_channel_ref,
+            redis=redis,
+            keys=keys,
+            clock=clock,
+            environ=os.environ,
+        )
+        self.listeners.add_whole_run_listener(self.mailer.on_runs)
+        self.mail_status = self.mailer.last_result
 
     @property
     def config(self) -> Config:
@@ -154,6 +171,17 @@ class SyncService:
     @property
     def directories(self) -> dict[str, Directory]:
         return self.tenant_set.directories
+
+    def _graph_for(self, tenant: str) -> GraphClient | None:
+        """The Graph client that sends mail: the named tenant's (empty: the first tenant's);
+        None when that tenant is not open."""
+        name = tenant or next(iter(self.tenant_set.names()), "")
+        rt = self.tenant_set.runtimes.get(name)
+        return rt.graph if rt is not None else None
+
+    async def _notify_channel_ref(self) -> dict[str, Any] | None:
+        channel = await self.conversations.notify_channel()
+        return await self.conversations.conversation(channel) if channel else None
 
     @staticmethod
     def consent_url(tenant_id: str, client_id: str) -> str:
@@ -188,4 +216,5 @@ class SyncService:
 
     async def stop(self) -> None:
         await self.scheduler.stop()
+        await self.mailer.aclose()  # the mails in flight may still need a tenant's Graph
         await self.tenant_set.close()

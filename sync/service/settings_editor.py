@@ -44,6 +44,7 @@ class SettingsEditor:
                 "notify_admins_personally": c.bot.notify_admins_personally,
                 "max_cards_per_run": c.bot.max_cards_per_run,
             },
+            "notify": {"email": list(c.notify.email)},
         }
 
     async def save_settings(

@@ -25,7 +25,7 @@ def merge_config(base: Config, overrides: Mapping[str, Any]) -> Config:
 
 
 # the fields a settings card may send, and how each is read from its text
-_LISTS = ("scope.groups", "mapping.tags", "matching.keys")
+_LISTS = ("scope.groups", "mapping.tags", "matching.keys", "notify.email")
 _BOOLS = ("scope.enabled_only", "scope.require_phone", "bot.notify_admins_personally")
 _INTS = (
     "schedule.every_hours",
@@ -65,6 +65,7 @@ def _known(name: str) -> bool:
     return section in _TEXT_SECTIONS or name in (
         "bot.notify_admins_personally",
         "bot.max_cards_per_run",
+        "notify.email",  # the transport ([notify.mail]) stays in the config file
     )
 
 

@@ -108,3 +108,10 @@ class Keys:
 
     def dir_seq(self, directory: str) -> str:  # counter for new user ids
         return f"{self.prefix}dir:{directory}:seq"
+
+    # --- e-mail notifications -----------------------------------------------------------------
+    def mail_sent(self) -> str:  # hash: "<tenant>/<directory>" -> what was last mailed (JSON)
+        return f"{self.prefix}mail:sent"
+
+    def mail_status(self) -> str:  # JSON: the last mail's result (status shows it)
+        return f"{self.prefix}mail:status"

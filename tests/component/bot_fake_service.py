@@ -199,6 +199,9 @@ class FakeSyncService:
     async def ignored(self) -> list[tuple[str, str, str]]:
         return list(self.ignored_users)
 
+    async def mail_status(self) -> None:
+        return None
+
     async def status(self) -> list[TenantStatus]:
         counts: dict[str, int] = {}
         for i in await self.pending():

@@ -386,3 +386,12 @@ async def test_without_configured_admins_team_members_are_admins(
     connector.add_member(TEAM, OTHER)
     await rig.post(message(connector, "sync now", aad=OTHER))
     assert len(rig.service.items) == 3
+
+
+async def test_the_team_entra_group_id_is_kept_with_the_channel_for_the_mail_link(rig: Rig) -> None:
+    await install(rig)
+    hello = message(rig.fc, "help")
+    hello["channelData"]["team"]["aadGroupId"] = "6b3f9c2e-1a4d-4e8b-9f0a-2c5d7e8f9a1b"
+    await rig.post(hello)
+    ref = await rig.service.conversations.conversation(CHANNEL)
+    assert ref is not None and ref["aadGroupId"] == "6b3f9c2e-1a4d-4e8b-9f0a-2c5d7e8f9a1b"

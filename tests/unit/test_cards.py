@@ -38,6 +38,7 @@ from cards.views import (
     IgnoredItem,
     IgnoredListView,
     LinkChoice,
+    MailStatus,
     MatchView,
     NewView,
     Outcome,
@@ -172,6 +173,20 @@ def sample_views() -> dict[str, Any]:
             build.status_card,
             StatusView(tenants=(TenantStatus(name="contoso", connected=True),)),
         ),
+        "status_mail_failed": (
+            build.status_card,
+            StatusView(
+                tenants=(TenantStatus(name="contoso", connected=True),),
+                mail=MailStatus(
+                    at="2026-12-03 08:30",
+                    ok=False,
+                    recipients=2,
+                    error_code="mail_unavailable",
+                    error_message="the mail server smtp.contoso.com:587 did not answer",
+                    error_hint="Check [notify.mail] host and port.",
+                ),
+            ),
+        ),
         "decided": (
             build.decided_card,
             DecidedView(
@@ -236,6 +251,7 @@ def sample_views() -> dict[str, Any]:
             SettingsView(
                 ref=CardRef(pid="settings:contoso", digest="s-1"),
                 tags=("department",),
+                notify_email=("servicedesk@contoso.com",),
                 errors={
                     "first_name": "Unknown Graph attribute 'givenname' (did you mean givenName?)"
                 },
