@@ -151,6 +151,7 @@ def connect_view(
         client_id=client_id,
         consent_url=consent,
         errors=dict(errors or {}),
+        certificate_thumbprint=ctx.service.connect_certificate_thumbprint() or "",
     )
 
 

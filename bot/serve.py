@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+import socket
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -12,6 +14,7 @@ from aiohttp import web
 from bot.adapter import ChannelSettings, requests_trust_ssl_cert_file
 from bot.app import AppParts, Limits, check_bind, create_app
 from sync.config import Config, EnvSettings, load_config
+from sync.errors import InputError
 from sync.service.service import SyncService
 from sync.state.connection import make_redis
 from sync.state.keys import Keys
@@ -44,10 +47,35 @@ def serve(*, config_path: str | None, host: str, port: int) -> int:
     config = load_config(config_path)
     requests_trust_ssl_cert_file(os.environ)
     check_bind(host, env.local_mode)
+    sock = bind_socket(host, port)  # before "running": a busy port is a one-line error
     app = build_app(config, env)
     mode = "local mode (Bot Framework auth off)" if env.local_mode else "Teams mode"
     log.info("Entra Sync bot on http://%s:%d/api/messages, %s", host, port, mode)
-    web.run_app(
-        app, host=host, port=port, print=None, access_log=None, **Limits().server_settings()
-    )
+    web.run_app(app, sock=sock, print=None, access_log=None, **Limits().server_settings())
     return 0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or an InputError that says why not (the port is
+    in use, the address is not this machine's, the port needs root)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise InputError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        why = {
+            errno.EADDRINUSE: "the port is already in use (another entra-sync or program "
+            "listens there; stop it or choose another --port)",
+            errno.EACCES: "permission denied (ports below 1024 need root; use a reverse proxy)",
+            errno.EADDRNOTAVAIL: "the address is not one of this machine's",
+        }.get(e.errno or 0, e.strerror or str(e))
+        raise InputError(f"cannot listen on {host}:{port}: {why}") from None
+    sock.set_inheritable(False)
+    return sock

@@ -214,11 +214,13 @@ async def settings_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card
     return notices.settings_saved_card(turn.actor_name, ctx.now())
 
 
-def _missing_connect_fields(tenant_id: str, client_id: str, secret: str) -> dict[str, str]:
+def _missing_connect_fields(
+    tenant_id: str, client_id: str, secret: str, certificate: bool
+) -> dict[str, str]:
     required = {
         "tenant_id": (tenant_id, "The tenant id is required."),
         "client_id": (client_id, "The client id is required."),
-        "client_secret": (secret, "The client secret is required."),
+        "client_secret": (secret or certificate, "The client secret is required."),
     }
     return {name: msg for name, (val, msg) in required.items() if not val}
 
@@ -233,7 +235,8 @@ async def connect_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     def form(errors: Mapping[str, str]) -> Card:
         return build.connect_card(connect_view(ctx, errors, tenant_id, client_id))
 
-    missing = _missing_connect_fields(tenant_id, client_id, secret)
+    certificate = bool(ctx.service.connect_certificate_thumbprint())
+    missing = _missing_connect_fields(tenant_id, client_id, secret, certificate)
     if missing:
         return form(missing)
     try:

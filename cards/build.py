@@ -983,11 +983,18 @@ def connect_card(view: ConnectView) -> Card:
             "id": "client_secret",
             "label": "Client secret (its Value, not its Secret ID)",
             "style": "password",
-            "isRequired": True,
+            "isRequired": not view.certificate_thumbprint,
             "errorMessage": "The client secret is required.",
         },
         e,
     )
+    if view.certificate_thumbprint:
+        body.append(
+            _text(
+                "Or leave the secret empty: the bot signs in with its certificate (thumbprint "
+                f"{view.certificate_thumbprint}; upload it under Certificates & secrets)."
+            )
+        )
     if view.consent_url:
         body.append(
             _text(

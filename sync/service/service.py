@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from sync.config import Config, EnvSettings
 from sync.directories.base import Directory
 from sync.service.applying import Applier
-from sync.service.connection import TenantConnection, consent_url
+from sync.service.connection import TenantConnection, connect_certificate, consent_url
 from sync.service.decisions import Decisions
 from sync.service.digests import CardDigests
 from sync.service.listeners import Listeners
@@ -83,7 +83,14 @@ class SyncService:
         self.live = LiveConfig(file=config, current=config)
         self.store = StateStore(redis, keys, clock=clock, box=self.box)
         self.conversations = self.store.conversations
-        self.tenant_set = Tenants(self.live, self.store, redis=redis, keys=keys, sleep=sleep)
+        self.tenant_set = Tenants(
+            self.live,
+            self.store,
+            redis=redis,
+            keys=keys,
+            sleep=sleep,
+            certificate=connect_certificate(env),
+        )
         self.reader = EntraReader(self.store.snapshots, clock)
         self.listeners = Listeners()
         self.digests = CardDigests(redis, keys)
@@ -143,6 +150,11 @@ class SyncService:
     @staticmethod
     def consent_url(tenant_id: str, client_id: str) -> str:
         return consent_url(tenant_id, client_id)
+
+    def connect_certificate_thumbprint(self) -> str | None:
+        """The SHA-1 thumbprint of the certificate `connect` may use (None: secrets only)."""
+        cert = self.tenant_set.certificate
+        return cert.sha1_thumbprint if cert is not None else None
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Open the tenants and directories, finish interrupted decisions, start the
