@@ -818,7 +818,8 @@ def _check_client_assertion(
         "x5t": _b64url(cert.fingerprint(hashes.SHA1())),  # noqa: S303 - Entra's legacy id
     }
     named = [k for k in ("x5t#S256", "x5t") if k in header]
-    if not named or any(header[k] != known[k] for k in named):
+    # base64url, with or without its "=" padding (MSAL sends it padded)
+    if not named or any(str(header[k]).rstrip("=") != known[k] for k in named):
         return invalid(
             "The certificate with identifier used to sign the client assertion is not "
             f"registered on application. [Reason - The key was not found., Thumbprint of key "

@@ -196,7 +196,10 @@ class HttpxMsalClient:
         if isinstance(data, str):
             resp = self._client.post(self._url(url), content=data.encode(), **common)
         else:
-            resp = self._client.post(self._url(url), data=dict(data or {}), **common)
+            # requests (MSAL's default) sends bytes values as they are; httpx would str() them
+            # (MSAL's client assertion is bytes)
+            form = {k: v.decode() if isinstance(v, bytes) else v for k, v in (data or {}).items()}
+            resp = self._client.post(self._url(url), data=form, **common)
         return _MsalResponse(resp)
 
     def close(self) -> None:
