@@ -55,6 +55,9 @@ async def show_help(ctx: BotContext, turn: Turn, _arg: str) -> None:
 async def status(ctx: BotContext, turn: Turn, _arg: str) -> None:
     statuses = await ctx.service.status()
     await ctx.replies.card(turn, build.status_card(to_views.status_view(statuses)))
+    credentials = to_views.credential_lines(statuses)
+    if credentials:
+        await ctx.replies.card(turn, notices.credential_expiry_card(credentials))
 
 
 async def sync_now(ctx: BotContext, turn: Turn, _arg: str) -> None:

@@ -309,3 +309,14 @@ def settings_view(
         errors={SETTINGS_INPUT_OF.get(k, k): msg for k, msg in (errors or {}).items()},
         **values,
     )
+
+
+def credential_lines(statuses: Sequence[TenantStatus]) -> list[tuple[str, str, str]]:
+    """(tenant, state, message) for each tenant whose app credential is not simply fine:
+    expiring, expired or of unknown expiry (once per tenant, whatever its directories)."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for s in statuses:
+        expiry = s.credential
+        if expiry is not None and expiry.state != "ok":
+            out.setdefault(s.tenant, (s.tenant, expiry.state, expiry.message))
+    return list(out.values())

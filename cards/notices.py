@@ -145,3 +145,17 @@ def decided_all_card(what: str, done: int, other: int, actor: str, at: str) -> C
 
 def unignore_failed_card(message: str) -> Card:
     return notice_card(NoticeView("Could not un-ignore", (message,)))
+
+
+def credential_expiry_card(lines: Sequence[tuple[str, str, str]]) -> Card:
+    """After `status`: each tenant whose Entra app secret or certificate expires soon
+    (``expiring``), has ``expired``, or whose expiry is ``unknown`` — ``(tenant, state,
+    message)``. The title says the worst; soon or expired is in the warning colour."""
+    urgent = any(state in ("expiring", "expired") for _, state, _ in lines)
+    title = "An app credential expires soon" if urgent else "App credentials"
+    if any(state == "expired" for _, state, _ in lines):
+        title = "An app credential has expired"
+    card = notice_card(NoticeView(title, tuple(f"{t}: {m}" for t, _, m in lines)))
+    if urgent:
+        card["body"][0]["color"] = "Warning"
+    return card

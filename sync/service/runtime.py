@@ -36,6 +36,7 @@ class TenantRuntime:
     config: TenantConfig
     graph: GraphClient
     sim: TenantSim | None = None
+    credential: Credential | None = None  # what it signs in with (None: simulated)
 
     @property
     def name(self) -> str:
@@ -107,7 +108,7 @@ async def open_tenant(
         http=http,
         sleep=sleep,
     )
-    return TenantRuntime(cfg, graph)
+    return TenantRuntime(cfg, graph, credential=secret)
 
 
 async def open_directory(
