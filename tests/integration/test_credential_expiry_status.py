@@ -146,3 +146,32 @@ async def test_an_expired_secret_is_a_red_status_saying_to_create_a_new_one(worl
     assert "client secret expired" in str(status.error["hint"])
     text = await world.say("status")
     assert "AADSTS7000222" in text and "Certificates & secrets" in text
+
+
+async def test_the_simulator_answers_the_app_registration_in_the_documented_shape() -> None:
+    import httpx
+
+    from sync.devtools.simulator import serve_simulator
+
+    documented = json.loads((FIXTURE / "application-credentials-response.json").read_text())
+    [expected] = documented["responses"]
+    sim = TenantSim([], client_id=CLIENT)
+    sim.applications[CLIENT] = {**expected, "appId": CLIENT}
+    sim.applications[CLIENT]["passwordCredentials"][0]["secretText"] = "never shown"
+    async with serve_simulator(sim) as url, httpx.AsyncClient() as http:
+        headers = {"Authorization": f"Bearer {sim.issue_token()}"}
+        query = "$select=passwordCredentials,keyCredentials"
+        ok = await http.get(f"{url}/v1.0/applications(appId='{CLIENT}')?{query}", headers=headers)
+        missing = await http.get(f"{url}/v1.0/applications(appId='nope')", headers=headers)
+        sim.faults.applications_forbidden = True
+        denied = await http.get(f"{url}/v1.0/applications(appId='{CLIENT}')", headers=headers)
+    body = ok.json()
+    assert ok.status_code == 200
+    for kind in ("passwordCredentials", "keyCredentials"):
+        assert [sorted(c) for c in body[kind]] == [sorted(c) for c in expected[kind]]
+    assert body["passwordCredentials"][0]["secretText"] is None
+    assert body["@odata.context"].endswith("/$entity")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "Request_ResourceNotFound"
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
