@@ -313,10 +313,11 @@ def settings_view(
 
 def credential_lines(statuses: Sequence[TenantStatus]) -> list[tuple[str, str, str]]:
     """(tenant, state, message) for each tenant whose app credential is not simply fine:
-    expiring, expired or of unknown expiry (once per tenant, whatever its directories)."""
+    expiring, expired or of unknown expiry for want of the permission (once per tenant,
+    whatever its directories). A failed check ("unchecked") is not worth a card."""
     out: dict[str, tuple[str, str, str]] = {}
     for s in statuses:
         expiry = s.credential
-        if expiry is not None and expiry.state != "ok":
+        if expiry is not None and expiry.state in ("expiring", "expired", "unknown"):
             out.setdefault(s.tenant, (s.tenant, expiry.state, expiry.message))
     return list(out.values())

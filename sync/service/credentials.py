@@ -20,7 +20,9 @@ from sync.errors import GraphError, GraphPermissionDenied
 from sync.graph.auth import ClientCertificate, Credential
 from sync.graph.client import GraphClient
 
-State = Literal["ok", "expiring", "expired", "unknown"]
+# unknown: may not be read (a missing permission, shown with what to grant); unchecked: the
+# read failed for another reason (Graph down, the app registered in another tenant): not shown
+State = Literal["ok", "expiring", "expired", "unknown", "unchecked"]
 SELECT = ("passwordCredentials", "keyCredentials")
 PERMISSION = "Application.Read.All"
 GRANT_HINT = (
@@ -150,13 +152,12 @@ async def check_expiry(
     except GraphError as e:
         if local_end is not None:
             return evaluate(local_end, credential, now=now, warn_days=warn_days)
-        kind: Literal["secret", "certificate"] = "secret"
         return CredentialExpiry(
-            "unknown",
-            kind,
+            "unchecked",
+            "secret",
             None,
             None,
-            f"Expiry unknown: the app registration could not be read ({e.code}).",
+            f"Expiry not checked: the app registration could not be read ({e.code}).",
         )
     ends = credential_end(app, credential)
     if local_end is not None:

@@ -88,9 +88,10 @@ class StatusReport:
                 )
         except TimeoutError:
             expiry = CredentialExpiry(
-                "unknown", "secret", None, None, "Expiry unknown: Microsoft Graph did not answer."
+                "unchecked", "secret", None, None, "Expiry not checked: Graph did not answer."
             )
-        ttl = EXPIRY_RECHECK_UNKNOWN if expiry.state == "unknown" else EXPIRY_RECHECK
+        recheck_soon = expiry.state in ("unknown", "unchecked")
+        ttl = EXPIRY_RECHECK_UNKNOWN if recheck_soon else EXPIRY_RECHECK
         self._expiry[name] = (runtime, now + ttl, expiry)
         return expiry
 

@@ -134,6 +134,16 @@ async def test_without_application_read_all_the_expiry_is_unknown_and_says_what_
     assert "That did not work" not in text
 
 
+async def test_a_registration_graph_cannot_find_is_not_checked_and_shows_no_card(
+    world: World,
+) -> None:
+    # no registration in this tenant (a multi-tenant app lives in its home tenant): Graph 404
+    status = await connected_status(world)
+    assert status.credential is not None and status.credential.state == "unchecked"
+    assert "graph_not_found" in status.credential.message
+    assert "App credential" not in await world.say("status")
+
+
 async def test_an_expired_secret_is_a_red_status_saying_to_create_a_new_one(world: World) -> None:
     await world.service.connect(TENANT_ID, CLIENT, SecretStr(SECRET), actor=ANN)
     world.entra.faults.token_error_code = 7000222  # Entra: the secret has expired
