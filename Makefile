@@ -6,15 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test check bench e2e clean venv test-tools
 
+QUIETLY := $(PY) tools/run_quietly.py --what installing --
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || { echo "Creating the virtual environment in $(VENV)..."; \
+		$(PY) -m venv $(VENV); }
+	@echo "Installing dependencies (first run takes ~2-3 min; pip's output is kept quiet)..."
+	@$(QUIETLY) $(BIN)/python -m pip install -q --upgrade pip
+	@$(QUIETLY) $(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+	@echo "Dependencies installed."
 
 venv: $(STAMP)
 
 run: $(STAMP)
+	@echo "Starting the demo (bot, simulated tenant and Agents Playground)..."
 	$(BIN)/python -m bot.demo
 
 # tests start their own redis-server processes (TLS, Sentinel, a store they flush)

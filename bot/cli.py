@@ -14,60 +14,115 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
+from typing import NoReturn
 
 from sync.errors import InputError, SyncError
 
 log = logging.getLogger("entra_sync")
 
 
+CONFIG_HELP = "the TOML config file (default: $ENTRA_SYNC_CONFIG; none: the built-in defaults)"
+JSON_HELP = "print one JSON object instead of text"
+MANIFEST_DEFAULT = "entra-sync-app.zip"  # bot.manifest.DEFAULT_PACKAGE_NAME
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``entra-sync: error: ...`` and exit 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"entra-sync: error: {message} (see: {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (use 1 to 65535)")
+    return port
+
+
+def _version() -> str:
+    try:
+        return metadata.version("entra-sync-bot")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a checkout without `pip install`
+        return "unknown (not installed: run make venv)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="entra-sync", description="Entra Sync for Teams")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="entra-sync", description="Entra Sync for Teams")
+    p.add_argument("--version", action="version", version=f"entra-sync {_version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run the bot (local mode without Teams credentials)")
-    s.add_argument("--config")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=3978)
+    s.add_argument("--config", help=CONFIG_HELP)
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; local mode accepts only loopback)",
+    )
+    s.add_argument("--port", type=_port, default=3978, help="TCP port to listen on (default 3978)")
 
     s = sub.add_parser("simulate", help="serve a tenant file as Microsoft Graph + token endpoint")
-    s.add_argument("--tenant", required=True)
-    s.add_argument("--port", type=int, default=5980)
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--tenant", required=True, help="the tenant file (JSON: users and groups)")
+    s.add_argument("--port", type=_port, default=5980, help="TCP port (default 5980)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--throttle-every", type=int, default=None, help="every Nth request gets 429")
     s.add_argument("--fail-at", type=int, default=None, help="this request number answers 503")
 
     s = sub.add_parser("plan", help="dry run: print the proposals for a tenant and a directory")
-    s.add_argument("--tenant", required=True)
-    s.add_argument("--directory", required=True)
-    s.add_argument("--config")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--tenant", required=True, help="the tenant file (JSON: users and groups)")
+    s.add_argument("--directory", required=True, help="the directory file (JSON: users)")
+    s.add_argument("--config", help=CONFIG_HELP)
+    s.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     s = sub.add_parser("sync", help="one sync cycle as the bot runs it")
-    s.add_argument("--once", action="store_true", required=True)
-    s.add_argument("--config")
-    s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--once", action="store_true", required=True, help="run one cycle and exit (required)"
+    )
+    s.add_argument("--config", help=CONFIG_HELP)
+    s.add_argument("--json", action="store_true", help="print the summary on one line")
 
     s = sub.add_parser("manifest", help="build the Teams app package (zip)")
-    s.add_argument("--app-id", required=True)
-    s.add_argument("--out", default="entra-sync-app.zip")
+    s.add_argument(
+        "--app-id", required=True, help="the bot's Microsoft App ID (the Entra app's client ID)"
+    )
+    s.add_argument(
+        "--out",
+        default=MANIFEST_DEFAULT,
+        help=f"the zip to write, or a folder to write {MANIFEST_DEFAULT} into "
+        f"(default ./{MANIFEST_DEFAULT})",
+    )
+    s.add_argument("--config", help=CONFIG_HELP + "; its [app] table gives the package's URLs")
 
     s = sub.add_parser("bench", help="benchmark: floor, peer, read, full and delta sync")
-    s.add_argument("--users", type=int, default=100_000)
-    s.add_argument("--changes", type=float, default=1.0)
+    s.add_argument(
+        "--users", type=int, default=100_000, help="users in the simulated tenant (default 100000)"
+    )
+    s.add_argument(
+        "--changes",
+        type=float,
+        default=1.0,
+        help="percentage of users changed before the delta sync (0 to 100, default 1)",
+    )
     s.add_argument(
         "--page-latency-ms",
         type=float,
         default=0.0,
         help="time the simulated Graph takes per page of users (default 0: answers at once)",
     )
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help=JSON_HELP + " (the last line always is)")
 
     s = sub.add_parser("audit", help="the audit trail")
-    a = s.add_subparsers(dest="audit_cmd", required=True)
+    a = s.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
     e = a.add_parser("export", help="write the whole audit trail")
-    e.add_argument("--config")
-    e.add_argument("--format", choices=["csv", "json"], default="json")
+    e.add_argument("--config", help=CONFIG_HELP)
+    e.add_argument(
+        "--format", choices=["csv", "json"], default="json", help="output format (default json)"
+    )
     _state_parser(sub)
     return p
 
@@ -75,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 # --- entra-sync state: export, import, rotate-secrets (issue 16) ---------------------------
 
 
-def _state_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _state_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     s = sub.add_parser(
         "state",
         help="back up, restore and re-key the stored state (REDIS_URL, ENTRA_SYNC_REDIS_PREFIX)",
@@ -164,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except InputError as e:
-        print(f"entra-sync: error: {e.message}", file=sys.stderr)
+        hint = f" ({e.hint})" if e.hint else ""
+        print(f"entra-sync: error: {_one_line(e.message)}{_one_line(hint)}", file=sys.stderr)
         return 2
     except SyncError as e:
         hint = f" ({e.hint})" if e.hint else ""
@@ -172,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -205,16 +265,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0 if all(r.get("status") == "ok" for r in summary.get("runs", [])) else 1
     if args.cmd == "manifest":
         from bot.manifest import build_package
+        from sync.config import EnvSettings, load_config
 
-        out = build_package(args.app_id, Path(args.out))
+        config = load_config(_config_path(args.config))
+        production = not EnvSettings().local_mode  # Teams credentials: no placeholders
+        out = build_package(
+            args.app_id, Path(args.out), app=config.app, require_real_urls=production
+        )
         print(out)
         return 0
     if args.cmd == "bench":
         from sync.devtools.bench import run_bench
 
-        if not 0 <= args.page_latency_ms <= 60_000:
-            print("--page-latency-ms must be between 0 and 60000", file=sys.stderr)
-            return 2
         figures = run_bench(
             users=args.users, changes=args.changes, page_latency=args.page_latency_ms / 1000
         )

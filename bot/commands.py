@@ -63,8 +63,11 @@ async def show_help(ctx: BotContext, turn: Turn, _arg: str) -> None:
 async def status(ctx: BotContext, turn: Turn, _arg: str) -> None:
     statuses = await ctx.service.status()
     mail = await ctx.service.mail_status()
-    card = build.status_card(to_views.status_view(statuses, mail), ctx.texts(turn))
-    await ctx.replies.card(turn, card)
+    t = ctx.texts(turn)
+    await ctx.replies.card(turn, build.status_card(to_views.status_view(statuses, mail), t))
+    credentials = to_views.credential_lines(statuses)
+    if credentials:
+        await ctx.replies.card(turn, notices.credential_expiry_card(credentials, t))
 
 
 async def sync_now(ctx: BotContext, turn: Turn, _arg: str) -> None:
@@ -175,6 +178,7 @@ def connect_view(
         client_id=client_id,
         consent_url=consent,
         errors=dict(errors or {}),
+        certificate_thumbprint=ctx.service.connect_certificate_thumbprint() or "",
     )
 
 

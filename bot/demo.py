@@ -46,7 +46,7 @@ def _ensure_playground() -> bool:
     if npm is None or shutil.which("node") is None:
         print("Node.js is not installed: starting the bot only (no Agents Playground).")
         return False
-    print("Installing the Agents Playground (npm ci, once)...")
+    print("Installing the Agents Playground (npm ci, once; takes about a minute)...", flush=True)
     r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=False)
     return r.returncode == 0 and PLAYGROUND.exists()
 

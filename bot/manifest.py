@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.command_table import COMMANDS, CommandSpec
+from sync.config import AppSettings
 from sync.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 MANIFEST_DIR = Path(__file__).resolve().parent.parent / "manifest"
 TEMPLATE = MANIFEST_DIR / "manifest.template.json"
 APP_ID_PLACEHOLDER = "{{APP_ID}}"
+DEFAULT_PACKAGE_NAME = "entra-sync-app.zip"
 
 # Teams limits (platform notes; the schema allows longer titles than the client shows).
 MAX_COMMAND_LISTS = 3
@@ -128,10 +131,61 @@ def _package_version() -> str:
         return "0.1.0"
 
 
-def build_manifest(app_id: str, *, template: Path = TEMPLATE) -> dict[str, Any]:
-    """The manifest for ``app_id`` as a dict: the template plus id, version and commands."""
+PLACEHOLDER_HOST = "example.com"
+URL_FIELDS = {
+    "website_url": "websiteUrl",
+    "privacy_url": "privacyUrl",
+    "terms_url": "termsOfUseUrl",
+}
+
+
+def apply_app_settings(manifest: dict[str, Any], app: AppSettings) -> None:
+    """The publisher's pages and name, and the bot's host, from the config's ``[app]`` table."""
+    developer = manifest["developer"]
+    for setting, key in URL_FIELDS.items():
+        value = getattr(app, setting)
+        if value is not None:
+            developer[key] = value
+    if app.developer_name is not None:
+        developer["name"] = app.developer_name
+    if app.domain is not None and app.domain not in manifest["validDomains"]:
+        manifest["validDomains"].append(app.domain)
+
+
+def placeholder_urls(manifest: dict[str, Any]) -> list[str]:
+    """The ``[app]`` settings whose URL in ``manifest`` is still the example.com placeholder."""
+    out = []
+    for setting, key in URL_FIELDS.items():
+        host = urlsplit(str(manifest["developer"].get(key, ""))).hostname or ""
+        if host == PLACEHOLDER_HOST or host.endswith("." + PLACEHOLDER_HOST):
+            out.append(setting)
+    return out
+
+
+def build_manifest(
+    app_id: str,
+    *,
+    template: Path = TEMPLATE,
+    app: AppSettings | None = None,
+    require_real_urls: bool = False,
+) -> dict[str, Any]:
+    """The manifest for ``app_id`` as a dict: the template plus id, version and commands, with
+    the URLs of ``app`` (the config's ``[app]``). Placeholder URLs left: refused with
+    ``require_real_urls`` (a bot with credentials is going to production), else a warning."""
     guid = validate_app_id(app_id)
     manifest: dict[str, Any] = json.loads(template.read_text(encoding="utf-8"))
+    apply_app_settings(manifest, app or AppSettings())
+    missing = placeholder_urls(manifest)
+    if missing:
+        what = ", ".join(missing)
+        if require_real_urls:
+            raise InputError(
+                f"manifest: the app package would show example.com pages ({what})",
+                hint="Set them under [app] in the config file (https addresses of your "
+                "organisation's pages), then build the package again.",
+                code="placeholder_urls",
+            )
+        log.warning("manifest: example.com placeholders in the package; set [app] %s", what)
     if manifest.get("id") != APP_ID_PLACEHOLDER:
         raise InputError(f"{template}: 'id' must be {APP_ID_PLACEHOLDER}")
     manifest["id"] = guid
@@ -150,18 +204,35 @@ def build_manifest(app_id: str, *, template: Path = TEMPLATE) -> dict[str, Any]:
     return manifest
 
 
-def build_package(app_id: str, out: Path) -> Path:
-    """Write the sideloadable app package (zip) to ``out`` and return its path.
+def build_package(
+    app_id: str,
+    out: Path,
+    *,
+    app: AppSettings | None = None,
+    require_real_urls: bool = False,
+) -> Path:
+    """Write the sideloadable app package (zip) to ``out`` and return its path. ``out`` may
+    be a folder (existing, or written with a trailing slash): the zip is
+    ``<folder>/entra-sync-app.zip`` then.
 
-    Raises :class:`sync.errors.InputError` (code ``bad_app_id``) when ``app_id`` is not a GUID.
+    Raises :class:`sync.errors.InputError` (code ``bad_app_id``) when ``app_id`` is not a GUID,
+    and when ``out`` cannot be written.
     """
-    manifest = build_manifest(app_id)
+    manifest = build_manifest(app_id, app=app, require_real_urls=require_real_urls)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        z.writestr(manifest["icons"]["color"], color_icon())
-        z.writestr(manifest["icons"]["outline"], outline_icon())
+    if out.is_dir() or str(out).endswith(("/", "\\")):
+        out = out / DEFAULT_PACKAGE_NAME
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            z.writestr(manifest["icons"]["color"], color_icon())
+            z.writestr(manifest["icons"]["outline"], outline_icon())
+    except OSError as e:
+        raise InputError(
+            f"--out {out}: cannot write the app package ({e.strerror or e})",
+            code="bad_output_path",
+        ) from None
     log.info("manifest: wrote %s for app %s", out, manifest["id"])
     return out
 

@@ -414,3 +414,15 @@ def _filter_preview(outcome: SettingsOutcome | None) -> dict[str, Any]:
         for i in outcome.impacts
     )
     return {"filter_impacts": impacts, "filter_confirm": outcome.confirm_token}
+
+
+def credential_lines(statuses: Sequence[TenantStatus]) -> list[tuple[str, str, str]]:
+    """(tenant, state, message) for each tenant whose app credential is not simply fine:
+    expiring, expired or of unknown expiry for want of the permission (once per tenant,
+    whatever its directories). A failed check ("unchecked") is not worth a card."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for s in statuses:
+        expiry = s.credential
+        if expiry is not None and expiry.state in ("expiring", "expired", "unknown"):
+            out.setdefault(s.tenant, (s.tenant, expiry.state, expiry.message))
+    return list(out.values())

@@ -298,12 +298,12 @@ async def settings_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card
 
 
 def _missing_connect_fields(
-    tenant_id: str, client_id: str, secret: str, texts: Texts = ENGLISH
+    tenant_id: str, client_id: str, secret: str, certificate: bool, texts: Texts = ENGLISH
 ) -> dict[str, str]:
     required = {
         "tenant_id": (tenant_id, texts("The tenant id is required.")),
         "client_id": (client_id, texts("The client id is required.")),
-        "client_secret": (secret, texts("The client secret is required.")),
+        "client_secret": (secret or certificate, texts("The client secret is required.")),
     }
     return {name: msg for name, (val, msg) in required.items() if not val}
 
@@ -319,7 +319,8 @@ async def connect_save(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     def form(errors: Mapping[str, str]) -> Card:
         return build.connect_card(connect_view(ctx, errors, tenant_id, client_id), t)
 
-    missing = _missing_connect_fields(tenant_id, client_id, secret, t)
+    certificate = bool(ctx.service.connect_certificate_thumbprint())
+    missing = _missing_connect_fields(tenant_id, client_id, secret, certificate, t)
     if missing:
         return form(missing)
     try:

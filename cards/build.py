@@ -1334,11 +1334,18 @@ def connect_card(view: ConnectView, texts: Texts = ENGLISH) -> Card:
             "id": "client_secret",
             "label": t("Client secret (its Value, not its Secret ID)"),
             "style": "password",
-            "isRequired": True,
+            "isRequired": not view.certificate_thumbprint,
             "errorMessage": t("The client secret is required."),
         },
         e,
     )
+    if view.certificate_thumbprint:
+        body.append(
+            _text(
+                "Or leave the secret empty: the bot signs in with its certificate (thumbprint "
+                f"{view.certificate_thumbprint}; upload it under Certificates & secrets)."
+            )
+        )
     if view.consent_url:
         body.append(
             _text(

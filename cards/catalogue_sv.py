@@ -378,4 +378,8 @@ SWEDISH: Mapping[str, str] = {
         "kommaseparerade; tomt: ingen e\u2011post)"
     ),
     "e.g. servicedesk@contoso.com": "t.ex. servicedesk@contoso.com",
+    # --- app credentials ---
+    "App credentials": "Appens autentiseringsuppgifter",
+    "An app credential expires soon": "En autentiseringsuppgift för appen går snart ut",
+    "An app credential has expired": "En autentiseringsuppgift för appen har gått ut",
 }

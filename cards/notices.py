@@ -152,3 +152,16 @@ def settings_saved_card(actor: str, at: At, texts: Texts = ENGLISH) -> Card:
 
 def unignore_failed_card(message: str, texts: Texts = ENGLISH) -> Card:
     return notice_card(NoticeView(texts("Could not un-ignore"), (message,)))
+
+
+def credential_expiry_card(lines: Sequence[tuple[str, str, str]], texts: Texts = ENGLISH) -> Card:
+    """After `status`: each tenant whose Entra app secret or certificate expires soon
+    (``expiring``), has ``expired``, or whose expiry is ``unknown`` - ``(tenant, state,
+    message)``. The title says the worst, with a warning sign (text is never coloured)."""
+    t = texts
+    title = t("App credentials")
+    if any(state in ("expiring", "expired") for _, state, _ in lines):
+        title = "\u26a0\ufe0f " + t("An app credential expires soon")
+    if any(state == "expired" for _, state, _ in lines):
+        title = "\u26a0\ufe0f " + t("An app credential has expired")
+    return notice_card(NoticeView(title, tuple(f"{name}: {m}" for name, _, m in lines)))

@@ -309,6 +309,8 @@ class ConnectView:
     client_id: str = ""
     consent_url: str = ""  # see cards.text.admin_consent_url
     errors: Mapping[str, str] = field(default_factory=dict)  # input id -> message
+    # the bot has a certificate (SHA-1 thumbprint, as Entra shows it): the secret is optional
+    certificate_thumbprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

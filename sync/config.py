@@ -253,11 +253,49 @@ class NotifySettings(_Strict):
         return self
 
 
+_HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+
+
+class AppSettings(_Strict):
+    """What the Teams app package (``entra-sync manifest``) shows admins and users: the
+    publisher's pages (https) and the bot's public host name. Unset: the template's
+    placeholders (example.com), which ``manifest`` refuses once the bot has credentials."""
+
+    developer_name: str | None = Field(default=None, min_length=1, max_length=32)
+    website_url: str | None = None
+    privacy_url: str | None = None
+    terms_url: str | None = None
+    domain: str | None = None  # e.g. "sync.contoso.com": added to the package's validDomains
+
+    @field_validator("website_url", "privacy_url", "terms_url")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https://[^\s/?#]+\.[^\s/?#]+(/\S*)?$", v):
+            raise ValueError(f"'{v}' is not an https:// address (Teams accepts only https)")
+        return v
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str | None) -> str | None:
+        if v is not None and not _HOST.match(v):
+            raise ValueError(f"'{v}' is not a host name like sync.contoso.com (no https://)")
+        return v
+
+
+class CredentialSettings(_Strict):
+    """When ``status`` warns that an Entra app's client secret or certificate expires."""
+
+    warn_days: int = Field(default=30, ge=1, le=365)
+
+
 class TenantConfig(_Strict):
     name: str
     tenant_id: str | None = None
     client_id: str | None = None
     client_secret_env: str | None = None
+    # or a certificate: a PEM file (private key + certificate) or a .pfx; relative to the file
+    client_certificate: str | None = None
+    client_certificate_password_env: str | None = None  # for an encrypted key or a .pfx
     directory: str = "main"
     directories: tuple[str, ...] = ()
     simulate: str | None = None
@@ -268,8 +306,8 @@ class TenantConfig(_Strict):
     def _either(self) -> TenantConfig:
         if self.simulate is None and not (self.tenant_id and self.client_id):
             raise ValueError(
-                f"tenant '{self.name}': give tenant_id, client_id and client_secret_env, "
-                'or simulate = "tenant.json"'
+                f"tenant '{self.name}': give tenant_id, client_id and client_secret_env (or "
+                'client_certificate), or simulate = "tenant.json"'
             )
         return self
 
@@ -303,6 +341,8 @@ class Config(BaseModel):
     guard: GuardSettings = GuardSettings()
     bot: BotSettings = BotSettings()
     notify: NotifySettings = NotifySettings()
+    app: AppSettings = AppSettings()
+    credentials: CredentialSettings = CredentialSettings()
     tenants: tuple[TenantConfig, ...] = ()
     directories: tuple[DirectoryConfig, ...] = (DirectoryConfig(),)
     base_dir: Path = Path()
@@ -379,6 +419,9 @@ class EnvSettings(BaseSettings):
     ENTRA_SYNC_SECRET_KEY: SecretStr | None = None  # Fernet key for secrets at rest in Redis
     ENTRA_SYNC_METRICS_TOKEN: SecretStr | None = None  # bearer token for /metrics (else loopback)
     ENTRA_SYNC_SECRET_KEYS_OLD: SecretStr | None = None  # comma-separated keys still read
+    # the certificate `connect` in Teams signs in with when the secret is left empty
+    ENTRA_SYNC_CLIENT_CERTIFICATE: str | None = None  # PEM (key + certificate) or .pfx path
+    ENTRA_SYNC_CLIENT_CERTIFICATE_PASSWORD: SecretStr | None = None
 
     @property
     def local_mode(self) -> bool:

@@ -150,7 +150,19 @@ AADSTS_HINTS: dict[int, str] = {
         "The client secret is wrong. Paste the secret's Value (shown once when it is created), "
         "not its Secret ID. If you just created it, wait a minute and try again."
     ),
-    7000222: "The client secret has expired. Create a new secret for the app and connect again.",
+    7000222: (
+        "The client secret expired: create a new one in Entra > App registrations > your app > "
+        "Certificates & secrets and run connect (or update the secret's environment variable)."
+    ),
+    700027: (
+        "Entra does not know the certificate the bot signs in with (or the signature is wrong). "
+        "Upload the certificate's public part (.cer/.pem) in Entra > App registrations > your "
+        "app > Certificates & secrets, and check that its thumbprint matches."
+    ),
+    700024: (
+        "The certificate sign-in was outside its valid time: check the clock of the machine "
+        "the bot runs on (it must be within 5 minutes of the real time)."
+    ),
     700016: (
         "The client id is not an app in this tenant. Check the Application (client) ID and the "
         "tenant id, and that the app was consented in this tenant."

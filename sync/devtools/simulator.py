@@ -90,6 +90,7 @@ class Faults:
     forbidden: bool = False  # Graph answers 403 Authorization_RequestDenied
     delta_expired: bool = False  # delta/deltatoken requests answer 410 syncStateNotFound
     malformed: bool = False  # the first page of users carries a malformed user
+    applications_forbidden: bool = False  # no Application.Read.All: applications answer 403
     page_latency: float = 0.0  # seconds each users or delta page takes (Graph's own time)
 
 
@@ -139,6 +140,7 @@ class TenantSim:
         *,
         client_id: str | None = None,
         client_secret: str | None = None,
+        client_certificate: str | None = None,
         faults: Faults | None = None,
         delta_page_size: int = DEFAULT_DELTA_PAGE,
         full_delta_objects: bool = False,
@@ -152,6 +154,10 @@ class TenantSim:
         self._groups: dict[str, dict[str, Any]] = {}
         self.client_id = client_id
         self.client_secret = client_secret
+        # the app's certificate (PEM, public part): client assertions are checked against it
+        self.client_certificate = client_certificate
+        # application objects by appId (GET /applications(appId='...')); see _application
+        self.applications: dict[str, dict[str, Any]] = {}
         self.faults = faults if faults is not None else Faults()
         self.delta_page_size = delta_page_size
         self.full_delta_objects = full_delta_objects
@@ -764,7 +770,11 @@ async def _token(request: web.Request) -> web.Response:
             AADSTS_APP_NOT_FOUND,
             f"Application with identifier '{client_id}' was not found in the directory.",
         )
-    if sim.client_secret is not None and form.get("client_secret") != sim.client_secret:
+    if "client_assertion" in form or "client_assertion_type" in form:
+        refused = _check_client_assertion(request, form, client_id)
+        if refused is not None:
+            return refused
+    elif sim.client_secret is not None and form.get("client_secret") != sim.client_secret:
         return _token_error(
             401,
             "invalid_client",
@@ -784,6 +794,142 @@ async def _token(request: web.Request) -> web.Response:
         "ext_expires_in": 3599,
         "access_token": sim.issue_token(),
     }
+    return _json(_dumps(body))
+
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+AADSTS_ASSERTION_INVALID = 700027  # signature / unregistered certificate
+AADSTS_ASSERTION_EXPIRED = 700024  # outside its valid time range
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _check_client_assertion(
+    request: web.Request, form: Mapping[str, Any], client_id: str
+) -> web.Response | None:
+    """Entra's certificate-credential check (learn.microsoft.com/entra/identity-platform/
+    certificate-credentials): ``client_assertion_type`` is the jwt-bearer URN; the assertion
+    is a JWT (PS256, or RS256 with the older SHA-1 ``x5t``) whose header names the registered
+    certificate by thumbprint (``x5t#S256`` or ``x5t``), signed by its key, with ``aud`` the
+    token endpoint, ``iss`` = ``sub`` = the client id, ``jti``, and ``nbf`` <= now < ``exp``."""
+    import jwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    sim = request.app[SIM_KEY]
+    if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+        return _token_error(
+            400,
+            "invalid_request",
+            50027,
+            f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}.",
+        )
+    assertion = str(form.get("client_assertion", ""))
+
+    def invalid(text: str, code: int = AADSTS_ASSERTION_INVALID) -> web.Response:
+        return _token_error(401, "invalid_client", code, text)
+
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError:
+        return invalid("The client assertion is not a JWT.")
+    if sim.client_certificate is None:
+        return invalid("No certificate is registered for the app; the assertion was not accepted.")
+    cert = x509.load_pem_x509_certificate(sim.client_certificate.encode())
+    known = {
+        "x5t#S256": _b64url(cert.fingerprint(hashes.SHA256())),
+        "x5t": _b64url(cert.fingerprint(hashes.SHA1())),  # noqa: S303 - Entra's legacy id
+    }
+    named = [k for k in ("x5t#S256", "x5t") if k in header]
+    # base64url, with or without its "=" padding (MSAL sends it padded)
+    if not named or any(str(header[k]).rstrip("=") != known[k] for k in named):
+        return invalid(
+            "The certificate with identifier used to sign the client assertion is not "
+            f"registered on application. [Reason - The key was not found., Thumbprint of key "
+            f"used by client: '{header.get('x5t#S256') or header.get('x5t') or ''}']"
+        )
+    if header.get("alg") not in ("PS256", "RS256"):
+        return invalid(f"The client assertion uses alg {header.get('alg')!r}; PS256 expected.")
+    audience = f"https://{request.host}/{request.match_info['tenant']}/oauth2/v2.0/token"
+    try:
+        claims = jwt.decode(
+            assertion,
+            key=cert.public_key(),  # type: ignore[arg-type]
+            algorithms=[str(header["alg"])],
+            audience=audience,
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+        )
+    except jwt.InvalidAudienceError:
+        return invalid(f"The audience of the client assertion must be {audience}.")
+    except jwt.PyJWTError:
+        return invalid("Client assertion failed signature validation.")
+    if claims.get("iss") != client_id or claims.get("sub") != client_id or not claims.get("jti"):
+        return invalid("The client assertion's iss and sub must be the client id, with a jti.")
+    now = sim.now().timestamp()
+    exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+    if not isinstance(exp, int | float) or not isinstance(nbf, int | float):
+        return invalid("The client assertion needs numeric exp and nbf claims.")
+    if not nbf - 300 <= now < exp:  # Entra allows 5 minutes of clock skew
+        return invalid(
+            "Client assertion is not within its valid time range.", AADSTS_ASSERTION_EXPIRED
+        )
+    return None
+
+
+def _application_gate(request: web.Request) -> web.Response | None:
+    """Authentication of a Graph request (apart from the users endpoints' fault counters)."""
+    sim = request.app[SIM_KEY]
+    sim.requests["application"] += 1
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or not sim.token_valid(auth[7:].strip()):
+        return _graph_error(401, "InvalidAuthenticationToken", "Access token validation failure.")
+    if sim.faults.applications_forbidden or sim.faults.forbidden:
+        return _graph_error(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
+    return None
+
+
+_APP_BY_APP_ID = re.compile(r"^applications\(appId='([^']+)'\)$")
+_APP_PROPERTIES = ("id", "appId", "displayName", "passwordCredentials", "keyCredentials")
+
+
+async def _application(request: web.Request) -> web.Response:
+    """``GET /applications(appId='{appId}')?$select=...`` (learn.microsoft.com/graph/api/
+    application-get): the application object; ``secretText`` and ``key`` are always null."""
+    m = _APP_BY_APP_ID.match(request.match_info["segment"])
+    if m is None:
+        return _graph_error(400, "BadRequest", "Resource not found for the segment.")
+    denied = _application_gate(request)
+    if denied is not None:
+        return denied
+    app_obj = request.app[SIM_KEY].applications.get(m.group(1))
+    if app_obj is None:
+        return _graph_error(
+            404,
+            "Request_ResourceNotFound",
+            f"Resource '{m.group(1)}' does not exist or one of its queried reference-property "
+            "objects are not present.",
+        )
+    raw = request.query.get("$select")
+    fields = _parse_select(raw) if raw is not None else _APP_PROPERTIES
+    if isinstance(fields, web.Response):
+        return fields
+    body: dict[str, Any] = {
+        "@odata.context": f"{_origin(request)}/v1.0/$metadata#applications({','.join(fields)})"
+        "/$entity"
+    }
+    for name in fields:
+        if name not in app_obj and name in ("id", "appId", "displayName"):
+            continue  # a test's registration without them
+        value = app_obj.get(name)
+        if name == "passwordCredentials":
+            value = [{**c, "secretText": None} for c in value or []]
+        elif name == "keyCredentials":
+            value = [{**c, "key": None} for c in value or []]
+        body[name] = value
     return _json(_dumps(body))
 
 
@@ -904,6 +1050,7 @@ def make_app(sim: TenantSim) -> web.Application:
     app.router.add_get("/v1.0/users/delta", _delta)
     app.router.add_get("/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user", _members)
     app.router.add_post("/v1.0/users/{uid}/sendMail", _send_mail)
+    app.router.add_get("/v1.0/{segment:applications\\(.*}", _application)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", _token)
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", _openid_configuration)
     return app

@@ -12,6 +12,9 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -26,6 +29,94 @@ log = logging.getLogger(__name__)
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_RESOURCE = "https://graph.microsoft.com"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A certificate credential of the Entra app: the private key (PEM, unencrypted, kept as a
+    SecretStr) and the public certificate (PEM) whose thumbprints Entra knows. The client
+    assertion MSAL signs with it carries ``x5t#S256`` (and ``x5c``), as Microsoft documents
+    for certificate credentials (PS256)."""
+
+    private_key_pem: SecretStr
+    certificate_pem: str
+    sha1_thumbprint: str  # hex, upper case: what Entra shows under Certificates & secrets
+    sha256_thumbprint: str  # hex
+    not_after: datetime
+
+    def __repr__(self) -> str:
+        return f"ClientCertificate(thumbprint={self.sha1_thumbprint}, not_after={self.not_after})"
+
+    def msal_credential(self) -> dict[str, str]:
+        """MSAL's ``client_credential``: with ``public_certificate`` and no ``thumbprint``,
+        MSAL (>= 1.35) signs with PS256 and sends the SHA-256 thumbprint (``x5t#S256``)."""
+        return {
+            "private_key": self.private_key_pem.get_secret_value(),
+            "public_certificate": self.certificate_pem,
+        }
+
+
+def load_client_certificate(
+    path: str | Path, password: SecretStr | None = None
+) -> ClientCertificate:
+    """Read a certificate credential: a PEM file holding the private key and the certificate
+    (in either order), or a PKCS#12 file (``.pfx`` / ``.p12``). Raises ConfigError naming the
+    file and what is wrong; never shows key material."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the certificate file ({e.strerror})") from None
+    secret = password.get_secret_value().encode() if password else None
+    key: object
+    try:
+        if b"-----BEGIN" in raw:
+            key = serialization.load_pem_private_key(raw, password=secret)
+            certs = x509.load_pem_x509_certificates(raw)
+        else:
+            key, cert0, _ = pkcs12.load_key_and_certificates(raw, secret)
+            certs = [cert0] if cert0 is not None else []
+    except (ValueError, TypeError) as e:
+        why = "wrong or missing password" if "password" in str(e).lower() else "not readable"
+        raise ConfigError(
+            f"{p}: the certificate file is {why} (expected a PEM file with the private key and "
+            "the certificate, or a .pfx file)"
+        ) from None
+    if key is None or not certs:
+        raise ConfigError(f"{p}: the file needs both the private key and the certificate")
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(f"{p}: Entra app certificates use RSA keys; this key is not RSA")
+    mine = key.public_key().public_numbers()
+    cert = next(
+        (
+            c
+            for c in certs
+            if isinstance(pub := c.public_key(), rsa.RSAPublicKey) and pub.public_numbers() == mine
+        ),
+        None,
+    )
+    if cert is None:
+        raise ConfigError(f"{p}: no certificate in the file matches its private key")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return ClientCertificate(
+        private_key_pem=SecretStr(key_pem),
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        sha1_thumbprint=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - Entra's id
+        sha256_thumbprint=cert.fingerprint(hashes.SHA256()).hex(),
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+Credential = SecretStr | ClientCertificate
 
 
 @runtime_checkable
@@ -105,7 +196,10 @@ class HttpxMsalClient:
         if isinstance(data, str):
             resp = self._client.post(self._url(url), content=data.encode(), **common)
         else:
-            resp = self._client.post(self._url(url), data=dict(data or {}), **common)
+            # requests (MSAL's default) sends bytes values as they are; httpx would str() them
+            # (MSAL's client assertion is bytes)
+            form = {k: v.decode() if isinstance(v, bytes) else v for k, v in (data or {}).items()}
+            resp = self._client.post(self._url(url), data=form, **common)
         return _MsalResponse(resp)
 
     def close(self) -> None:
@@ -146,7 +240,8 @@ def _aadsts_from_text(text: str) -> int | None:
 
 
 class MsalTokenProvider:
-    """App-only tokens for one tenant via MSAL's client-credentials flow.
+    """App-only tokens for one tenant via MSAL's client-credentials flow, with a client secret
+    or a certificate (a signed client assertion).
 
     The MSAL app is built lazily (its constructor does HTTP) in a worker thread and cached; a
     failed build is not cached. The secret is a SecretStr and never appears in logs or errors.
@@ -156,7 +251,7 @@ class MsalTokenProvider:
         self,
         tenant_id: str,
         client_id: str,
-        client_secret: SecretStr,
+        client_secret: Credential,
         *,
         authority_host: str = DEFAULT_AUTHORITY_HOST,
         graph_resource: str = DEFAULT_GRAPH_RESOURCE,
@@ -177,7 +272,7 @@ class MsalTokenProvider:
 
     @classmethod
     def for_tenant(
-        cls, tenant: TenantConfig, secret: SecretStr, *, http: httpx.Client | None = None
+        cls, tenant: TenantConfig, secret: Credential, *, http: httpx.Client | None = None
     ) -> MsalTokenProvider:
         """The provider for a configured tenant (``authority_host`` may name a simulator)."""
         if not tenant.tenant_id or not tenant.client_id:
@@ -192,6 +287,12 @@ class MsalTokenProvider:
             http=http,
         )
 
+    @property
+    def credential(self) -> Credential:
+        """What the app signs in with (for the expiry check: a secret's first characters are
+        its ``hint`` in Graph; a certificate's thumbprint its ``customKeyIdentifier``)."""
+        return self._secret
+
     def __repr__(self) -> str:
         return f"MsalTokenProvider(tenant_id={self.tenant_id!r}, client_id={self.client_id!r})"
 
@@ -204,7 +305,11 @@ class MsalTokenProvider:
             if self._app is None:
                 self._app = msal.ConfidentialClientApplication(
                     self.client_id,
-                    client_credential=self._secret.get_secret_value(),
+                    client_credential=(
+                        self._secret.msal_credential()
+                        if isinstance(self._secret, ClientCertificate)
+                        else self._secret.get_secret_value()
+                    ),
                     authority=self.authority,
                     http_client=self._http,
                     validate_authority=self._official,

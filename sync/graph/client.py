@@ -360,6 +360,18 @@ class GraphClient:
 
         return await self.retry.run(attempt, sleep=self._sleep)
 
+    async def application(self, app_id: str, select: Sequence[str]) -> dict[str, Any]:
+        """The app registration with ``appId`` (``GET /applications(appId='...')``), only the
+        ``select``ed properties. Needs Application.Read.All; raises GraphPermissionDenied (403),
+        GraphNotFound (404: the app is registered in another tenant) or another GraphError."""
+        key = quote(app_id.replace("'", "''"), safe="")
+        url = f"{self.base_url}/applications(appId='{key}')?$select={','.join(select)}"
+        token = await self._tokens.token()
+        body, _ = await self._get(
+            url, token, what="the app registration", group=None, delta=False, sent=None
+        )
+        return body
+
     @staticmethod
     def select_param(select: Sequence[str]) -> str:
         """``$select``: the attributes (nested ones by their parent), id, accountEnabled."""

@@ -8,10 +8,22 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
+from sync.config import EnvSettings
 from sync.directories.base import UserPatch
 from sync.errors import InputError
+from sync.graph.auth import ClientCertificate, load_client_certificate
 from sync.service.records import CONNECTED, Actor, RunResult, TenantStatus
 from sync.service.shared import Shared
+
+
+def connect_certificate(env: EnvSettings) -> ClientCertificate | None:
+    """The certificate `connect` uses when the admin leaves the secret empty (read once at
+    start; a bad file is a ConfigError naming it)."""
+    if not env.ENTRA_SYNC_CLIENT_CERTIFICATE:
+        return None
+    return load_client_certificate(
+        env.ENTRA_SYNC_CLIENT_CERTIFICATE, env.ENTRA_SYNC_CLIENT_CERTIFICATE_PASSWORD
+    )
 
 
 def consent_url(tenant_id: str, client_id: str) -> str:
@@ -36,16 +48,20 @@ class TenantConnection:
     async def connect(
         self, tenant_id: str, client_id: str, secret: SecretStr, *, actor: Actor
     ) -> TenantStatus:
-        """Prove the credentials first (a token request to Entra): refused, they raise the
-        AuthError whose AADSTS code says the fix, and the credentials in force stay. Proven,
-        they replace the stored ones (never audited: the secret), the tenant is reopened and
-        synced, and its status returned."""
+        """With ``secret`` empty, the bot's certificate (``ENTRA_SYNC_CLIENT_CERTIFICATE``) is
+        the credential. Prove the credentials first (a token request to Entra): refused, they
+        raise the AuthError whose AADSTS code says the fix, and the credentials in force stay.
+        Proven, they replace the stored ones (never audited: the secret), the tenant is reopened
+        and synced, and its status returned."""
         tenant_id, client_id = tenant_id.strip(), client_id.strip()
-        if not tenant_id or not client_id or not secret.get_secret_value().strip():
+        credential = self._tenants.connect_credential(secret)
+        if not tenant_id or not client_id or credential is None:
             raise InputError("tenant id, client id and client secret are all needed")
-        await self._tenants.prove_connected(tenant_id, client_id, secret)
+        await self._tenants.prove_connected(tenant_id, client_id, credential)
+        # an empty secret stored: the tenant signs in with the bot's certificate
+        stored = secret if isinstance(credential, SecretStr) else SecretStr("")
         await self._store.tenant_credentials.set_credentials(
-            CONNECTED, tenant_id, client_id, secret
+            CONNECTED, tenant_id, client_id, stored
         )
         self._tenants.runtimes.pop(CONNECTED, None)
         await self._tenants.open_connected()

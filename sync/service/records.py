@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from sync.errors import SyncError
 from sync.models import Blocked, Kind, Proposal, ProposalState
+from sync.service.credentials import CredentialExpiry
 
 Trigger = Literal["manual", "scheduled", "user"]
 
@@ -93,6 +94,7 @@ class TenantStatus:
     synced: int
     syncable: int
     pending: Mapping[str, int]
+    credential: CredentialExpiry | None = None  # the app secret's / certificate's expiry
 
 
 # Listeners the bot registers: an item decided elsewhere (to update its card in place), a run

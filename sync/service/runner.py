@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync.config import EnvSettings, load_config
+from sync.errors import InputError
 from sync.service.service import RunResult, SyncService
 from sync.state.connection import make_redis
 from sync.state.keys import Keys
@@ -46,6 +47,12 @@ def summarize(r: RunResult) -> dict[str, Any]:
     }
 
 
+NO_TENANT = (
+    "no tenant is configured: run `connect` in Teams (type connect to the bot in a personal "
+    "chat) or add a [[tenants]] table to the config file (--config or ENTRA_SYNC_CONFIG)"
+)
+
+
 async def sync_once(
     config_path: str | None, *, env: EnvSettings | None = None, keys: Keys | None = None
 ) -> dict[str, Any]:
@@ -62,6 +69,8 @@ async def sync_once(
     )
     await service.start(scheduler=False)
     try:
+        if not service.tenant_set.names():
+            raise InputError(NO_TENANT)
         results = await service.run_sync(trigger="scheduled")
     finally:
         await service.stop()

@@ -19,7 +19,7 @@ from sync.devtools.simulator import TenantSim, load_tenant_file, serve_simulator
 from sync.directories.base import Directory
 from sync.directories.builtin import BuiltinDirectory
 from sync.errors import ConfigError
-from sync.graph.auth import MsalTokenProvider
+from sync.graph.auth import Credential, MsalTokenProvider, load_client_certificate
 from sync.graph.client import GraphClient
 from sync.state.keys import Keys
 
@@ -36,10 +36,36 @@ class TenantRuntime:
     config: TenantConfig
     graph: GraphClient
     sim: TenantSim | None = None
+    credential: Credential | None = None  # what it signs in with (None: simulated)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+
+def tenant_credential(cfg: TenantConfig, config: Config) -> Credential:
+    """The tenant's credential from the config: its certificate file, else the secret in the
+    environment variable ``client_secret_env``."""
+    if cfg.client_certificate:
+        pw_env = cfg.client_certificate_password_env
+        password = os.environ.get(pw_env) if pw_env else None
+        if pw_env and not password:
+            raise ConfigError(
+                f"tenant '{cfg.name}': the environment variable {pw_env} "
+                "(client_certificate_password_env) is not set"
+            )
+        return load_client_certificate(
+            config.resolve(cfg.client_certificate), SecretStr(password) if password else None
+        )
+    env_name = cfg.client_secret_env
+    value = os.environ.get(env_name) if env_name else None
+    if not value:
+        raise ConfigError(
+            f"tenant '{cfg.name}': the client secret is missing; set the environment "
+            f"variable {env_name or '(client_secret_env)'}, give client_certificate, or use "
+            "'connect' in Teams"
+        )
+    return SecretStr(value)
 
 
 async def open_tenant(
@@ -49,7 +75,7 @@ async def open_tenant(
     *,
     http: httpx.AsyncClient,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    secret: SecretStr | None = None,
+    secret: Credential | None = None,
     observe: Callable[[int | None], None] | None = None,
 ) -> TenantRuntime:
     """Build the Graph client for a tenant; resources are closed with ``stack``. ``observe``
@@ -71,14 +97,7 @@ async def open_tenant(
         log.info("tenant %s: simulated from %s on %s", cfg.name, cfg.simulate, base)
         return TenantRuntime(cfg, graph, sim)
     if secret is None:
-        env_name = cfg.client_secret_env
-        value = os.environ.get(env_name) if env_name else None
-        if not value:
-            raise ConfigError(
-                f"tenant '{cfg.name}': the client secret is missing; set the environment "
-                f"variable {env_name or '(client_secret_env)'} or use 'connect' in Teams"
-            )
-        secret = SecretStr(value)
+        secret = tenant_credential(cfg, config)
     assert cfg.tenant_id and cfg.client_id  # checked by TenantConfig
     if cfg.authority_host:
         tokens = MsalTokenProvider(
@@ -94,7 +113,7 @@ async def open_tenant(
         sleep=sleep,
         observe=observe,
     )
-    return TenantRuntime(cfg, graph)
+    return TenantRuntime(cfg, graph, credential=secret)
 
 
 async def open_directory(

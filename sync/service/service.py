@@ -32,7 +32,7 @@ from sync.mail.notifier import MailNotifier
 from sync.metrics import Metrics
 from sync.models import Kind
 from sync.service.applying import Applier
-from sync.service.connection import TenantConnection, consent_url
+from sync.service.connection import TenantConnection, connect_certificate, consent_url
 from sync.service.decisions import Decisions
 from sync.service.digests import CardDigests
 from sync.service.health import Health
@@ -97,7 +97,13 @@ class SyncService:
         self.store = StateStore(redis, keys, clock=clock, box=self.box)
         self.conversations = self.store.conversations
         self.tenant_set = Tenants(
-            self.live, self.store, redis=redis, keys=keys, sleep=sleep, metrics=self.metrics
+            self.live,
+            self.store,
+            redis=redis,
+            keys=keys,
+            sleep=sleep,
+            certificate=connect_certificate(env),
+            metrics=self.metrics,
         )
         self.reader = EntraReader(self.store.snapshots, clock)
         self.listeners = Listeners()
@@ -203,6 +209,11 @@ class SyncService:
         for d in decisions or ():
             self.observer.decided(verb, actor, d)
         return decisions
+
+    def connect_certificate_thumbprint(self) -> str | None:
+        """The SHA-1 thumbprint of the certificate `connect` may use (None: secrets only)."""
+        cert = self.tenant_set.certificate
+        return cert.sha1_thumbprint if cert is not None else None
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Open the tenants and directories, finish interrupted decisions, start the

@@ -3,15 +3,23 @@ directory users an admin may link to."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync.errors import AuthError, GraphPermissionDenied
 from sync.models import DirectoryUser, Kind
+from sync.service.credentials import CredentialExpiry, check_expiry
 from sync.service.records import Item, TenantStatus
+from sync.service.runtime import TenantRuntime
 from sync.service.scheduler import Scheduler
 from sync.service.shared import Shared
 from sync.state.audit import AuditEntry
+
+EXPIRY_RECHECK = timedelta(hours=6)
+EXPIRY_RECHECK_UNKNOWN = timedelta(minutes=10)
+EXPIRY_CHECK_TIMEOUT_S = 15.0
 
 
 class StatusReport:
@@ -19,6 +27,8 @@ class StatusReport:
         self._store, self._tenants = shared.store, shared.tenants
         self._reader, self._digests = shared.reader, shared.digests
         self._scheduler = scheduler
+        self._live, self._clock = shared.live, shared.clock
+        self._expiry: dict[str, tuple[TenantRuntime, datetime, CredentialExpiry]] = {}
 
     async def pending(self, kind: Kind | None = None) -> list[Item]:
         return [
@@ -38,6 +48,7 @@ class StatusReport:
             err = self._tenants.errors.get(name)
             error = err.to_dict() if err else (last.error if last else None)
             counters = await self._store.runs.counters(name)
+            expiry = await self.credential_expiry(name)
             for d in self._tenants.directories_of(name):
                 out.append(
                     TenantStatus(
@@ -51,9 +62,38 @@ class StatusReport:
                         synced=counters.get("synced", 0),
                         syncable=counters.get("syncable", 0),
                         pending=await self._store.proposals.pending_counts(name, d),
+                        credential=expiry,
                     )
                 )
         return out
+
+    async def credential_expiry(self, name: str) -> CredentialExpiry | None:
+        """When the tenant's secret or certificate expires (None: simulated or not opened).
+        Read from Graph at most every few hours per tenant (an unknown answer: minutes)."""
+        runtime = self._tenants.runtimes.get(name)
+        if runtime is None or runtime.credential is None or not runtime.config.client_id:
+            return None
+        now = self._clock()
+        cached = self._expiry.get(name)
+        if cached is not None and cached[0] is runtime and now < cached[1]:
+            return cached[2]
+        try:
+            async with asyncio.timeout(EXPIRY_CHECK_TIMEOUT_S):
+                expiry = await check_expiry(
+                    runtime.graph,
+                    runtime.config.client_id,
+                    runtime.credential,
+                    now=now,
+                    warn_days=self._live.current.credentials.warn_days,
+                )
+        except TimeoutError:
+            expiry = CredentialExpiry(
+                "unchecked", "secret", None, None, "Expiry not checked: Graph did not answer."
+            )
+        recheck_soon = expiry.state in ("unknown", "unchecked")
+        ttl = EXPIRY_RECHECK_UNKNOWN if recheck_soon else EXPIRY_RECHECK
+        self._expiry[name] = (runtime, now + ttl, expiry)
+        return expiry
 
     async def audit(self, limit: int = 20) -> list[AuditEntry]:
         return await self._store.audit_log.recent_audit(limit)

@@ -15,7 +15,8 @@ from pydantic import SecretStr
 
 from sync.config import Config, TenantConfig
 from sync.directories.base import Directory
-from sync.errors import InputError, SyncError
+from sync.errors import ConfigError, InputError, SyncError
+from sync.graph.auth import ClientCertificate, Credential
 from sync.metrics import Metrics
 from sync.service.records import CONNECTED
 from sync.service.runtime import TenantRuntime, open_directory, open_tenant
@@ -24,6 +25,11 @@ from sync.state.keys import Keys
 from sync.state.store import StateStore
 
 log = logging.getLogger(__name__)
+
+NO_CERTIFICATE = (
+    "the tenant was connected with the bot's certificate, but ENTRA_SYNC_CLIENT_CERTIFICATE is "
+    "not set: set it, or run connect again with a client secret"
+)
 
 
 @dataclass
@@ -47,7 +53,9 @@ class Tenants:
         keys: Keys,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: Metrics | None = None,
+        certificate: ClientCertificate | None = None,
     ) -> None:
+        self.certificate = certificate  # what `connect` signs in with when no secret is given
         self._live = live
         self._metrics = metrics
         self._store = store
@@ -85,7 +93,7 @@ class Tenants:
         await self._stack.aclose()
         self._stack = AsyncExitStack()
 
-    async def open_tenant(self, t: TenantConfig, secret: SecretStr | None = None) -> None:
+    async def open_tenant(self, t: TenantConfig, secret: Credential | None = None) -> None:
         assert self.http is not None, "open() first"
         try:
             observe = self._metrics.graph_observer(t.name) if self._metrics else None
@@ -110,9 +118,18 @@ class Tenants:
         if creds is None or CONNECTED in self.runtimes:
             return
         tenant_id, client_id, secret = creds
-        await self.open_tenant(self._connected_config(tenant_id, client_id), secret)
+        config = self._connected_config(tenant_id, client_id)
+        credential = self.connect_credential(secret)
+        if credential is None:  # connected with the certificate, which is no longer set
+            self.errors[CONNECTED] = ConfigError(NO_CERTIFICATE)
+            return
+        await self.open_tenant(config, credential)
 
-    async def prove_connected(self, tenant_id: str, client_id: str, secret: SecretStr) -> None:
+    def connect_credential(self, secret: SecretStr) -> Credential | None:
+        """What `connect` signs in with: the secret given, else (empty) the bot's certificate."""
+        return secret if secret.get_secret_value().strip() else self.certificate
+
+    async def prove_connected(self, tenant_id: str, client_id: str, secret: Credential) -> None:
         """Sign in with credentials for the connected tenant on the side (one token request),
         leaving the tenant in force untouched. Raises the AuthError Entra's answer maps to."""
         assert self.http is not None, "open() first"

@@ -246,6 +246,9 @@ class FakeSyncService:
         self.connected_with.append((tenant_id, client_id, secret.get_secret_value()))
         return (await self.status())[0]
 
+    def connect_certificate_thumbprint(self) -> str | None:
+        return None
+
     def consent_url(self, tenant_id: str, client_id: str) -> str:
         return f"https://login.microsoftonline.com/{tenant_id}/adminconsent?client_id={client_id}"
 

@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from bot.command_table import COMMANDS, CommandSpec
 from bot.manifest import (
     MANIFEST_DIR,
     SCOPE_LEAVES_OUT,
+    build_manifest,
     build_package,
     color_icon,
     command_lists,
     commands_for_scope,
     outline_icon,
 )
+from sync.config import AppSettings
 from sync.errors import InputError
 
 E2E_DIR = Path(__file__).resolve().parents[1] / "e2e"
@@ -99,6 +102,52 @@ def test_manifest_validates_against_the_official_schema_offline(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout) == {"errors": []}
+
+
+def test_a_manifest_with_the_configs_urls_and_domain_validates_offline(
+    node_tools: Path, tmp_path: Path
+) -> None:
+    app = AppSettings(
+        developer_name="Contoso IT",
+        website_url="https://it.contoso.com/entra-sync",
+        privacy_url="https://it.contoso.com/privacy",
+        terms_url="https://it.contoso.com/terms",
+        domain="sync.contoso.com",
+    )
+    built = build_manifest(APP_ID, app=app, require_real_urls=True)
+    assert built["developer"] == {
+        "name": "Contoso IT",
+        "websiteUrl": "https://it.contoso.com/entra-sync",
+        "privacyUrl": "https://it.contoso.com/privacy",
+        "termsOfUseUrl": "https://it.contoso.com/terms",
+    }
+    assert built["validDomains"] == ["token.botframework.com", "sync.contoso.com"]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(built), encoding="utf-8")
+    done = subprocess.run(
+        ["node", str(node_tools / "validate-manifest.mjs"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_placeholder_urls_are_refused_when_real_urls_are_required() -> None:
+    app = AppSettings(website_url="https://it.contoso.com/")  # privacy and terms left out
+    with pytest.raises(InputError, match=r"example\.com") as refused:
+        build_manifest(APP_ID, app=app, require_real_urls=True)
+    assert "privacy_url" in refused.value.message and "terms_url" in refused.value.message
+    assert "website_url" not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("privacy_url", "http://it.contoso.com/privacy"), ("domain", "https://sync.contoso.com")],
+)
+def test_app_settings_refuse_what_teams_would_refuse(field: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        AppSettings.model_validate({field: value})
 
 
 def test_schema_check_catches_an_invalid_manifest(
