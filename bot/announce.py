@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import to_views
+from bot.commands import digest_page_card
 from bot.context import BotService
 from bot.posting import Poster
 from cards import build
@@ -80,9 +81,9 @@ class Announcer:
         new = [i for r in results for i in r.new_items]
         out: list[tuple[str | None, Card]] = []
         if len(new) > self.service.config.bot.max_cards_per_run:
+            # one digest: page 1 of everything that waits, in the one order, with Next
             pid = f"digest:{self.clock().strftime('%Y%m%d%H%M%S')}"
-            view = to_views.digest_view(new, pid=pid, digest=await self.service.digest(pid))
-            out.append((None, build.digest_card(view)))
+            out.append((None, await digest_page_card(self.service, pid)))
         else:
             cards = await to_views.proposal_cards(new, self.service.directory_choices)
             out += [(pid, card) for card, pid in cards]

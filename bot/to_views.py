@@ -12,6 +12,8 @@ from typing import Any
 from cards import build
 from cards import views as v
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
+from sync.service import listing
+from sync.service.listing import PendingPage
 from sync.service.service import Item, TenantStatus
 
 Choices = Callable[[str], Awaitable[Sequence[DirectoryUser]]]
@@ -169,6 +171,18 @@ def digest_view(items: Sequence[Item], *, pid: str, digest: str) -> v.DigestView
     )
 
 
+def digest_page_view(listed: PendingPage, *, pid: str, digest: str) -> v.DigestView:
+    """A page of the pending list as a digest card's view (the pager is the caller's)."""
+    return v.DigestView(
+        ref=v.CardRef(pid=pid, digest=digest),
+        counts=listed.counts,
+        items=tuple(
+            v.DigestItem(kind=i.kind, name=listing.display_name(i.proposal)) for i in listed.items
+        ),
+        limit=len(listed.items),
+    )
+
+
 async def proposal_cards(
     items: Sequence[Item], choices: Choices
 ) -> list[tuple[dict[str, Any], str]]:
@@ -187,12 +201,10 @@ async def proposal_cards(
 def preview_view(plans: Sequence[tuple[str, str, Plan]]) -> v.PreviewView:
     items: list[v.PreviewItem] = []
     counts: dict[Kind, int] = {}
-    for _tenant, _directory, plan in plans:
-        for p in plan.proposals:
-            counts[p.kind] = counts.get(p.kind, 0) + 1
-            items.append(
-                v.PreviewItem(kind=p.kind, name=p.label or p.entra_id or p.id, changes=p.changes)
-            )
+    proposals = [p for _tenant, _directory, plan in plans for p in plan.proposals]
+    for p in listing.in_display_order(proposals, lambda p: p):
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+        items.append(v.PreviewItem(kind=p.kind, name=listing.display_name(p), changes=p.changes))
     return v.PreviewView(items=tuple(items), counts=counts)
 
 

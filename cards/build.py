@@ -41,6 +41,7 @@ from cards.views import (
     MatchView,
     NewView,
     Outcome,
+    Pager,
     PendingListView,
     PreviewView,
     ProposalView,
@@ -583,8 +584,11 @@ def digest_card(view: DigestView) -> Card:
         body: list[Element] = [
             _heading(f"{total} items wait for a decision"),
             _facts([(KIND_LABELS[k], str(int(view.counts.get(k, 0)))) for k in Kind]),
-            *_item_list(view.items, n),
         ]
+        if view.pager is None:
+            body += _item_list(view.items, n)
+        else:
+            body += _paged_list(view.items, n, view.pager)
         actions: list[Element] = []
         if view.counts.get(Kind.MATCH, 0) > 0:
             actions.append(
@@ -600,9 +604,51 @@ def digest_card(view: DigestView) -> Card:
             actions.append(
                 _execute("Apply all updates", Verb.APPLY_ALL, view.ref.pid, view.ref.digest)
             )
+        if view.pager is not None:
+            actions += _page_buttons(view.pager)
         return _card(body, actions, view.ref)
 
     return _fit(render, min(len(view.items), max(0, view.limit)))
+
+
+def _paged_list(items: Sequence[DigestItem], n: int, pager: Pager) -> list[Element]:
+    """A page of the pending list: where it is, the names, and how many more and how to see
+    them ("… and 17 more — type `pending` or press Next")."""
+    out: list[Element] = []
+    if pager.changed:
+        out.append(
+            _text(
+                "The list changed since that page was shown; this is the current list.",
+                isSubtle=True,
+                spacing="Small",
+            )
+        )
+    shown = items[:n]
+    if pager.pages > 1 and shown:
+        last = pager.first + len(shown) - 1
+        out.append(
+            _text(
+                f"Page {pager.page} of {pager.pages} (items {pager.first}\u2013{last})",
+                isSubtle=True,
+                spacing="Small",
+            )
+        )
+    out += [_bullet(i.kind, i.name) for i in shown]
+    more = pager.after + max(0, len(items) - n)
+    if more:
+        how = "type `pending` or press Next" if pager.next else "type `pending`"
+        out.append(_text(f"\u2026 and {more} more \u2014 {how}", isSubtle=True, spacing="Small"))
+    return out
+
+
+def _page_buttons(pager: Pager) -> list[Element]:
+    """Previous / Next: ``Action.Execute`` "page" with the page cursor and its HMAC."""
+    out: list[Element] = []
+    if pager.previous is not None:
+        out.append(_execute("Previous", Verb.PAGE, pager.previous.pid, pager.previous.digest))
+    if pager.next is not None:
+        out.append(_execute("Next", Verb.PAGE, pager.next.pid, pager.next.digest))
+    return out
 
 
 def auto_applied_card(view: AutoAppliedView) -> Card:

@@ -40,6 +40,7 @@ class Verb(StrEnum):
     CONNECT_SAVE = "connect_save"
     DISCONNECT_CONFIRM = "disconnect_confirm"
     DISCONNECT_CANCEL = "disconnect_cancel"
+    PAGE = "page"
 
 
 # Ids of the inputs whose values Teams adds to an action's data.
@@ -155,6 +156,21 @@ class DigestItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Pager:
+    """Where a digest page is in the pending list. ``previous``/``next``: what the page
+    buttons carry (a page cursor and its HMAC, nothing the server trusts), None at an end;
+    ``changed``: the list changed since the pressed page was shown."""
+
+    page: int
+    pages: int
+    first: int  # the position of the page's first item in the list (1-based)
+    after: int  # how many items come after this page
+    previous: CardRef | None = None
+    next: CardRef | None = None
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class DigestView:
     """Many pending items in one card. ``ref.pid`` is the batch id for Accept all / Apply all."""
 
@@ -162,6 +178,7 @@ class DigestView:
     counts: Mapping[Kind, int]
     items: tuple[DigestItem, ...] = ()
     limit: int = 10
+    pager: Pager | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sync.errors import AuthError, GraphPermissionDenied
 from sync.models import DirectoryUser, Kind
+from sync.service import listing
 from sync.service.records import Item, TenantStatus
 from sync.service.scheduler import Scheduler
 from sync.service.shared import Shared
@@ -21,9 +22,11 @@ class StatusReport:
         self._scheduler = scheduler
 
     async def pending(self, kind: Kind | None = None) -> list[Item]:
-        return [
+        """Every pending item, in the one display order (``sync.service.listing``)."""
+        items = [
             await self._digests.item(sp) for sp in await self._store.proposals.pending(kind=kind)
         ]
+        return listing.in_display_order(items, lambda i: i.proposal)
 
     async def item(self, pid: str) -> Item | None:
         sp = await self._store.proposals.get(pid)
