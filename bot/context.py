@@ -17,6 +17,7 @@ from bot.to_views import hhmm
 from bot.turn import Conversations, Replies
 from sync.config import Config
 from sync.models import DirectoryUser, Kind, Plan
+from sync.service.listeners import ReminderListener
 from sync.service.service import Actor, Decision, Item, ItemListener, RunListener, RunResult
 from sync.service.service import TenantStatus as ServiceTenantStatus
 
@@ -72,6 +73,8 @@ class BotService(Protocol):
     def add_listener(self, listener: ItemListener) -> None: ...
 
     def add_run_listener(self, listener: RunListener) -> None: ...
+
+    def add_reminder_listener(self, listener: ReminderListener) -> None: ...
 
     async def guard_id(self, tenant: str, directory: str) -> tuple[str, str]: ...
 

@@ -11,9 +11,11 @@ from typing import Any
 
 from cards import build
 from cards import views as v
+from cards.reminder import ReminderItem, ReminderView
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
 from sync.service import listing
 from sync.service.listing import PendingPage
+from sync.service.reminders import Reminder
 from sync.service.service import Item, TenantStatus
 
 Choices = Callable[[str], Awaitable[Sequence[DirectoryUser]]]
@@ -180,6 +182,23 @@ def digest_page_view(listed: PendingPage, *, pid: str, digest: str) -> v.DigestV
             v.DigestItem(kind=i.kind, name=listing.display_name(i.proposal)) for i in listed.items
         ),
         limit=len(listed.items),
+    )
+
+
+def reminder_view(reminder: Reminder, *, show: v.CardRef | None = None) -> ReminderView:
+    """The daily reminder: its overdue items with the day each was proposed."""
+    return ReminderView(
+        after_days=reminder.after_days,
+        total=len(reminder.items),
+        items=tuple(
+            ReminderItem(
+                kind=o.stored.proposal.kind,
+                name=listing.display_name(o.stored.proposal),
+                since=f"{o.since.day} {o.since:%b}",
+            )
+            for o in reminder.items
+        ),
+        show=show,
     )
 
 

@@ -197,6 +197,11 @@ class DirectoryConfig(_Strict):
         return self
 
 
+class NotifySettings(_Strict):
+    # items pending longer than this many days are mentioned once a day in one digest; 0: off
+    remind_after_days: int = Field(default=3, ge=0, le=365)
+
+
 class Config(BaseModel):
     """The whole TOML config. Frozen: a changed setting is a new Config."""
 
@@ -207,6 +212,7 @@ class Config(BaseModel):
     schedule: ScheduleSettings = ScheduleSettings()
     guard: GuardSettings = GuardSettings()
     bot: BotSettings = BotSettings()
+    notify: NotifySettings = NotifySettings()
     tenants: tuple[TenantConfig, ...] = ()
     directories: tuple[DirectoryConfig, ...] = (DirectoryConfig(),)
     base_dir: Path = Path()

@@ -4,9 +4,15 @@ breaks a decision or a run."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from sync.service.records import Item, ItemListener, RunListener, RunResult
+
+if TYPE_CHECKING:
+    from sync.service.reminders import Reminder
+
+ReminderListener = Callable[["Reminder"], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -15,12 +21,23 @@ class Listeners:
     def __init__(self) -> None:
         self._items: list[ItemListener] = []
         self._runs: list[RunListener] = []
+        self._reminders: list[ReminderListener] = []
 
     def add_item_listener(self, listener: ItemListener) -> None:
         self._items.append(listener)
 
     def add_run_listener(self, listener: RunListener) -> None:
         self._runs.append(listener)
+
+    def add_reminder_listener(self, listener: ReminderListener) -> None:
+        self._reminders.append(listener)
+
+    async def remind(self, reminder: Reminder) -> None:
+        for listener in self._reminders:
+            try:
+                await listener(reminder)
+            except Exception:
+                log.exception("reminder listener failed")
 
     async def item_changed(self, item: Item) -> None:
         for listener in self._items:

@@ -98,9 +98,11 @@ class Scheduler:
         *,
         sleep: Callable[[float], Awaitable[None]],
         tick_s: float,
+        on_tick: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._live, self._runlog, self._tenants = shared.live, shared.store.runs, shared.tenants
         self._clock, self._run_sync, self._sleep, self._tick = shared.clock, run_sync, sleep, tick_s
+        self._on_tick = on_tick  # besides the runs, on every tick (the daily reminder)
         self._task: asyncio.Task[None] | None = None
 
     async def next_sync(self, tenant: str) -> datetime | None:
@@ -139,6 +141,8 @@ class Scheduler:
         while True:
             try:
                 await self.run_due()
+                if self._on_tick is not None:
+                    await self._on_tick()
                 pause = await self.wait_s()
             except Exception:
                 log.exception("scheduled sync failed")

@@ -39,6 +39,7 @@ from sync.service.records import (
     TenantStatus,
     Trigger,
 )
+from sync.service.reminders import Reminders
 from sync.service.runs import Runs
 from sync.service.runtime import TenantRuntime
 from sync.service.scheduler import Scheduler
@@ -93,7 +94,14 @@ class SyncService:
         self.applier = Applier(shared)
         self.runs = Runs(shared, self.applier)
         self.decisions = Decisions(shared, self.runs, self.applier)
-        self.scheduler = Scheduler(shared, self.runs.run_sync, sleep=sleep, tick_s=scheduler_tick_s)
+        self.reminders = Reminders(shared, redis, keys)
+        self.scheduler = Scheduler(
+            shared,
+            self.runs.run_sync,
+            sleep=sleep,
+            tick_s=scheduler_tick_s,
+            on_tick=self.reminders.tick,
+        )
         self.report = StatusReport(shared, self.scheduler)
         self.settings = SettingsEditor(shared)
         self.connection = TenantConnection(
@@ -122,6 +130,7 @@ class SyncService:
         self.disconnect = self.connection.disconnect
         self.add_listener = self.listeners.add_item_listener
         self.add_run_listener = self.listeners.add_run_listener
+        self.add_reminder_listener = self.listeners.add_reminder_listener
 
     @property
     def config(self) -> Config:
