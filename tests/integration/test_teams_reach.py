@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from bot.installation import GREETING, Installations
+from bot.turn import Turn
 from sync.service.reminders import Reminder
 from sync.service.service import SyncService
+from sync.state.admin import Conversations
 from sync.state.keys import Keys
 from tests.component.bot_fake_service import now_fixed
 from tests.component.real_rig import (
@@ -222,6 +226,56 @@ async def test_two_install_events_at_the_same_moment_greet_once(
             assert len(greetings) == 1
     finally:
         await svc.stop()
+
+
+@dataclass
+class RecordingReplies:
+    """Stands in for ``bot.turn.Replies``: records what would be sent."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, turn: Turn, out: dict[str, Any], *, reply: bool = True) -> str:
+        self.sent.append(out)
+        return f"a{len(self.sent)}"
+
+
+class ReadTogether:
+    """The real conversation store, except that each handler's read of the conversation waits
+    until every handler has read it: two install events in the same millisecond, made
+    certain (otherwise the interleaving depends on the Redis connection pool)."""
+
+    def __init__(self, inner: Conversations, handlers: int) -> None:
+        self._inner = inner
+        self._barrier = asyncio.Barrier(handlers)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def conversation(self, conv_id: str) -> dict[str, Any] | None:
+        ref = await self._inner.conversation(conv_id)
+        await self._barrier.wait()
+        return ref
+
+
+async def test_install_events_handled_concurrently_greet_once(
+    real_redis: aioredis.Redis, keys: Keys
+) -> None:
+    """All handlers read "not greeted" before any writes: the greeting is claimed in Redis
+    (HSETNX), so exactly one of them greets."""
+    replies = RecordingReplies()
+    installations = Installations(
+        conversations=ReadTogether(Conversations(real_redis, keys), 3),  # type: ignore[arg-type]
+        replies=replies,  # type: ignore[arg-type]
+        clock=now_fixed,
+    )
+    where = SimpleNamespace(url="https://smba.trafficmanager.net/emea/")
+    turns = [
+        Turn(activity("installationUpdate", where, action="add")),  # type: ignore[arg-type]
+        Turn(activity("conversationUpdate", where, membersAdded=[{"id": "28:bot"}])),  # type: ignore[arg-type]
+        Turn(activity("installationUpdate", where, action="add")),  # type: ignore[arg-type]
+    ]
+    await asyncio.gather(*(installations.on_update(t) for t in turns))
+    assert [o.get("text") for o in replies.sent] == [GREETING]
 
 
 # --- the daily reminder -------------------------------------------------------------------------
