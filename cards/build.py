@@ -613,7 +613,7 @@ def digest_card(view: DigestView) -> Card:
 
 def _paged_list(items: Sequence[DigestItem], n: int, pager: Pager) -> list[Element]:
     """A page of the pending list: where it is, the names, and how many more and how to see
-    them ("… and 17 more — type `pending` or press Next")."""
+    them ("… and 17 more — type 'pending' or press Next")."""
     out: list[Element] = []
     if pager.changed:
         out.append(
@@ -636,7 +636,7 @@ def _paged_list(items: Sequence[DigestItem], n: int, pager: Pager) -> list[Eleme
     out += [_bullet(i.kind, i.name) for i in shown]
     more = pager.after + max(0, len(items) - n)
     if more:
-        how = "type `pending` or press Next" if pager.next else "type `pending`"
+        how = "type 'pending' or press Next" if pager.next else "type 'pending'"
         out.append(_text(f"\u2026 and {more} more \u2014 {how}", isSubtle=True, spacing="Small"))
     return out
 

@@ -56,7 +56,7 @@ def reminder_card(view: ReminderView) -> Card:
             }
         )
     more = view.total - len(shown)
-    how = "type `pending` or press Show the list" if view.show else "type `pending`"
+    how = "type 'pending' or press Show the list" if view.show else "type 'pending'"
     tail = f"\u2026 and {more} more \u2014 {how}" if more > 0 else f"To decide them, {how}."
     body.append({"type": "TextBlock", "text": tail, "isSubtle": True, "wrap": True})
     card: Card = {"$schema": SCHEMA_URL, "type": "AdaptiveCard", "version": CARD_VERSION}

@@ -117,7 +117,7 @@ async def test_pending_pages_through_every_item_with_next(rig: Rig, service: Syn
     assert len(expected) == NEW_USERS + 1
     card = await pending_digest(rig)
     seen = bullets(card)
-    assert "\u2026 and 18 more \u2014 type `pending` or press Next" in card_texts(card)
+    assert "\u2026 and 18 more \u2014 type 'pending' or press Next" in card_texts(card)
     while any(a.get("title") == "Next" for a in executes(card)):
         card = await press(rig, button(card, "Next"))
         seen += bullets(card)
@@ -165,7 +165,7 @@ async def test_the_run_digest_says_how_many_more_and_offers_next(
     await rig.post(message(rig.fc, "sync now"))
     digests = [c for c in rig.fc.cards("POST")[before:] if "wait for a decision" in card_texts(c)]
     assert len(digests) == 1
-    assert "\u2026 and 18 more \u2014 type `pending` or press Next" in card_texts(digests[0])
+    assert "\u2026 and 18 more \u2014 type 'pending' or press Next" in card_texts(digests[0])
     assert button(digests[0], "Next")["verb"] == "page"
 
 
