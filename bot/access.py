@@ -53,7 +53,7 @@ MAX_REFRESH_USERS = 60  # Teams refreshes a card automatically for at most 60 us
 # The tenant of the Agents Playground (tests/e2e/.m365agentsplayground.yml, its default too):
 # served in local mode besides the pinned tenants.
 LOCAL_TENANT = "00000000-0000-0000-0000-0000000000001"
-READ_ONLY_VERBS = frozenset({"refresh"})
+READ_ONLY_VERBS = frozenset({"refresh", "page"})  # page: a `pending` page
 OPEN_COMMANDS = frozenset({"help"})
 
 

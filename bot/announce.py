@@ -15,12 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from bot import to_views
+from bot.commands import digest_page_card, page_pid
 from bot.context import Audience, BotService, nobody
 from bot.posting import Poster
 from cards import build
 from cards import views as v
+from cards.reminder import reminder_card
 from sync.errors import SyncError
 from sync.models import ProposalState
+from sync.service.reminders import Reminder
 from sync.service.service import Item, RunResult
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class Announcer:
         """Subscribe to the service's run and item events."""
         self.service.add_run_listener(self.on_run)
         self.service.add_listener(self.on_item_decided)
+        self.service.add_reminder_listener(self.on_reminder)
 
     def _guard_is_new(self, r: RunResult) -> bool:
         """Whether this run's guard card is to be posted (``guard_card_due``); remembers it."""
@@ -79,9 +83,9 @@ class Announcer:
         new = [i for r in results for i in r.new_items]
         out: list[tuple[str | None, Card]] = []
         if len(new) > self.service.config.bot.max_cards_per_run:
+            # one digest: page 1 of everything that waits, in the one order, with Next
             pid = f"digest:{self.clock().strftime('%Y%m%d%H%M%S')}"
-            view = to_views.digest_view(new, pid=pid, digest=await self.service.digest(pid))
-            out.append((None, build.digest_card(view)))
+            out.append((None, await digest_page_card(self.service, pid)))
         else:
             cards = await to_views.proposal_cards(
                 new, self.service.directory_choices, await self.audience()
@@ -109,6 +113,20 @@ class Announcer:
             await self.announce([result])
         except SyncError as e:
             log.error("announcing a run failed: %s", e.code)
+
+    async def on_reminder(self, reminder: Reminder) -> None:
+        """The daily reminder (``sync.service.reminders``): one card where runs are announced,
+        with a button to the first page of `pending`."""
+        show = page_pid(1, "")
+        view = to_views.reminder_view(
+            reminder, show=v.CardRef(pid=show, digest=await self.service.digest(show))
+        )
+        bot = self.service.config.bot
+        personal = bot.admins if bot.notify_admins_personally else ()
+        try:
+            await self.poster.post_cards([(None, reminder_card(view))], personal=personal)
+        except SyncError as e:
+            log.error("posting the reminder failed: %s", e.code)
 
     async def on_item_decided(self, item: Item) -> None:
         """The service decided an item somewhere: update its posted card(s) in place."""

@@ -139,7 +139,9 @@ def create_app(
     ctx = BotContext(
         service=service,
         replies=replies,
-        installations=Installations(conversations=conversations, replies=replies),
+        installations=Installations(
+            conversations=conversations, replies=replies, clock=parts.clock
+        ),
         confirmations=Confirmations(conversations=conversations),
         clock=parts.clock,
         audience=access.card_audience,

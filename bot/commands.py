@@ -4,15 +4,17 @@ name to its handler. Who may run a command is decided before, in ``bot.access``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from bot import to_views
 from bot.command_table import COMMANDS
-from bot.context import BotContext
+from bot.context import BotContext, BotService
 from bot.turn import Turn
 from cards import build, notices
 from cards import views as v
 from cards.catalogue import ENGLISH, Texts
+from sync.service import listing
 from sync.service.service import RunResult
 from sync.service.settings_editor import SettingsOutcome
 
@@ -98,15 +100,55 @@ async def sync_user(ctx: BotContext, turn: Turn, arg: str) -> None:
         await ctx.replies.item_card(turn, pid, card)
 
 
+def page_pid(page: int, set_digest: str) -> str:
+    """The cursor a page button carries: the page number and the listed set's digest."""
+    return f"{PENDING_PID}:{page}:{set_digest}"
+
+
+def parse_page_pid(pid: str) -> tuple[int, str] | None:
+    """(page, set digest) of a page cursor; None when ``pid`` is no page cursor."""
+    parts = pid.split(":")
+    if len(parts) != 3 or parts[0] != PENDING_PID or not parts[1].isdigit():
+        return None
+    return int(parts[1][:6]), parts[2][:64]
+
+
+async def digest_page_card(
+    service: BotService, pid: str = PENDING_PID, texts: Texts = ENGLISH
+) -> dict[str, Any]:
+    """A page of what waits (or "nothing waits"), signed like every card. ``pid`` is a page
+    cursor (``page_pid``), or another digest id (``pending``, ``digest:<when>``): page 1.
+    The buttons carry only the cursors of the pages before and after, with their HMACs."""
+    items = await service.pending()
+    if not items:
+        return notices.nothing_pending_card(texts)
+    page, expected = parse_page_pid(pid) or (1, "")
+    listed = listing.page_of(items, page, listing.PAGE_SIZE, expected)
+    own = page_pid(listed.page, listed.set_digest) if parse_page_pid(pid) else pid
+
+    async def cursor(n: int) -> v.CardRef | None:
+        if not 1 <= n <= listed.pages or n == listed.page:
+            return None
+        at = page_pid(n, listed.set_digest)
+        return v.CardRef(pid=at, digest=await service.digest(at))
+
+    pager = v.Pager(
+        page=listed.page,
+        pages=listed.pages,
+        first=listed.first,
+        after=listed.after,
+        previous=await cursor(listed.page - 1),
+        next=await cursor(listed.page + 1),
+        changed=listed.changed,
+    )
+    view = to_views.digest_page_view(listed, pid=own, digest=await service.digest(own))
+    return build.digest_card(replace(view, pager=pager), texts)
+
+
 async def pending_card(
     ctx: BotContext, pid: str = PENDING_PID, texts: Texts = ENGLISH
 ) -> dict[str, Any]:
-    """The digest of what waits (or "nothing waits"), signed like every card."""
-    items = await ctx.service.pending()
-    if not items:
-        return notices.nothing_pending_card(texts)
-    digest = await ctx.service.digest(pid)
-    return build.digest_card(to_views.digest_view(items, pid=pid, digest=digest), texts)
+    return await digest_page_card(ctx.service, pid, texts)
 
 
 async def pending(ctx: BotContext, turn: Turn, _arg: str) -> None:

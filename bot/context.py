@@ -22,6 +22,7 @@ from sync.metrics import Metrics
 from sync.models import DirectoryUser, Kind, Plan
 from sync.service.decisions import BulkSet
 from sync.service.health import Readiness
+from sync.service.listeners import ReminderListener
 from sync.service.service import Actor, Decision, Item, ItemListener, RunListener, RunResult
 from sync.service.service import TenantStatus as ServiceTenantStatus
 from sync.service.settings_editor import SettingsOutcome
@@ -95,6 +96,8 @@ class BotService(Protocol):
     def add_listener(self, listener: ItemListener) -> None: ...
 
     def add_run_listener(self, listener: RunListener) -> None: ...
+
+    def add_reminder_listener(self, listener: ReminderListener) -> None: ...
 
     async def guard_id(self, tenant: str, directory: str) -> tuple[str, str]: ...
 

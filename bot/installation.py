@@ -8,7 +8,9 @@ installation stores nothing."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.adapter import reference_of
 from bot.posting import text_activity
@@ -26,6 +28,7 @@ GREETING = (
 class Installations:
     conversations: Conversations
     replies: Replies
+    clock: Callable[[], datetime]
 
     async def remember(self, turn: Turn) -> None:
         """Store/refresh the turn's conversation reference (and, for a personal chat, under
@@ -58,19 +61,23 @@ class Installations:
 
     async def installed(self, turn: Turn) -> None:
         """Remember who installed; the first team installation becomes the notification
-        channel; greet once (Teams sends both installationUpdate and conversationUpdate)."""
+        channel; greet once: Teams sends both installationUpdate and conversationUpdate, often
+        in the same millisecond, and ``claim_greeting`` lets exactly one of them greet."""
         if not turn.conv_id:
             return
         ref = await self.conversations.conversation(turn.conv_id) or reference_of(turn.activity)
         if turn.actor_id:
             ref["installedBy"] = turn.actor_id
-        greeted = bool(ref.get("greeted"))
+        # a reference stored before the greeting was claimed in Redis says so itself
+        greet = not ref.get("greeted") and await self.conversations.claim_greeting(
+            turn.conv_id, self.clock().isoformat()
+        )
         ref["greeted"] = True
         await self.conversations.save_conversation(turn.conv_id, ref)
         if not turn.is_personal and not await self.conversations.notify_channel():
             await self.conversations.set_notify_channel(turn.conv_id)
             log.info("notification channel set on installation")
-        if not greeted:
+        if greet:
             await self.replies.send(turn, text_activity(GREETING), reply=False)
 
     async def notify_here(self, turn: Turn) -> None:

@@ -12,9 +12,13 @@ from typing import Any
 from cards import build
 from cards import views as v
 from cards.catalogue import ENGLISH, Texts
+from cards.reminder import ReminderItem, ReminderView
 from sync.mail.notifier import MailResult
 from sync.models import DirectoryUser, Kind, Plan, ProposalState
+from sync.service import listing
 from sync.service.decisions import BulkSet
+from sync.service.listing import PendingPage
+from sync.service.reminders import Reminder
 from sync.service.service import Item, TenantStatus
 from sync.service.settings_editor import SettingsOutcome
 
@@ -226,6 +230,35 @@ def item_card(view: v.ProposalView, texts: Texts = ENGLISH) -> dict[str, Any]:
     return build.proposal_card(view, texts)
 
 
+def digest_page_view(listed: PendingPage, *, pid: str, digest: str) -> v.DigestView:
+    """A page of the pending list as a digest card's view (the pager is the caller's)."""
+    return v.DigestView(
+        ref=v.CardRef(pid=pid, digest=digest),
+        counts=listed.counts,
+        items=tuple(
+            v.DigestItem(kind=i.kind, name=listing.display_name(i.proposal)) for i in listed.items
+        ),
+        limit=len(listed.items),
+    )
+
+
+def reminder_view(reminder: Reminder, *, show: v.CardRef | None = None) -> ReminderView:
+    """The daily reminder: its overdue items with the day each was proposed."""
+    return ReminderView(
+        after_days=reminder.after_days,
+        total=len(reminder.items),
+        items=tuple(
+            ReminderItem(
+                kind=o.stored.proposal.kind,
+                name=listing.display_name(o.stored.proposal),
+                since=f"{o.since.day} {o.since:%b}",
+            )
+            for o in reminder.items
+        ),
+        show=show,
+    )
+
+
 async def proposal_cards(
     items: Sequence[Item],
     choices: Choices,
@@ -248,12 +281,10 @@ async def proposal_cards(
 def preview_view(plans: Sequence[tuple[str, str, Plan]]) -> v.PreviewView:
     items: list[v.PreviewItem] = []
     counts: dict[Kind, int] = {}
-    for _tenant, _directory, plan in plans:
-        for p in plan.proposals:
-            counts[p.kind] = counts.get(p.kind, 0) + 1
-            items.append(
-                v.PreviewItem(kind=p.kind, name=p.label or p.entra_id or p.id, changes=p.changes)
-            )
+    proposals = [p for _tenant, _directory, plan in plans for p in plan.proposals]
+    for p in listing.in_display_order(proposals, lambda p: p):
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+        items.append(v.PreviewItem(kind=p.kind, name=listing.display_name(p), changes=p.changes))
     return v.PreviewView(items=tuple(items), counts=counts)
 
 

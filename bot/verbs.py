@@ -14,7 +14,14 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot import to_views
-from bot.commands import connect_view, ignored_card, pending_card, settings_card
+from bot.commands import (
+    PENDING_PID,
+    connect_view,
+    ignored_card,
+    parse_page_pid,
+    pending_card,
+    settings_card,
+)
 from bot.context import BotContext
 from bot.turn import Turn
 from cards import build, notices
@@ -201,7 +208,7 @@ async def refresh(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     t = ctx.texts(turn)
     if pid == notices.SETTINGS_PID:
         return await settings_card(ctx, texts=t)
-    if pid.startswith("digest:") or pid == "pending":
+    if pid.startswith("digest:") or pid == PENDING_PID or parse_page_pid(pid) is not None:
         if not await _signed(ctx, action):
             return not_found_card(t)
         return await pending_card(ctx, pid, t)
@@ -218,6 +225,16 @@ async def refresh(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
     if item.digest == action.digest:
         return build.proposal_card(view, t)
     return build.stale_card(view, t)
+
+
+async def page(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
+    """Previous / Next on a `pending` page: the page its cursor names (its HMAC must verify).
+    A cursor of a list that changed since still answers: that page of the current list (the
+    last page when it is shorter now), saying that the list changed."""
+    t = ctx.texts(turn)
+    if parse_page_pid(action.pid) is None or not await _signed(ctx, action):
+        return not_found_card(t)
+    return await pending_card(ctx, action.pid, t)
 
 
 async def _bulk(ctx: BotContext, turn: Turn, action: CardAction, kind: Kind) -> Card:
@@ -354,6 +371,7 @@ async def disconnect_cancel(ctx: BotContext, turn: Turn, action: CardAction) -> 
 VERBS: Mapping[str, VerbHandler] = {
     **{verb: decide_item for verb in ITEM_VERBS},
     v.Verb.REFRESH: refresh,
+    v.Verb.PAGE: page,
     v.Verb.ACCEPT_ALL: accept_all,
     v.Verb.APPLY_ALL: apply_all,
     v.Verb.BULK_CONFIRM: bulk_confirm,

@@ -51,6 +51,7 @@ from cards.views import (
     MatchView,
     NewView,
     Outcome,
+    Pager,
     PendingListView,
     PreviewView,
     ProposalView,
@@ -721,8 +722,11 @@ def digest_card(view: DigestView, texts: Texts = ENGLISH) -> Card:
                 t.plural("{n} item waits for a decision", "{n} items wait for a decision", total)
             ),
             _facts([(t(KIND_LABELS[k]), t.number(int(view.counts.get(k, 0)))) for k in Kind]),
-            *_item_list(t, view.items, n),
         ]
+        if view.pager is None:
+            body += _item_list(t, view.items, n)
+        else:
+            body += _paged_list(t, view.items, n, view.pager)
         actions: list[Element] = []
         if view.counts.get(Kind.MATCH, 0) > 0:
             actions.append(
@@ -738,9 +742,61 @@ def digest_card(view: DigestView, texts: Texts = ENGLISH) -> Card:
             actions.append(
                 _execute(t("Apply all updates"), Verb.APPLY_ALL, view.ref.pid, view.ref.digest)
             )
+        if view.pager is not None:
+            actions += _page_buttons(t, view.pager)
         return _card(body, actions, view.ref, t)
 
     return _fit(render, min(len(view.items), max(0, view.limit)))
+
+
+def _paged_list(t: Texts, items: Sequence[DigestItem], n: int, pager: Pager) -> list[Element]:
+    """A page of the pending list: where it is, the names, and how many more and how to see
+    them ("… and 17 more — type 'pending' or press Next")."""
+    out: list[Element] = []
+    if pager.changed:
+        out.append(
+            _text(
+                t("The list changed since that page was shown; this is the current list."),
+                isSubtle=True,
+                spacing="Small",
+            )
+        )
+    shown = items[:n]
+    if pager.pages > 1 and shown:
+        last = pager.first + len(shown) - 1
+        out.append(
+            _text(
+                t(
+                    "Page {page} of {pages} (items {first}\u2013{last})",
+                    page=pager.page,
+                    pages=pager.pages,
+                    first=pager.first,
+                    last=last,
+                ),
+                isSubtle=True,
+                spacing="Small",
+            )
+        )
+    out += [_bullet(t, i.kind, i.name) for i in shown]
+    more = pager.after + max(0, len(items) - n)
+    if more:
+        text = (
+            N_("\u2026 and {n} more \u2014 type 'pending' or press Next")
+            if pager.next
+            else N_("\u2026 and {n} more \u2014 type 'pending'")
+        )
+        out.append(_text(t(text, n=more), isSubtle=True, spacing="Small"))
+    return out
+
+
+def _page_buttons(t: Texts, pager: Pager) -> list[Element]:
+    """Previous / Next: ``Action.Execute`` "page" with the page cursor and its HMAC."""
+    out: list[Element] = []
+    if pager.previous is not None:
+        out.append(_execute(t("Previous"), Verb.PAGE, pager.previous.pid, pager.previous.digest))
+    if pager.next is not None:
+        out.append(_execute(t("Next"), Verb.PAGE, pager.next.pid, pager.next.digest))
+    return out
 
 
 def auto_applied_card(view: AutoAppliedView, texts: Texts = ENGLISH) -> Card:

@@ -382,4 +382,17 @@ SWEDISH: Mapping[str, str] = {
     "App credentials": "Appens autentiseringsuppgifter",
     "An app credential expires soon": "En autentiseringsuppgift för appen går snart ut",
     "An app credential has expired": "En autentiseringsuppgift för appen har gått ut",
+    # --- pages of pending ---
+    "The list changed since that page was shown; this is the current list.": (
+        "Listan har ändrats sedan sidan visades; det här är den aktuella listan."
+    ),
+    "Page {page} of {pages} (items {first}\u2013{last})": (
+        "Sida {page} av {pages} (poster {first}\u2013{last})"
+    ),
+    "\u2026 and {n} more \u2014 type 'pending' or press Next": (
+        "\u2026 och {n} till \u2014 skriv 'pending' eller tryck på Nästa"
+    ),
+    "\u2026 and {n} more \u2014 type 'pending'": "\u2026 och {n} till \u2014 skriv 'pending'",
+    "Previous": "Föregående",
+    "Next": "Nästa",
 }

@@ -47,6 +47,7 @@ class Verb(StrEnum):
     DISCONNECT_CANCEL = "disconnect_cancel"
     BULK_CONFIRM = "bulk_confirm"
     BULK_CANCEL = "bulk_cancel"
+    PAGE = "page"
 
 
 # Ids of the inputs whose values Teams adds to an action's data.
@@ -162,6 +163,21 @@ class DigestItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Pager:
+    """Where a digest page is in the pending list. ``previous``/``next``: what the page
+    buttons carry (a page cursor and its HMAC, nothing the server trusts), None at an end;
+    ``changed``: the list changed since the pressed page was shown."""
+
+    page: int
+    pages: int
+    first: int  # the position of the page's first item in the list (1-based)
+    after: int  # how many items come after this page
+    previous: CardRef | None = None
+    next: CardRef | None = None
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class DigestView:
     """Many pending items in one card. ``ref.pid`` is the batch id for Accept all / Apply all."""
 
@@ -169,6 +185,7 @@ class DigestView:
     counts: Mapping[Kind, int]
     items: tuple[DigestItem, ...] = ()
     limit: int = 10
+    pager: Pager | None = None
 
 
 @dataclass(frozen=True, slots=True)

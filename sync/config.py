@@ -221,10 +221,12 @@ class MailTransportSettings(_Strict):
 
 class NotifySettings(_Strict):
     """``[notify]``: ``email`` gets a digest per run (new pending items, errors that need a
-    human); ``[notify.mail]`` says how it is sent."""
+    human); ``[notify.mail]`` says how it is sent; ``remind_after_days``: reminders in Teams."""
 
     email: tuple[str, ...] = Field(default=(), max_length=50)
     mail: MailTransportSettings = MailTransportSettings()
+    # items pending longer than this many days are mentioned once a day in one digest; 0: off
+    remind_after_days: int = Field(default=3, ge=0, le=365)
 
     @field_validator("email")
     @classmethod

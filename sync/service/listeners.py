@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from sync.service.records import Item, ItemListener, RunListener, RunResult
+
+if TYPE_CHECKING:
+    from sync.service.reminders import Reminder
+
+ReminderListener = Callable[["Reminder"], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +25,7 @@ class Listeners:
         self._items: list[ItemListener] = []
         self._runs: list[RunListener] = []
         self._whole_runs: list[RunsListener] = []
+        self._reminders: list[ReminderListener] = []
 
     def add_item_listener(self, listener: ItemListener) -> None:
         self._items.append(listener)
@@ -28,6 +35,16 @@ class Listeners:
 
     def add_whole_run_listener(self, listener: RunsListener) -> None:
         self._whole_runs.append(listener)
+
+    def add_reminder_listener(self, listener: ReminderListener) -> None:
+        self._reminders.append(listener)
+
+    async def remind(self, reminder: Reminder) -> None:
+        for listener in self._reminders:
+            try:
+                await listener(reminder)
+            except Exception:
+                log.exception("reminder listener failed")
 
     async def item_changed(self, item: Item) -> None:
         for listener in self._items:

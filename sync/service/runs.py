@@ -30,6 +30,7 @@ from sync.models import (
 from sync.plan.phones import normalize
 from sync.plan.planner import auto_applicable
 from sync.plan.planner import plan as make_plan
+from sync.service import listing
 from sync.service.applying import Applier
 from sync.service.reading import Reading, scope_members, select_for
 from sync.service.records import Actor, Item, RunResult, Trigger
@@ -337,12 +338,29 @@ class Runs:
         """`sync <name | e-mail | number>`: a sync run, then the pending items of that user."""
         results = await self.run_sync(actor=actor)
         found = self.find_users(query)
-        items = [
-            await self._digests.item(sp)
-            for sp in await self._store.proposals.pending()
-            if sp.proposal.entra_id in found or set(sp.proposal.entra_ids) & found
-        ]
-        return results, items
+        region = self._live.current.matching.default_region
+        items = []
+        for sp in await self._store.proposals.pending():
+            p = sp.proposal
+            reached = listing.reaches(p, query, found, None, region) or (
+                p.kind is Kind.REMOVAL  # the user is gone from Graph: ask the directory
+                and listing.reaches(
+                    p, query, found, await self._directory_user(sp.directory, p.app_user_id), region
+                )
+            )
+            if reached:
+                items.append(await self._digests.item(sp))
+        return results, listing.in_display_order(items, lambda i: i.proposal)
+
+    async def _directory_user(self, directory: str, user_id: str | None) -> DirectoryUser | None:
+        """The directory user a proposal concerns (None: none, or the directory is gone)."""
+        d = self._tenants.directories.get(directory)
+        if d is None or not user_id:
+            return None
+        try:
+            return await d.get(user_id)
+        except SyncError:
+            return None
 
     def find_users(self, query: str) -> set[str]:
         """Entra ids of held users whose e-mail, name, id or number is ``query`` (or whose

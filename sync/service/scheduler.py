@@ -108,12 +108,14 @@ class Scheduler:
         *,
         sleep: Callable[[float], Awaitable[None]],
         tick_s: float,
+        on_tick: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._live, self._runlog, self._tenants = shared.live, shared.store.runs, shared.tenants
         self._claims, self._settings = shared.store.schedule_claims, shared.store.settings
         self._seen_settings: dict[str, Any] | None = None
         self._owner = uuid.uuid4().hex  # this replica, as written into the claims it takes
         self._clock, self._run_sync, self._sleep, self._tick = shared.clock, run_sync, sleep, tick_s
+        self._on_tick = on_tick  # besides the runs, on every tick (the daily reminder)
         self._task: asyncio.Task[None] | None = None
 
     async def next_sync(self, tenant: str) -> datetime | None:
@@ -171,6 +173,8 @@ class Scheduler:
         while True:
             try:
                 await self.run_due()
+                if self._on_tick is not None:
+                    await self._on_tick()
                 pause = await self.wait_s()
             except Exception:
                 log.exception("scheduled sync failed")

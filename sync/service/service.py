@@ -50,6 +50,7 @@ from sync.service.records import (
     TenantStatus,
     Trigger,
 )
+from sync.service.reminders import Reminders
 from sync.service.runs import Runs
 from sync.service.runtime import TenantRuntime
 from sync.service.scheduler import Scheduler
@@ -116,7 +117,14 @@ class SyncService:
         self.applier = Applier(shared)
         self.runs = Runs(shared, self.applier)
         self.decisions = Decisions(shared, self.runs, self.applier)
-        self.scheduler = Scheduler(shared, self.runs.run_sync, sleep=sleep, tick_s=scheduler_tick_s)
+        self.reminders = Reminders(shared, redis, keys)
+        self.scheduler = Scheduler(
+            shared,
+            self.runs.run_sync,
+            sleep=sleep,
+            tick_s=scheduler_tick_s,
+            on_tick=self.reminders.tick,
+        )
         self.report = StatusReport(shared, self.scheduler)
         self.settings = SettingsEditor(shared)
         self.connection = TenantConnection(
@@ -160,6 +168,7 @@ class SyncService:
         )
         self.listeners.add_whole_run_listener(self.mailer.on_runs)
         self.mail_status = self.mailer.last_result
+        self.add_reminder_listener = self.listeners.add_reminder_listener
 
     @property
     def config(self) -> Config:

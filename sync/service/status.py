@@ -10,6 +10,7 @@ from typing import Any
 
 from sync.errors import AuthError, GraphPermissionDenied
 from sync.models import DirectoryUser, Kind
+from sync.service import listing
 from sync.service.credentials import CredentialExpiry, check_expiry
 from sync.service.records import Item, TenantStatus
 from sync.service.runtime import TenantRuntime
@@ -31,9 +32,11 @@ class StatusReport:
         self._expiry: dict[str, tuple[TenantRuntime, datetime, CredentialExpiry]] = {}
 
     async def pending(self, kind: Kind | None = None) -> list[Item]:
-        return [
+        """Every pending item, in the one display order (``sync.service.listing``)."""
+        items = [
             await self._digests.item(sp) for sp in await self._store.proposals.pending(kind=kind)
         ]
+        return listing.in_display_order(items, lambda i: i.proposal)
 
     async def item(self, pid: str) -> Item | None:
         sp = await self._store.proposals.get(pid)

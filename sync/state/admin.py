@@ -121,6 +121,11 @@ class Conversations:
         raw = await self._r.hget(self._k.conversations(), conv_id)  # type: ignore[misc]
         return json.loads(raw) if raw else None
 
+    async def claim_greeting(self, conv_id: str, at: str) -> bool:
+        """True for exactly one caller per conversation (``HSETNX``): the one that greets,
+        however many install events arrive at once, on however many replicas."""
+        return bool(await self._r.hsetnx(self._k.greeted(), conv_id, at))  # type: ignore[misc]
+
     async def set_notify_channel(self, conv_id: str) -> None:
         await self._r.set(self._k.notify_channel(), conv_id)
 

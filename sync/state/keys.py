@@ -96,6 +96,12 @@ class Keys:
     def post_window(self, conversation: str) -> str:  # sorted set of post times (rate limit)
         return f"{self.prefix}posts:{conversation}"
 
+    def greeted(self) -> str:  # hash: conversation id -> when greeted (HSETNX: greet once)
+        return f"{self.prefix}greeted"
+
+    def reminded(self, day: str) -> str:  # the reminder of that day (YYYY-MM-DD) was posted
+        return f"{self.prefix}reminded:{day}"
+
     # --- built-in directory -------------------------------------------------------------------
     def dir_user(self, directory: str, user_id: str) -> str:  # JSON of one user
         return f"{self.prefix}dir:{directory}:u:{user_id}"

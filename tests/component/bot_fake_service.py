@@ -66,6 +66,7 @@ class FakeSyncService:
     applied: list[tuple[str, str, str]] = field(default_factory=list)  # (pid, verb, actor)
     listeners: list[ItemListener] = field(default_factory=list)
     run_listeners: list[RunListener] = field(default_factory=list)
+    reminder_listeners: list[Any] = field(default_factory=list)
     settings: dict[str, Any] = field(
         default_factory=lambda: {"schedule": {"mode": "manual", "at": "02:00", "every_hours": 12}}
     )
@@ -189,6 +190,9 @@ class FakeSyncService:
             await self.decide(i.id, "accept", actor=actor, digest=i.digest, inputs={})
             for i in bulk.included
         ]
+
+    def add_reminder_listener(self, listener: Any) -> None:
+        self.reminder_listeners.append(listener)
 
     async def guard_id(self, tenant: str, directory: str) -> tuple[str, str]:
         return f"guard:{tenant}:{directory}", "g-digest"

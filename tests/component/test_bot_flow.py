@@ -248,7 +248,7 @@ async def test_many_new_items_post_one_digest_card(
     new_posts = connector.posts[before:]
     assert len(new_posts) == 2  # the summary reply and one digest card
     verbs = [a["verb"] for a in executes(connector.cards("POST")[-1]) if a["verb"] != "refresh"]
-    assert verbs == ["accept_all"]
+    assert verbs == ["accept_all", "page"]  # Accept all matches, Next
 
 
 async def test_accept_all_decides_every_match_and_updates_their_cards(rig: Rig) -> None:

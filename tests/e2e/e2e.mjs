@@ -9,6 +9,10 @@
 //   4. "@Entra Sync status" -> counters before the decision
 //   5. click Accept -> the card becomes "Accepted by <the Playground user>"
 //   6. "@Entra Sync status" -> one fewer pending match
+//   7. "@Entra Sync sync Leo Larsson" -> the removal card of a user deleted in Entra (the demo
+//      directory's Leo Larsson is linked to an Entra user the demo tenant no longer has)
+//   8. "@Entra Sync pending" -> page 1 of the digest; Next -> page 2, other names
+// Card screenshots (card-*.png, only the card) are the README's pictures (docs/screenshots/).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -59,6 +63,21 @@ async function screenshot(page, name) {
   await page.screenshot({ path: file });
   log(`screenshot ${path.relative(process.cwd(), file)}`);
   return file;
+}
+
+// A picture of one card only (small enough for the README).
+async function cardShot(card, name) {
+  const file = path.join(ARTIFACTS, `card-${name}.png`);
+  await card.scrollIntoViewIfNeeded();
+  await card.screenshot({ path: file });
+  log(`screenshot ${path.relative(process.cwd(), file)}`);
+  return file;
+}
+
+// The names a digest card lists ("• Match · Name"), in order.
+async function digestNames(card) {
+  const text = await card.innerText();
+  return [...text.matchAll(/^\s*•\s*\w+\s*·\s*(.+?)\s*$/gm)].map((m) => m[1]);
 }
 
 // Type "@Entra Sync <text>" into a compose box, choosing the bot from the mention picker (the
@@ -136,6 +155,8 @@ async function main() {
       await page.getByText(/Sync done|nothing to decide|new to decide/i).first().waitFor();
       await cards(page).first().waitFor();
       await screenshot(page, "sync-now-cards");
+      const digest = cards(page).filter({ hasText: /wait for a decision/i }).first();
+      if (await digest.count()) await cardShot(digest, "digest");
     });
 
     const match = await step("a match card with Accept", async () => {
@@ -162,6 +183,7 @@ async function main() {
       const name = title ? title[1].trim() : "";
       await first.scrollIntoViewIfNeeded();
       await screenshot(page, "match-card");
+      await cardShot(first, "match");
       return { name };
     });
 
@@ -180,6 +202,7 @@ async function main() {
       }
       await done.first().scrollIntoViewIfNeeded();
       await screenshot(page, "accepted");
+      await cardShot(done.first(), "accepted");
     });
 
     await step("status shows the new counters", async () => {
@@ -192,6 +215,45 @@ async function main() {
       if (after.synced < before.synced) {
         throw new Error(`synced went down: ${before.synced} -> ${after.synced}`);
       }
+    });
+
+    await step("sync <name> reaches the pending removal of a deleted user", async () => {
+      const name = "Leo Larsson"; // examples/demo: linked in the directory, deleted in Entra
+      const removal = () =>
+        cards(page)
+          .filter({ hasText: name })
+          .filter({ has: page.getByRole("button", { name: "Remove sync", exact: true }) });
+      const before = await removal().count();
+      await post(page, `sync ${name}`);
+      await removal().nth(before).waitFor();
+      const card = removal().first(); // the newest thread is on top
+      const text = await card.innerText();
+      if (!/was deleted|Gone/i.test(text)) throw new Error(`not a removal card: ${text}`);
+      await screenshot(page, "removal-by-name");
+      await cardShot(card, "removal");
+    });
+
+    await step("pending pages through the items: Next shows the next page", async () => {
+      const digests = () => cards(page).filter({ hasText: /wait for a decision/i });
+      const before = await digests().count();
+      await post(page, "pending");
+      await digests().nth(before).waitFor();
+      const card = digests().first();
+      const first = await digestNames(card);
+      if (first.length === 0) throw new Error(`no names on page 1: ${await card.innerText()}`);
+      if (!/and \d+ more/.test(await card.innerText())) {
+        throw new Error(`page 1 does not say how many more: ${await card.innerText()}`);
+      }
+      await card.getByRole("button", { name: "Next", exact: true }).click();
+      const second = cards(page).filter({ hasText: /Page 2 of/ }).first();
+      await second.waitFor();
+      const next = await digestNames(second);
+      if (next.length === 0 || next.some((n) => first.includes(n))) {
+        throw new Error(`page 2 ${JSON.stringify(next)} repeats page 1 ${JSON.stringify(first)}`);
+      }
+      log(`page 1: ${first.join(", ")}; page 2: ${next.join(", ")}`);
+      await screenshot(page, "pending-page-2");
+      await cardShot(second, "pending-page-2");
     });
   } catch (e) {
     log(e.message);

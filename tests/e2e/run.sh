@@ -97,7 +97,10 @@ start_playground() {
   (
     # The Playground reads .m365agentsplayground.yml and writes devTools/ in its working directory.
     cd "$HERE"
-    exec env TEAMSAPPTESTER_BROWSER=none node node_modules/@microsoft/m365agentsplayground/cli.js \
+    # playground_locale.cjs: the driver may write a locale ("sv-SE") into $RUN/locale to have
+    # the Playground send it instead of its fixed "en-US" (see the file)
+    exec env TEAMSAPPTESTER_BROWSER=none PLAYGROUND_LOCALE_FILE="$RUN/locale" \
+      node --require "$HERE/playground_locale.cjs" node_modules/@microsoft/m365agentsplayground/cli.js \
       start -e "http://127.0.0.1:$BOT_PORT/api/messages" -c msteams --dt -p "$PG_PORT"
   ) >"$RUN/playground.out" 2>&1 &
   PG_PID=$!
@@ -118,7 +121,8 @@ done
 
 say "driving the Playground in headless Chromium ($("$CHROMIUM" --version 2>/dev/null | head -1))"
 set +e
-(cd "$HERE" && PLAYGROUND_URL="http://127.0.0.1:$PG_PORT/" E2E_ARTIFACTS="$ARTIFACTS" \
+: >"$RUN/locale"
+(cd "$HERE" && PLAYGROUND_URL="http://127.0.0.1:$PG_PORT/" E2E_ARTIFACTS="$ARTIFACTS" E2E_LOCALE_FILE="$RUN/locale" \
   timeout 240 node e2e.mjs) 2>&1 | tee "$RUN/driver.out"
 rc=${PIPESTATUS[0]}
 set -e

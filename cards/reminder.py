@@ -1,0 +1,74 @@
+"""The daily reminder card: how many items have waited longer than the configured days, the
+first of them with since when, and a button to the `pending` list. Pure, like
+:mod:`cards.build`; every string from Entra or the directory is escaped here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cards.build import CARD_VERSION, KIND_LABELS, SCHEMA_URL, Card, Element
+from cards.text import escape_md
+from cards.views import CardRef, Verb
+from sync.models import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderItem:
+    kind: Kind
+    name: str
+    since: str  # when it was proposed, formatted by the caller (e.g. "28 Nov")
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderView:
+    after_days: int
+    total: int  # how many items have waited longer
+    items: tuple[ReminderItem, ...] = ()
+    show: CardRef | None = None  # the "Show the list" button: a `pending` page cursor
+    limit: int = 10
+
+
+def reminder_heading(total: int, after_days: int) -> str:
+    items = "1 item has" if total == 1 else f"{total} items have"
+    days = "1 day" if after_days == 1 else f"{after_days} days"
+    return f"{items} waited more than {days}"
+
+
+def reminder_card(view: ReminderView) -> Card:
+    body: list[Element] = [
+        {
+            "type": "TextBlock",
+            "text": escape_md(reminder_heading(view.total, view.after_days)),
+            "size": "Medium",
+            "weight": "Bolder",
+            "wrap": True,
+        }
+    ]
+    shown = view.items[: max(0, view.limit)]
+    for i in shown:
+        body.append(
+            {
+                "type": "TextBlock",
+                "text": f"\u2022 **{KIND_LABELS[i.kind]}** \u00b7 {escape_md(i.name, 80)}"
+                f" \u2014 waiting since {escape_md(i.since, 40)}",
+                "wrap": True,
+                "spacing": "None",
+            }
+        )
+    more = view.total - len(shown)
+    how = "type 'pending' or press Show the list" if view.show else "type 'pending'"
+    tail = f"\u2026 and {more} more \u2014 {how}" if more > 0 else f"To decide them, {how}."
+    body.append({"type": "TextBlock", "text": tail, "isSubtle": True, "wrap": True})
+    card: Card = {"$schema": SCHEMA_URL, "type": "AdaptiveCard", "version": CARD_VERSION}
+    card["body"] = body
+    if view.show is not None:
+        card["actions"] = [
+            {
+                "type": "Action.Execute",
+                "title": "Show the list",
+                "verb": Verb.PAGE.value,
+                "data": {"pid": view.show.pid, "d": view.show.digest},
+                "associatedInputs": "none",
+            }
+        ]
+    return card
