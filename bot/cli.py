@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
+from bot.logs import configure_logging
 from sync.errors import InputError, SyncError
 
 log = logging.getLogger("entra_sync")
@@ -209,14 +210,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     try:
+        configure_logging(os.environ)  # LOG_LEVEL, LOG_FORMAT: the same for every command
         return _dispatch(args)
     except InputError as e:
         hint = f" ({e.hint})" if e.hint else ""

@@ -1,4 +1,4 @@
-"""LOG_FORMAT / LOG_LEVEL (bot/serve.py): bad values are refused with the values allowed
+"""LOG_FORMAT / LOG_LEVEL (bot/logs.py): bad values are refused with the values allowed
 before anything changes; the JSON formatter writes an operator line's fields as JSON fields."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from bot.serve import configure_logging, log_formatter
+from bot.logs import configure_logging, log_formatter
 from sync.errors import ConfigError
 
 
