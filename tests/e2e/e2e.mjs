@@ -13,8 +13,9 @@
 //      directory's Leo Larsson is linked to an Entra user the demo tenant no longer has)
 //   8. "@Entra Sync pending" -> page 1 of the digest; Next -> page 2, other names
 //   9. a non-admin's view: Megan Bowen opens the team in the second Playground (she is in the
-//      team, tests/e2e/config.toml names only Alex as an admin) and asks for the status; then
-//      the refresh invoke of step 7's removal card (Universal Actions, as Teams sends it for
+//      team, tests/e2e/config.toml names only Alex as an admin) and asks for the status; her
+//      press of "Accept all matches" on her `pending` card is refused (no buttons, nothing
+//      accepted); then the refresh invoke of step 7's removal card (Universal Actions, as Teams sends it for
 //      user-specific views, which the Playground never sends) is posted to the bot's endpoint
 //      as Megan and as Alex: Megan gets the card read-only, Alex gets its buttons
 //  10. Swedish: with the Playground sending locale sv-SE, "@Entra Sync status" answers in Swedish
@@ -354,10 +355,22 @@ async function main() {
         await page2.waitForTimeout(500);
       }
       await composer.waitFor();
-      await post(page2, "status"); // a team member reads: no refusal
-      const status = cards(page2).filter({ hasText: /\d+\s*\/\s*\d+\s*synced/i }).first();
-      await status.waitFor();
-      await screenshot(page2, "second-user-status");
+      const before = await status(page2, "second-user-status"); // a member reads: no refusal
+      // In the Playground cards keep their buttons for everyone (local mode names nobody in
+      // refresh.userIds); a non-admin's press is refused and the card loses its buttons.
+      await post(page2, "pending");
+      const digest = cards(page2).filter({ hasText: /wait for a decision/i }).first();
+      await digest.getByRole("button", { name: "Accept all matches", exact: true }).click();
+      const refused = cards(page2).filter({ hasText: "Only admins can do this." }).first();
+      await refused.waitFor();
+      const left = await refused.getByRole("button").count();
+      if (left) throw new Error(`the card Megan's press answered has ${left} buttons`);
+      await screenshot(page2, "second-user-refused");
+      await cardShot(refused, "non-admin-refused");
+      const after = await status(page2, "second-user-status-after");
+      if (after.matches !== before.matches) {
+        throw new Error(`Megan's press changed pending matches: ${before.matches} -> ${after.matches}`);
+      }
       const serviceUrl = `http://localhost:${new globalThis.URL(URL2).port}/_connector`;
       const megan = await refreshAs(MEGAN, serviceUrl, data);
       const alex = await refreshAs(ALEX, serviceUrl, data);
