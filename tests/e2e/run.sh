@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end test (`make e2e`): the bot with the demo tenant, the Agents Playground (a Teams-like
-# web client) pointed at it, and tests/e2e/e2e.mjs driving the Playground in headless Chromium.
+# End-to-end test (`make e2e`): the bot with the demo tenant, two Agents Playgrounds (a Teams-like
+# web client; the admin's and a non-admin's) pointed at it, and tests/e2e/e2e.mjs driving them in
+# headless Chromium.
 # Installs Debian chromium and the npm tools when they are missing. Screenshots go to
 # tests/e2e/artifacts/. On failure it prints the Playground's and the bot's logs. See docs/e2e.md.
 #
