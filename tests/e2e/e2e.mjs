@@ -12,6 +12,13 @@
 //   7. "@Entra Sync sync Leo Larsson" -> the removal card of a user deleted in Entra (the demo
 //      directory's Leo Larsson is linked to an Entra user the demo tenant no longer has)
 //   8. "@Entra Sync pending" -> page 1 of the digest; Next -> page 2, other names
+//   9. a non-admin's view: Megan Bowen opens the team in the second Playground (she is in the
+//      team, tests/e2e/config.toml names only Alex as an admin) and asks for the status; her
+//      press of "Accept all matches" on her `pending` card is refused (no buttons, nothing
+//      accepted); then the refresh invoke of step 7's removal card (Universal Actions, as Teams sends it for
+//      user-specific views, which the Playground never sends) is posted to the bot's endpoint
+//      as Megan and as Alex: Megan gets the card read-only, Alex gets its buttons
+//  10. Swedish: with the Playground sending locale sv-SE, "@Entra Sync status" answers in Swedish
 // Card screenshots (card-*.png, only the card) are the README's pictures (docs/screenshots/).
 import fs from "node:fs";
 import os from "node:os";
@@ -20,11 +27,19 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const URL = process.env.PLAYGROUND_URL || "http://127.0.0.1:56150/";
+const URL = process.env.PLAYGROUND_URL || "http://127.0.0.1:29150/";
+const URL2 = process.env.PLAYGROUND2_URL || "http://127.0.0.1:29152/"; // Megan Bowen's
+const BOT_URL = process.env.BOT_URL || "http://127.0.0.1:3978/api/messages";
+const LOCALE_FILE = process.env.E2E_LOCALE_FILE || "";
 const ARTIFACTS = process.env.E2E_ARTIFACTS || path.join(HERE, "artifacts");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const BOT_NAME = "Entra Sync"; // .m365agentsplayground.yml bot.name
 const USER_NAME = "Alex Wilber"; // .m365agentsplayground.yml currentUser.name
+// The ids both Playground contexts use (docs/e2e.md "The Agents Playground's context").
+const BOT_ID = "00000000-0000-0000-0000-00000000000011";
+const TENANT = "00000000-0000-0000-0000-0000000000001";
+const ALEX = { id: "user-id-0", name: "Alex Wilber", aadObjectId: "00000000-0000-0000-0000-0000000000020" };
+const MEGAN = { id: "user-id-1", name: "Megan Bowen", aadObjectId: "00000000-0000-0000-0000-0000000000021" };
 const STEP_TIMEOUT = 30_000;
 
 // Flags from the platform notes: headless, no sandbox as root, and no background networking
@@ -98,6 +113,67 @@ async function post(page, text) {
 
 const cards = (page) => page.locator(".ac-adaptiveCard");
 
+// Every JSON object inside a value, JSON text in strings included (the Playground's WebSocket
+// frames carry the bot's activities, whose card may be an object or a JSON string).
+function* objects(value) {
+  if (typeof value === "string") {
+    const t = value.replace(/^\d+/, ""); // a socket.io-style prefix, if any
+    if (/^[[{]/.test(t)) {
+      try {
+        yield* objects(JSON.parse(t));
+      } catch {
+        /* not JSON */
+      }
+    }
+  } else if (Array.isArray(value)) {
+    for (const v of value) yield* objects(v);
+  } else if (value && typeof value === "object") {
+    yield value;
+    for (const v of Object.values(value)) yield* objects(v);
+  }
+}
+
+// The Action.Execute / Submit / ShowCard / OpenUrl buttons of a card, anywhere in it.
+const buttons = (card) => [...objects(card)].filter((o) => /^Action\./.test(o.type || ""));
+
+// Microsoft's documented refresh invoke for user-specific views ("Invoke request sent from
+// Teams client to the bot", tests/fixtures/teams/user-specific-views-refresh-invoke.json) in
+// the envelope the Playground sends from the team's General channel (no token: local mode),
+// posted to the bot's endpoint as `user`; answers the card of the invoke response.
+async function refreshAs(user, serviceUrl, data) {
+  const activity = {
+    type: "invoke",
+    name: "adaptiveCard/action",
+    id: `e2e-${Date.now()}-${user.id}`,
+    timestamp: new Date().toISOString(),
+    channelId: "msteams",
+    serviceUrl,
+    locale: "en-US",
+    from: { ...user, role: "user" },
+    recipient: { id: BOT_ID, name: BOT_NAME, role: "bot" },
+    conversation: { id: "team-id", conversationType: "channel", tenantId: TENANT, isGroup: true },
+    channelData: {
+      tenant: { id: TENANT },
+      team: { id: "team-id", name: "Admins", aadGroupId: "00000000-0000-0000-0000-000000000031" },
+      channel: { id: "team-id", name: "General" },
+    },
+    value: {
+      action: { type: "Action.Execute", id: "", verb: "refresh", data },
+      trigger: "automatic",
+    },
+  };
+  const res = await fetch(BOT_URL, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(activity),
+  });
+  const body = await res.json();
+  if (res.status !== 200 || body.type !== "application/vnd.microsoft.card.adaptive") {
+    throw new Error(`refresh as ${user.name}: HTTP ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+  }
+  return body.value;
+}
+
 function parseStatus(text) {
   const synced = text.match(/(\d+)\s*\/\s*(\d+)\s*synced/i);
   const match = text.match(/\bmatch(?:es)?\b\D{0,20}?(\d+)/i);
@@ -136,6 +212,10 @@ async function main() {
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(STEP_TIMEOUT);
   page.on("pageerror", (e) => log(`page error: ${e.message}`));
+  // What the Playground's server pushes to the page (the bot's activities, cards included):
+  // step 9 reads the posted removal card's action data from it.
+  const frames = [];
+  page.on("websocket", (ws) => ws.on("framereceived", (f) => frames.push(String(f.payload))));
   try {
     await step("install the app in a team", async () => {
       await page.goto(URL, { waitUntil: "domcontentloaded" });
@@ -254,6 +334,80 @@ async function main() {
       log(`page 1: ${first.join(", ")}; page 2: ${next.join(", ")}`);
       await screenshot(page, "pending-page-2");
       await cardShot(second, "pending-page-2");
+    });
+
+    await step("a non-admin gets a card read-only, the admin gets its buttons", async () => {
+      // the removal card of step 7 as the bot posted it: its Remove sync button's data
+      const posted = frames
+        .flatMap((f) => [...objects(f)])
+        .filter((o) => o.type === "AdaptiveCard" && JSON.stringify(o).includes("Leo Larsson"))
+        .flatMap((card) => buttons(card))
+        .find((b) => b.verb === "remove_sync");
+      if (!posted) throw new Error(`no removal card of Leo Larsson in ${frames.length} frames`);
+      const data = { pid: posted.data.pid, d: posted.data.d };
+      // Megan Bowen opens the team in her own Playground: in the team, not an admin
+      const page2 = await context.newPage();
+      page2.setDefaultTimeout(STEP_TIMEOUT);
+      await page2.goto(URL2, { waitUntil: "domcontentloaded" });
+      const composer = page2.getByText("Start a new post");
+      for (let i = 0; i < 20 && !(await composer.isVisible()); i += 1) {
+        await page2.getByRole("treeitem", { name: /General/ }).click();
+        await page2.waitForTimeout(500);
+      }
+      await composer.waitFor();
+      const before = await status(page2, "second-user-status"); // a member reads: no refusal
+      // In the Playground cards keep their buttons for everyone (local mode names nobody in
+      // refresh.userIds); a non-admin's press is refused and the card loses its buttons.
+      await post(page2, "pending");
+      const digest = cards(page2).filter({ hasText: /wait for a decision/i }).first();
+      await digest.getByRole("button", { name: "Accept all matches", exact: true }).click();
+      const refused = cards(page2).filter({ hasText: "Only admins can do this." }).first();
+      await refused.waitFor();
+      const left = await refused.getByRole("button").count();
+      if (left) throw new Error(`the card Megan's press answered has ${left} buttons`);
+      await screenshot(page2, "second-user-refused");
+      await cardShot(refused, "non-admin-refused");
+      const after = await status(page2, "second-user-status-after");
+      if (after.matches !== before.matches) {
+        throw new Error(`Megan's press changed pending matches: ${before.matches} -> ${after.matches}`);
+      }
+      const serviceUrl = `http://localhost:${new globalThis.URL(URL2).port}/_connector`;
+      const megan = await refreshAs(MEGAN, serviceUrl, data);
+      const alex = await refreshAs(ALEX, serviceUrl, data);
+      const text = (card) => JSON.stringify(card);
+      const verbs = (card) => buttons(card).map((b) => b.verb || b.type);
+      log(`refresh as Megan: buttons ${JSON.stringify(verbs(megan))}; as Alex: ${JSON.stringify(verbs(alex))}`);
+      if (!text(megan).includes("Leo Larsson") || !text(megan).includes("Only admins can decide")) {
+        throw new Error(`Megan did not get the removal card read-only: ${text(megan).slice(0, 400)}`);
+      }
+      if (buttons(megan).some((b) => b.verb !== "refresh")) {
+        throw new Error(`Megan's card has buttons: ${JSON.stringify(verbs(megan))}`);
+      }
+      if (!verbs(alex).includes("remove_sync")) {
+        throw new Error(`Alex's card has no Remove sync: ${JSON.stringify(verbs(alex))}`);
+      }
+      await page2.close();
+    });
+
+    await step("a card in Swedish when the Playground sends locale sv-SE", async () => {
+      if (!LOCALE_FILE) throw new Error("E2E_LOCALE_FILE is not set (run.sh sets it)");
+      const swedish = () => cards(page).filter({ hasText: "Status för Entra Sync" });
+      const before = await swedish().count();
+      fs.writeFileSync(LOCALE_FILE, "sv-SE\n");
+      try {
+        await post(page, "status");
+        await swedish().nth(before).waitFor();
+      } finally {
+        fs.writeFileSync(LOCALE_FILE, ""); // English again for anything after
+      }
+      const card = swedish().first();
+      const text = await card.innerText();
+      // cards/catalogue_sv.py: "{synced}/{total} synkade", "Senaste synk", "Väntar"
+      for (const word of [/\d+\/\d+ synkade/, /Senaste synk/, /Väntar/]) {
+        if (!word.test(text)) throw new Error(`no ${word} in the Swedish status card: ${text}`);
+      }
+      await screenshot(page, "swedish-card");
+      await cardShot(card, "status-sv");
     });
   } catch (e) {
     log(e.message);
