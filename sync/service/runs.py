@@ -178,8 +178,9 @@ class Runs:
             at=now,
         )
         phases["rest"], lap = perf_counter() - lap, perf_counter()
-        linked = await asyncio.to_thread(linked_ids, dir_users, run.reading.changed)
-        await self._store.runs.set_user_last_sync(run.tenant, linked, now)
+        await self._store.runs.set_user_last_sync(
+            run.tenant, linked_ids(dir_users, run.reading.changed), now
+        )
         phases["last_sync"] = perf_counter() - lap
         return RunResult(
             tenant=run.tenant,
