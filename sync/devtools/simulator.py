@@ -24,7 +24,7 @@ import logging
 import re
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -551,6 +551,39 @@ def _graph_gate(request: web.Request, kind: str, *, reads: bool = True) -> web.R
     return None
 
 
+def _users_filter(
+    sim: TenantSim, request: web.Request, flt: str | None, advanced: bool
+) -> tuple[bool | None, list[str] | None] | web.Response:
+    """What a ``$filter`` on /users takes: (accountEnabled eq …, or None; the ids of the users
+    any other filter takes, or None for no such filter), or Graph's error for a refused one."""
+    if flt is None:
+        return None, None
+    sim.filter_log.append(FilterRequest(flt, advanced, request.headers.get("ConsistencyLevel")))
+    m = _ENABLED_FILTER.match(flt)
+    if m is not None:
+        return m.group(1).lower() == "true", None
+    try:
+        take = parse_filter(flt, advanced=advanced)
+    except FilterRefused as e:
+        return _graph_error(e.status, e.code, e.message)
+    return None, [i for i in sim.user_ids if take(sim.user(i) or {})]
+
+
+def _users_next_link(
+    origin: str, q: Mapping[str, str], select: Sequence[str], top: int, offset: int
+) -> str:
+    """The ``@odata.nextLink`` of a /users page: the same query, the next ``$skiptoken``."""
+    params = [f"$top={top}"]
+    if q.get("$select") is not None:
+        params.append(f"$select={','.join(select)}")
+    if q.get("$filter") is not None:
+        params.append("$filter=" + quote(q["$filter"], safe=""))
+    if q.get("$count") is not None:
+        params.append(f"$count={q['$count']}")
+    params.append(f"$skiptoken={_b64({'o': offset})}")
+    return f"{origin}/v1.0/users?" + "&".join(params)
+
+
 async def _users(request: web.Request) -> web.Response:
     denied = _graph_gate(request, "users")
     if denied is not None:
@@ -565,23 +598,14 @@ async def _users(request: web.Request) -> web.Response:
     top = _parse_top(q.get("$top"), DEFAULT_TOP)
     if isinstance(top, web.Response):
         return top
-    enabled: bool | None = None
     flt = q.get("$filter")
     advanced = request.headers.get("ConsistencyLevel", "").lower() == "eventual" and (
         q.get("$count", "").lower() == "true"
     )
-    matching: list[str] | None = None  # ids of the users a filter other than accountEnabled takes
-    if flt is not None:
-        sim.filter_log.append(FilterRequest(flt, advanced, request.headers.get("ConsistencyLevel")))
-        m = _ENABLED_FILTER.match(flt)
-        if m is not None:
-            enabled = m.group(1).lower() == "true"
-        else:
-            try:
-                take = parse_filter(flt, advanced=advanced)
-            except FilterRefused as e:
-                return _graph_error(e.status, e.code, e.message)
-            matching = [i for i in sim.user_ids if take(sim.user(i) or {})]
+    taken = _users_filter(sim, request, flt, advanced)
+    if isinstance(taken, web.Response):
+        return taken
+    enabled, matching = taken
     offset = 0
     if "$skiptoken" in q:
         state = _unb64(q["$skiptoken"])
@@ -600,15 +624,7 @@ async def _users(request: web.Request) -> web.Response:
     if advanced:
         extra["@odata.count"] = len(items)
     if offset + top < len(items):
-        params = [f"$top={top}"]
-        if q.get("$select") is not None:
-            params.append(f"$select={','.join(select)}")
-        if flt is not None:
-            params.append("$filter=" + quote(flt, safe=""))
-        if q.get("$count") is not None:
-            params.append(f"$count={q['$count']}")
-        params.append(f"$skiptoken={_b64({'o': offset + top})}")
-        extra["@odata.nextLink"] = f"{origin}/v1.0/users?" + "&".join(params)
+        extra["@odata.nextLink"] = _users_next_link(origin, q, select, top, offset + top)
     context = f"{origin}/v1.0/$metadata#users({','.join(select)})"
     return _json(_page_body(context, page, extra))
 
