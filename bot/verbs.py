@@ -245,14 +245,16 @@ async def _bulk(ctx: BotContext, turn: Turn, action: CardAction, kind: Kind) -> 
         return not_found_card(ctx.texts(turn))
     bulk = await ctx.service.bulk_set(kind)
     if bulk.needs_confirmation:
-        return bulk_cards.bulk_confirm_card(to_views.bulk_view(bulk, with_ref=True))
+        view = to_views.bulk_view(bulk, with_ref=True)
+        return bulk_cards.bulk_confirm_card(view, ctx.texts(turn))
     return await _run_bulk(ctx, turn, kind, bulk.digest)
 
 
 async def _run_bulk(ctx: BotContext, turn: Turn, kind: Kind, digest: str) -> Card:
+    t = ctx.texts(turn)
     decisions = await ctx.service.decide_bulk(kind, digest, actor=turn.actor)
     if decisions is None:
-        return bulk_cards.bulk_refused_card()
+        return bulk_cards.bulk_refused_card(t)
     done = tuple(to_views.bulk_entry(d.item) for d in decisions if d.outcome == "done" and d.item)
     left = (await ctx.service.bulk_set(kind)).left_out
     view = v.BulkView(
@@ -260,10 +262,10 @@ async def _run_bulk(ctx: BotContext, turn: Turn, kind: Kind, digest: str) -> Car
         items=done,
         left_out=tuple(to_views.bulk_entry(i, why) for i, why in left),
         actor=turn.actor_name,
-        at=ctx.now(),
+        at=ctx.clock(),
         failed=len(decisions) - len(done),
     )
-    return bulk_cards.bulk_done_card(view)
+    return bulk_cards.bulk_done_card(view, t)
 
 
 async def accept_all(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
@@ -286,7 +288,7 @@ async def bulk_confirm(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
 
 
 async def bulk_cancel(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
-    return bulk_cards.bulk_cancelled_card(turn.actor_name, ctx.now())
+    return bulk_cards.bulk_cancelled_card(turn.actor_name, ctx.clock(), ctx.texts(turn))
 
 
 async def unignore(ctx: BotContext, turn: Turn, action: CardAction) -> Card:

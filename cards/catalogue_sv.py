@@ -395,4 +395,48 @@ SWEDISH: Mapping[str, str] = {
     "\u2026 and {n} more \u2014 type 'pending'": "\u2026 och {n} till \u2014 skriv 'pending'",
     "Previous": "Föregående",
     "Next": "Nästa",
+    # --- bulk actions ---
+    "Accept this match?": "Godkänna den här matchningen?",
+    "Accept these {n} matches?": "Godkänna de här {n} matchningarna?",
+    "Apply this update?": "Verkställa den här ändringen?",
+    "Apply these {n} updates?": "Verkställa de här {n} ändringarna?",
+    "Yes, accept {n} match": "Ja, godkänn {n} matchning",
+    "Yes, accept {n} matches": "Ja, godkänn {n} matchningar",
+    "Yes, apply {n} update": "Ja, verkställ {n} ändring",
+    "Yes, apply {n} updates": "Ja, verkställ {n} ändringar",
+    "{n} match accepted": "{n} matchning godkänd",
+    "{n} matches accepted": "{n} matchningar godkända",
+    "{n} update applied": "{n} ändring verkställd",
+    "{n} updates applied": "{n} ändringar verkställda",
+    "Left out for an individual look ({n}): each keeps its own card (type 'pending').": (
+        "Utelämnade för en egen granskning ({n}): var och en behåller sitt eget kort "
+        "(skriv 'pending')."
+    ),
+    "{n} could not be done (already handled, changed, or failed); type 'pending'.": (
+        "{n} kunde inte utföras (redan hanterade, ändrade eller misslyckade); skriv 'pending'."
+    ),
+    "Nothing waits for this action.": "Inget väntar på den här åtgärden.",
+    "Nothing was done": "Inget gjordes",
+    (
+        "The list of items changed since this card was shown, or the card was not issued by "
+        "this bot. Press Accept all / Apply all again to see the current list."
+    ): (
+        "Listan har ändrats sedan kortet visades, eller så kommer kortet inte från den här "
+        "boten. Tryck på Godkänn alla / Verkställ alla igen för att se den aktuella listan."
+    ),
+    "Cancelled by {name}, {at}; nothing was done.": ("Avbrutet av {name}, {at}; inget gjordes."),
+    # --- reminders ---
+    "{n} day": "{n} dag",
+    "{n} days": "{n} dagar",
+    "{n} item has waited more than {days}": "{n} post har väntat mer än {days}",
+    "{n} items have waited more than {days}": "{n} poster har väntat mer än {days}",
+    "waiting since {day}": "väntar sedan {day}",
+    "\u2026 and {n} more \u2014 type 'pending' or press Show the list": (
+        "\u2026 och {n} till \u2014 skriv 'pending' eller tryck på Visa listan"
+    ),
+    "To decide them, type 'pending' or press Show the list.": (
+        "Skriv 'pending' eller tryck på Visa listan för att besluta om dem."
+    ),
+    "To decide them, type 'pending'.": "Skriv 'pending' för att besluta om dem.",
+    "Show the list": "Visa listan",
 }

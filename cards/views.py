@@ -430,6 +430,6 @@ class BulkView:
     left_out: tuple[BulkEntry, ...] = ()
     ref: CardRef | None = None
     actor: str = ""
-    at: str = ""
+    at: At = ""
     failed: int = 0
     limit: int = 15
