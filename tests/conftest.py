@@ -9,11 +9,17 @@ from collections.abc import AsyncIterator, Iterator
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import settings
 
 from sync.state.connection import redis_from_url
 from sync.state.keys import Keys
 
 REAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Tests never assert on wall time: Hypothesis' per-example deadline (200 ms) failed a
+# normaliser test once when its first example paid phonenumbers' metadata loading (450 ms).
+settings.register_profile("entra-sync", deadline=None)
+settings.load_profile("entra-sync")
 
 
 @pytest.fixture
