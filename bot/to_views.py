@@ -209,18 +209,6 @@ def status_view(statuses: Sequence[TenantStatus], mail: MailResult | None = None
     return v.StatusView(tenants=tuple(out), mail=mail_status_view(mail))
 
 
-def digest_view(items: Sequence[Item], *, pid: str, digest: str) -> v.DigestView:
-    """The digest card of ``items``; ``digest`` is the service's HMAC of ``pid``."""
-    counts: dict[Kind, int] = {}
-    for i in items:
-        counts[i.kind] = counts.get(i.kind, 0) + 1
-    return v.DigestView(
-        ref=v.CardRef(pid=pid, digest=digest),
-        counts=counts,
-        items=tuple(v.DigestItem(kind=i.kind, name=i.proposal.label or i.id) for i in items[:10]),
-    )
-
-
 def item_card(view: v.ProposalView, texts: Texts = ENGLISH) -> dict[str, Any]:
     """The card an item is posted (or updated) with: when its ``refresh.userIds`` names the
     admins (per-user views), everyone sees it read-only and the admins' Teams clients refresh

@@ -151,13 +151,6 @@ def when(t: Texts, at: At, limit: int = 40) -> str:
     return escape_md(at, limit)
 
 
-def when_plain(t: Texts, at: At, limit: int = 40) -> str:
-    """A moment for slots where templates do not run (facts): UTC, or text escaped."""
-    if isinstance(at, datetime):
-        return escape_md(t.utc(at), limit)
-    return escape_md(at, limit)
-
-
 # --- measuring ------------------------------------------------------------------------------
 
 
