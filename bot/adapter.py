@@ -31,6 +31,7 @@ from botframework.connector.auth import (
     PasswordServiceClientCredentialFactory,
     ServiceClientCredentialsFactory,
 )
+from msrest.universal_http.requests import ClientRetryPolicy
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.service_urls import ServiceUrlPolicy
@@ -121,6 +122,15 @@ def requests_trust_ssl_cert_file(environ: MutableMapping[str, str]) -> None:
         environ["REQUESTS_CA_BUNDLE"] = cert
 
 
+def quick_msrest_retry_codes() -> None:
+    """msrest 0.7.1 (under botbuilder's connector clients) builds its retry status list as
+    ``[i for i in range(999) if i not in safe_codes]`` with ``safe_codes`` a 500-entry list:
+    3.7 ms of CPU for each client, and botbuilder's CloudAdapter builds two clients for every
+    activity it handles — 7 of the 13 ms an invoke took, all on the event loop. The same
+    codes as a frozenset give the same list in microseconds. Idempotent."""
+    ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, slots=True)
 class _Configuration:
     """What ConfigurationBotFrameworkAuthentication reads (attribute names are the SDK's)."""
@@ -201,6 +211,7 @@ class TeamsAdapter:
     _credentials: ReusedCredentialsFactory = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        quick_msrest_retry_codes()
         conf = _Configuration(
             APP_ID=self.app_id,
             APP_PASSWORD=self.app_password,

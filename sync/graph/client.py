@@ -234,15 +234,19 @@ class GraphClient:
         *,
         groups: Sequence[str] = (),
         enabled_only: bool = False,
+        each_page: Callable[[Sequence[EntraUser]], None] | None = None,
     ) -> EntraSnapshot:
         """A full read. With ``groups``, ``group_members`` is the union of their transitive user
         members. ``complete`` is False when a record was unreadable. Any failure raises: there is
-        never a partial snapshot."""
+        never a partial snapshot. ``each_page`` sees each page's users as they are read (while
+        the next page is on its way)."""
         pages = self.iter_users(select, enabled_only=enabled_only)
         users: list[EntraUser] = []
         async with aclosing(pages):
             async for page in pages:
                 users.extend(page)
+                if each_page is not None:
+                    each_page(page)
         invalid = list(pages.invalid)
         members: frozenset[str] | None = None
         if groups:

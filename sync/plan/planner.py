@@ -120,6 +120,14 @@ def entra_phones(user: EntraUser, region: str) -> Numbers:
     return tuple(seen.items())
 
 
+def read_numbers(users: Iterable[EntraUser], region: str) -> None:
+    """Parses the users' numbers into ``normalize``'s cache. A full read calls it for each
+    page while Graph prepares the next one, so the plan after the read finds every number
+    parsed: ~25 µs a number with phonenumbers, 2.5 s of a 100,000-user plan otherwise."""
+    for user in users:
+        entra_phones(user, region)
+
+
 def _directory_phones(d: DirectoryUser, region: str) -> set[str]:
     """A directory user's numbers as E.164 (those that are possible numbers)."""
     return {e for e in (normalize(p, region) for p in d.phones) if e is not None}

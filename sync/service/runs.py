@@ -178,9 +178,8 @@ class Runs:
             at=now,
         )
         phases["rest"], lap = perf_counter() - lap, perf_counter()
-        await self._store.runs.set_user_last_sync(
-            run.tenant, linked_ids(dir_users, run.reading.changed), now
-        )
+        linked = await asyncio.to_thread(linked_ids, dir_users, run.reading.changed)
+        await self._store.runs.set_user_last_sync(run.tenant, linked, now)
         phases["last_sync"] = perf_counter() - lap
         return RunResult(
             tenant=run.tenant,

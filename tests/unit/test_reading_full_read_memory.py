@@ -33,7 +33,9 @@ class FakeGraph:
     async def latest_delta_link(self, select: Sequence[str]) -> str:
         raise GraphUnavailable("no delta links here")
 
-    async def read_users(self, select: Sequence[str], *, groups: Sequence[str] = ()) -> Any:
+    async def read_users(
+        self, select: Sequence[str], *, groups: Sequence[str] = (), each_page: Any = None
+    ) -> Any:
         self.held_during_read.append("t" in self._reader.latest)
         return EntraSnapshot(tuple(self._users))
 
