@@ -19,7 +19,7 @@ from sync.graph.attributes import GRAPH_USER_ATTRIBUTES
 from sync.models import EntraSnapshot, EntraUser
 from sync.plan.planner import read_numbers
 from sync.service.runtime import TenantRuntime
-from sync.state.snapshots import SnapshotStore
+from sync.state.snapshots import SnapshotStore, snapshot_part
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +150,19 @@ class EntraReader:
         # twice, during a full read (``snapshot`` loads it from Redis if asked meanwhile)
         self.latest.pop(rt.name, None)
         region = config.matching.default_region
-        snap = await rt.graph.read_users(
-            select,
-            groups=config.scope.groups,
-            each_page=lambda page: read_numbers(page, region),
-        )
+        parts: list[bytes] = []
+
+        def each_page(page: Sequence[EntraUser]) -> None:
+            """While Graph prepares the next page: this page's numbers parsed for the plan,
+            its part of the saved snapshot serialised."""
+            read_numbers(page, region)
+            parts.append(snapshot_part(page))
+
+        snap = await rt.graph.read_users(select, groups=config.scope.groups, each_page=each_page)
         if ids is not None:
             snap = replace(snap, group_members=in_scope(snap.group_members, ids))
         self.latest[rt.name] = snap
-        await self._snapshots.save(rt.name, snap.users)
+        await self._snapshots.save_parts(rt.name, parts)
         if link is not None:
             await self._snapshots.set_delta_link(rt.name, link_key(select), link)
         return Reading(snap, "full")

@@ -9,10 +9,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 import redis.asyncio as aioredis
 
 from sync.state.keys import Keys
-from sync.state.values import chunks, dumps, iso, str_map, text, time_or_none
+from sync.state.values import dumps, iso, str_map, text, time_or_none
+
+# KEYS[1] the hash, ARGV[1] the value, ARGV[2] a JSON array of fields: HSET in 1,000s
+_SET_ALL_LUA = """
+local fields = cjson.decode(ARGV[2])
+for i = 1, #fields, 1000 do
+  local args = {}
+  for j = i, math.min(i + 999, #fields) do
+    args[#args + 1] = fields[j]
+    args[#args + 1] = ARGV[1]
+  end
+  redis.call('HSET', KEYS[1], unpack(args))
+end
+return #fields
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +87,14 @@ class RunLog:
         return out
 
     async def set_user_last_sync(self, tenant: str, ids: Iterable[str], at: datetime) -> None:
-        key = self._k.user_last_sync(tenant)
-        when = iso(at)
-        # one HSET per chunk, each awaited: packing 76,000 fields at once held the event loop
-        # for 0.3 s (Teams waited), and a chunk is one round trip either way
-        for chunk in chunks(list(dict.fromkeys(ids))):
-            await self._r.hset(key, mapping=dict.fromkeys(chunk, when))  # type: ignore[misc]
+        """``at`` for each of ``ids``: the ids go as one JSON argument to a script that sets
+        them. (HSETs of 76,000 fields cost redis-py 0.3-0.5 s of packing on the event loop
+        at the end of each full sync; the script's Redis time is ~50 ms.)"""
+        unique = list(dict.fromkeys(ids))
+        if unique:
+            await self._r.eval(  # type: ignore[misc]
+                _SET_ALL_LUA, 1, self._k.user_last_sync(tenant), iso(at), orjson.dumps(unique)
+            )
 
     async def user_last_sync(self, tenant: str, entra_id: str) -> datetime | None:
         return time_or_none(await self._r.hget(self._k.user_last_sync(tenant), entra_id))  # type: ignore[misc]

@@ -126,6 +126,16 @@ async def test_iter_users_yields_one_list_per_page(sim: TenantSim) -> None:
     assert sizes == [999, 999, 502]
 
 
+async def test_read_users_shows_each_page_as_it_arrives(sim: TenantSim) -> None:
+    pages: list[list[str]] = []
+    async with running(sim) as env:
+        snap = await env.client.read_users(
+            SELECT, each_page=lambda page: pages.append([u.id for u in page])
+        )
+    assert [len(p) for p in pages] == [999, 999, 502]
+    assert [uid for page in pages for uid in page] == [u.id for u in snap.users]
+
+
 async def test_nextlink_is_followed_verbatim(sim: TenantSim) -> None:
     async with running(sim) as env:
         await env.client.read_users(SELECT)

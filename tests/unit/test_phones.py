@@ -62,3 +62,32 @@ def test_normalize_gives_the_bench_numbers_their_e164_form_in_any_region() -> No
         assert normalize(shown, "SE") == e164
         for region in ("SE", "NO", "US"):
             assert normalize(e164, region) == e164
+
+
+def test_a_plan_after_read_numbers_parses_no_number_of_entra_again() -> None:
+    """A full read calls ``read_numbers`` on each page so the plan finds every Entra number
+    already parsed: the plan must ask ``normalize`` exactly what ``read_numbers`` asked."""
+    from sync.config import config_from_dict
+    from sync.models import EntraSnapshot, StateView, parse_entra_user
+    from sync.plan.planner import plan, read_numbers
+
+    users = [
+        parse_entra_user(
+            {
+                "id": f"e-{i}",
+                "accountEnabled": True,
+                "displayName": f"User {i}",
+                "mobilePhone": f"070-{i:03d} 45 67",
+                "businessPhones": [f"+46 8 {i:03d} 00 00", f"0046 31 {i:03d} 1"],
+            }
+        )
+        for i in range(50)
+    ]
+    config = config_from_dict({}, source="test")
+    normalize.cache_clear()
+    read_numbers(users, config.matching.default_region)
+    read = normalize.cache_info()
+    assert read.misses == 150
+    plan(EntraSnapshot(users), [], StateView(), config)
+    assert normalize.cache_info().misses == read.misses
+    assert normalize.cache_info().hits >= read.hits + 150

@@ -37,6 +37,8 @@ class FakeGraph:
         self, select: Sequence[str], *, groups: Sequence[str] = (), each_page: Any = None
     ) -> Any:
         self.held_during_read.append("t" in self._reader.latest)
+        if each_page is not None:  # one page, as the real client shows each page
+            each_page(tuple(self._users))
         return EntraSnapshot(tuple(self._users))
 
 
