@@ -60,7 +60,7 @@ FILE_USER_FIELDS = frozenset(
 )
 FILE_TOP_FIELDS = frozenset({"users", "ignored"})
 MAX_TRANSACTION_TRIES = 50
-SCAN_COUNT = 1000
+SCAN_COUNT = 5000
 
 
 # --- patches (shared with the SCIM adapter) ------------------------------------------------
@@ -296,8 +296,8 @@ class BuiltinDirectory:
 
     async def list_users(self) -> Sequence[DirectoryUser]:
         """Every user, ordered by id (numbers by value, then the others by text): HSCAN in
-        batches of 1,000 (each a few ms of Redis and of decoding: Teams is answered between
-        them), sorted in a thread (0.2 s at 92,000 users)."""
+        batches of 5,000 (each a few ms of Redis and ~50 ms of decoding: Teams is answered
+        between them), sorted in a thread (0.2 s at 92,000 users)."""
         users: list[DirectoryUser] = []
         cursor = 0
         with _redis_errors():
