@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -542,17 +543,19 @@ async def test_a_resync_frees_the_old_snapshot_without_the_garbage_collector(
     retry library's futures), so after a resync the old snapshot stayed in memory until a
     full collection, which stopped the event loop for 0.3 s at 100,000 users. Collector off:
     reference counting alone must free it."""
+    probe = f"Anna {uuid.uuid4().hex}"  # no other test's user has this name
+    sim(svc).update_user("e-anna", displayName=probe)
     await svc.run_sync(actor=ADA)
     gc.collect()
     gc.disable()
     try:
         sim(svc).faults.delta_expired = True
-        sim(svc).update_user("e-anna", surname="Holm")
+        sim(svc).update_user("e-anna", displayName="Anna Holm")
         (run,) = await svc.run_sync(actor=ADA)
         old = [
             o
             for o in gc.get_objects()
-            if isinstance(o, EntraUser) and o.id == "e-anna" and o.attrs["surname"] != "Holm"
+            if isinstance(o, EntraUser) and o.attrs.get("displayName") == probe
         ]
     finally:
         gc.enable()
