@@ -246,3 +246,4 @@ class SyncService:
         await self.scheduler.stop()
         await self.mailer.aclose()  # the mails in flight may still need a tenant's Graph
         await self.tenant_set.close()
+        self.runs.release_frozen()
