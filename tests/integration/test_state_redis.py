@@ -353,3 +353,27 @@ async def test_two_hundred_concurrent_requests_wait_for_a_connection_instead_of_
         async for k in r.scan_iter(match=f"{keys.prefix}*"):
             await r.delete(k)
         await r.aclose()
+
+
+async def test_per_user_last_sync_of_76000_users_in_one_round_trip(keys: Keys) -> None:
+    """The ids of a full read go as one JSON argument to a script that sets them in 1,000s
+    (the boundaries and the last partial batch included), on the real Redis."""
+    pool = aioredis.ConnectionPool.from_url(URL, connection_class=CountingConnection)
+    r = aioredis.Redis(connection_pool=pool)
+    try:
+        s = StateStore(r, keys, clock=clock)
+        ids = [f"e{i:05d}" for i in range(76_001)] + ["e00000"]  # a repeat is set once
+        at = clock()
+        await r.ping()
+        CountingConnection.sends = 0
+        await s.runs.set_user_last_sync("contoso", ids, at)
+        assert CountingConnection.sends == 1
+        assert await r.hlen(keys.user_last_sync("contoso")) == 76_001
+        for uid in ("e00000", "e00999", "e01000", "e76000"):
+            assert await s.runs.user_last_sync("contoso", uid) == at
+        assert await s.runs.user_last_sync("contoso", "e76001") is None
+    finally:
+        async for k in r.scan_iter(match=f"{keys.prefix}*", count=5000):
+            await r.delete(k)
+        await r.aclose()
+        await pool.aclose()
