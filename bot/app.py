@@ -36,7 +36,6 @@ from bot.turn import Replies
 from cards import notices
 from sync.config import EnvSettings
 from sync.errors import ConfigError
-from sync.metrics import Metrics
 from sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ SERVICE_KEY = web.AppKey("service", BotService)
 ADAPTER_KEY = web.AppKey("adapter", TeamsAdapter)
 POSTER_KEY = web.AppKey("poster", Poster)
 BOT_KEY = web.AppKey("bot", Bot)
-METRICS_KEY = web.AppKey("metrics", Metrics)
 METRICS_TOKEN_KEY = web.AppKey("metrics_token", SecretStr)
 MIN_METRICS_TOKEN = 16  # characters: `openssl rand -hex 32` gives 64
 FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
@@ -133,7 +131,7 @@ def create_app(
         membership=adapter.is_member,
         local_mode=adapter.local_mode,
         clock=parts.monotonic,
-        roster=getattr(adapter, "members", None),
+        roster=adapter.members,
     )
     replies = Replies(poster=poster, conversations=conversations)
     ctx = BotContext(
@@ -161,7 +159,6 @@ def create_app(
     app[POSTER_KEY] = poster
     app[BOT_KEY] = bot
     app[LIMITS_KEY] = parts.limits
-    app[METRICS_KEY] = service.metrics
     token = metrics_token(env.ENTRA_SYNC_METRICS_TOKEN)
     if token is not None:
         app[METRICS_TOKEN_KEY] = token
@@ -252,7 +249,7 @@ async def metrics(request: web.Request) -> web.Response:
     if (refused := metrics_refusal(request)) is not None:
         return refused
     await request.app[SERVICE_KEY].refresh_pending()
-    registry = request.app[METRICS_KEY]
+    registry = request.app[SERVICE_KEY].metrics
     return web.Response(body=registry.render(), headers={"Content-Type": registry.content_type})
 
 

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from bot.installation import Installations
-from bot.to_views import hhmm
 from bot.turn import Conversations, Replies, Turn
 from cards.catalogue import Texts, for_locale
 from sync.config import Config
@@ -163,9 +162,6 @@ class BotContext:
     @property
     def conversations(self) -> Conversations:
         return self.service.conversations
-
-    def now(self) -> str:
-        return hhmm(self.clock())
 
     def texts(self, turn: Turn) -> Texts:
         """The catalogue in the language of the activity's locale (``sv*`` -> Swedish, else

@@ -212,15 +212,14 @@ def build_package(
     require_real_urls: bool = False,
 ) -> Path:
     """Write the sideloadable app package (zip) to ``out`` and return its path. ``out`` may
-    be a folder (existing, or written with a trailing slash): the zip is
-    ``<folder>/entra-sync-app.zip`` then.
+    be an existing folder: the zip is ``<folder>/entra-sync-app.zip`` then.
 
     Raises :class:`sync.errors.InputError` (code ``bad_app_id``) when ``app_id`` is not a GUID,
     and when ``out`` cannot be written.
     """
     manifest = build_manifest(app_id, app=app, require_real_urls=require_real_urls)
     out = Path(out)
-    if out.is_dir() or str(out).endswith(("/", "\\")):
+    if out.is_dir():
         out = out / DEFAULT_PACKAGE_NAME
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from bot.adapter import ConnectorError
 from sync.metrics import Metrics
 from sync.retry import RetryableFailure, RetryPolicy
-from sync.service.service import Item
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +206,3 @@ def card_activity(card: Mapping[str, Any]) -> dict[str, Any]:
 
 def text_activity(text: str) -> dict[str, Any]:
     return {"type": "message", "text": text, "textFormat": "plain"}
-
-
-def item_ids(items: Sequence[Item]) -> list[str]:
-    return [i.id for i in items]

@@ -14,7 +14,6 @@ from aiohttp import web
 
 from bot.adapter import ChannelSettings, requests_trust_ssl_cert_file
 from bot.app import AppParts, Limits, check_bind, create_app
-from bot.logs import configure_logging
 from sync.config import Config, EnvSettings, load_config
 from sync.errors import InputError
 from sync.metrics import Metrics
@@ -48,7 +47,6 @@ def build_app(config: Config, env: EnvSettings) -> web.Application:
 
 
 def serve(*, config_path: str | None, host: str, port: int) -> int:
-    configure_logging(os.environ)
     env = EnvSettings()
     config = load_config(config_path)
     requests_trust_ssl_cert_file(os.environ)

@@ -41,10 +41,6 @@ VERB_OUTCOME: Mapping[str, v.Outcome] = {
 }
 
 
-def hhmm(at: datetime | None) -> str:
-    return at.strftime("%H:%M") if at is not None else ""
-
-
 def _entra(item: Item) -> v.EntraPerson:
     p = item.proposal
     return v.EntraPerson(id=p.entra_id or "", name=p.label or p.entra_id or "?")
@@ -406,7 +402,7 @@ def settings_view(
 def bulk_entry(item: Item, why: str = "") -> v.BulkEntry:
     """An item of Accept all / Apply all: the Entra name, the directory user, (left out) why."""
     p = item.proposal
-    name = p.label or p.entra_id or p.id
+    name = listing.display_name(p)
     if p.app_label and p.app_label != name:
         name = f"{name} \u2192 {p.app_label}"
     return v.BulkEntry(name=name, detail=why)

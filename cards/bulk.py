@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cards.build import when
+from cards.build import _card, _execute, _text, when
 from cards.catalogue import ENGLISH, Texts
 from cards.text import escape_md
 from cards.views import BulkEntry, BulkView, Verb
@@ -15,10 +15,6 @@ from sync.models import Kind
 
 Card = dict[str, Any]
 Element = dict[str, Any]
-
-
-def _text(text: str, **kw: Any) -> Element:
-    return {"type": "TextBlock", "text": text, "wrap": True, **kw}
 
 
 def _lines(t: Texts, entries: tuple[BulkEntry, ...], limit: int) -> list[Element]:
@@ -45,31 +41,6 @@ def _left_out(t: Texts, view: BulkView) -> list[Element]:
         ),
         *_lines(t, view.left_out, view.limit),
     ]
-
-
-def _card(body: list[Element], actions: list[Element] | None = None) -> Card:
-    card: Card = {
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "type": "AdaptiveCard",
-        "version": "1.5",
-        "body": body,
-    }
-    if actions:
-        card["actions"] = actions
-    return card
-
-
-def _execute(title: str, verb: Verb, pid: str, digest: str, style: str | None = None) -> Element:
-    action: Element = {
-        "type": "Action.Execute",
-        "title": title,
-        "verb": verb.value,
-        "data": {"pid": pid, "d": digest},
-        "associatedInputs": "none",
-    }
-    if style is not None:
-        action["style"] = style
-    return action
 
 
 def _question(t: Texts, kind: Kind, n: int) -> str:

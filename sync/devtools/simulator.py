@@ -914,7 +914,9 @@ _APP_PROPERTIES = ("id", "appId", "displayName", "passwordCredentials", "keyCred
 
 async def _application(request: web.Request) -> web.Response:
     """``GET /applications(appId='{appId}')?$select=...`` (learn.microsoft.com/graph/api/
-    application-get): the application object; ``secretText`` and ``key`` are always null."""
+    application-get): the application object. ``secretText`` is always null; ``key`` only
+    when ``keyCredentials`` is selected (learn.microsoft.com/graph/api/resources/keycredential:
+    returned on ``$select`` for a single object, else null)."""
     m = _APP_BY_APP_ID.match(request.match_info["segment"])
     if m is None:
         return _graph_error(400, "BadRequest", "Resource not found for the segment.")
@@ -943,7 +945,7 @@ async def _application(request: web.Request) -> web.Response:
         value = app_obj.get(name)
         if name == "passwordCredentials":
             value = [{**c, "secretText": None} for c in value or []]
-        elif name == "keyCredentials":
+        elif name == "keyCredentials" and raw is None:
             value = [{**c, "key": None} for c in value or []]
         body[name] = value
     return _json(_dumps(body))

@@ -33,7 +33,7 @@ from sync.errors import (
     ScopeFilterRejected,
 )
 from sync.graph.attributes import select_attribute
-from sync.graph.auth import RefreshableTokenProvider, TokenProvider
+from sync.graph.auth import TokenProvider
 from sync.graph.token_state import WatchedTokens
 from sync.models import EntraSnapshot, EntraUser, parse_entra_user
 from sync.retry import RetryableFailure, RetryPolicy
@@ -576,9 +576,7 @@ class GraphClient:
         raise RetryableFailure(error, retry_after)
 
     async def _refreshed_token(self) -> str:
-        if isinstance(self._tokens, RefreshableTokenProvider):
-            return await self._tokens.refresh()
-        return await self._tokens.token()
+        return await self.tokens.refresh()  # WatchedTokens asks a new token of what it wraps
 
     @staticmethod
     def _parse(resp: httpx.Response, what: str) -> dict[str, Any]:

@@ -16,8 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sync.models import DirectoryUser, EntraUser, Proposal
-from sync.plan.phones import normalize
-from sync.plan.planner import entra_phones
+from sync.plan.planner import directory_phones, entra_phones
 
 # Words that name a role or a place rather than a person (English and Swedish), matched as
 # whole words of the directory user's names, case-insensitively.
@@ -72,12 +71,8 @@ def number_counts(
         by_entra.update(e for e, _ in entra_phones(u, region))
     by_dir: Counter[str] = Counter()
     for d in directory:
-        by_dir.update(_numbers(d, region))
+        by_dir.update(directory_phones(d, region))
     return NumberCounts(dict(by_entra), dict(by_dir))
-
-
-def _numbers(d: DirectoryUser, region: str) -> set[str]:
-    return {e for e in (normalize(p, region) for p in d.phones) if e is not None}
 
 
 def is_role_account(d: DirectoryUser) -> bool:
@@ -96,7 +91,7 @@ def needs_individual_look(
     or None when it may be part of it. ``d`` None (gone): left out, its own card says why."""
     if d is None:
         return "the directory user no longer exists"
-    shared = sorted(n for n in _numbers(d, region) if counts.shared(n))
+    shared = sorted(n for n in directory_phones(d, region) if counts.shared(n))
     if shared:
         return f"{_name(d)} has the shared number {shared[0]}"
     if is_role_account(d) and IDENTITY_FIELDS & set(p.changes):

@@ -128,7 +128,7 @@ def read_numbers(users: Iterable[EntraUser], region: str) -> None:
         entra_phones(user, region)
 
 
-def _directory_phones(d: DirectoryUser, region: str) -> set[str]:
+def directory_phones(d: DirectoryUser, region: str) -> set[str]:
     """A directory user's numbers as E.164 (those that are possible numbers)."""
     return {e for e in (normalize(p, region) for p in d.phones) if e is not None}
 
@@ -224,7 +224,7 @@ def _unlinked_directory(directory: Sequence[DirectoryUser], region: str) -> _Unl
     for d in directory:
         if d.entra_id is not None or not d.active:
             continue
-        for e164 in _directory_phones(d, region):
+        for e164 in directory_phones(d, region):
             by_phone[e164].append(d)
         if d.email:
             by_email[d.email.strip().lower()].append(d)

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,12 @@ from redis.exceptions import RedisError
 
 from sync.config import EnvSettings
 from sync.errors import InputError, StoreUnavailable
+from sync.retry import utc_now
 from sync.state.admin import Credentials
 from sync.state.backup import export_lines, import_records, parse_export
 from sync.state.connection import make_redis
 from sync.state.keys import Keys
 from sync.state.secrets import ENV_KEY, SecretBox
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @contextlib.asynccontextmanager
@@ -57,7 +54,7 @@ async def _store(env: EnvSettings) -> AsyncIterator[tuple[aioredis.Redis, Keys]]
 
 
 async def export_state(
-    out: str, *, env: EnvSettings | None = None, clock: Callable[[], datetime] = _now
+    out: str, *, env: EnvSettings | None = None, clock: Callable[[], datetime] = utc_now
 ) -> dict[str, Any]:
     """Write the export to ``out`` (a new file: written beside it, then renamed; readable by
     its owner only), or to standard output for ``-``. Returns the header line's facts."""
@@ -127,5 +124,5 @@ async def rotate_secrets(*, env: EnvSettings | None = None) -> dict[str, Any]:
         )
     box = SecretBox(env.ENTRA_SYNC_SECRET_KEY, env.ENTRA_SYNC_SECRET_KEYS_OLD)
     async with _store(env) as (redis, keys):
-        done, unreadable = await Credentials(redis, keys, box, clock=_now).rotate_secrets()
+        done, unreadable = await Credentials(redis, keys, box, clock=utc_now).rotate_secrets()
     return {"reencrypted": done, "unreadable": unreadable}

@@ -145,13 +145,13 @@ async def check_expiry(
     local_end = credential.not_after if isinstance(credential, ClientCertificate) else None
     try:
         app = await graph.application(client_id, SELECT)
-    except GraphPermissionDenied:
-        if local_end is not None:
-            return evaluate(local_end, credential, now=now, warn_days=warn_days)
-        return CredentialExpiry("unknown", "secret", None, None, f"Expiry unknown: {GRANT_HINT}.")
     except GraphError as e:
         if local_end is not None:
             return evaluate(local_end, credential, now=now, warn_days=warn_days)
+        if isinstance(e, GraphPermissionDenied):
+            return CredentialExpiry(
+                "unknown", "secret", None, None, f"Expiry unknown: {GRANT_HINT}."
+            )
         return CredentialExpiry(
             "unchecked",
             "secret",

@@ -154,7 +154,8 @@ class Decisions:
         current: dict[str, EntraUser | None] = {i: users.get(i) for i in ids}
         directory = self._tenants.directories[sp.directory]
         dir_user = await directory.get(p.app_user_id) if p.app_user_id else None
-        owners = await self._store.choices.number_owners(sp.tenant)
+        # only a new user's numbers depend on the chosen owners of shared numbers
+        owners = await self._store.choices.number_owners(sp.tenant) if p.kind is Kind.NEW else None
         if still_valid(p, current, reading.snapshot, dir_user, self._live.current, owners):
             return None
         now = await self._store.proposals.get(sp.id)

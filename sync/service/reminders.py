@@ -65,10 +65,12 @@ class Reminders:
         if after <= 0:
             return None
         now = self._clock()
+        day = now.date().isoformat()
+        if await self._redis.exists(self._keys.reminded(day)):
+            return None  # sent today already: no need to read every pending item
         items = overdue(await self._store.proposals.pending(), now, after)
         if not items:
             return None
-        day = now.date().isoformat()
         claimed = await self._redis.set(
             self._keys.reminded(day), now.isoformat(), nx=True, ex=CLAIM_TTL_S
         )

@@ -34,7 +34,7 @@ from sync.metrics import Metrics
 from sync.models import Kind
 from sync.service.applying import Applier
 from sync.service.connection import TenantConnection, connect_certificate, consent_url
-from sync.service.decisions import Decisions
+from sync.service.decisions import BULK_VERBS, Decisions
 from sync.service.digests import CardDigests
 from sync.service.health import Health
 from sync.service.listeners import Listeners
@@ -217,7 +217,7 @@ class SyncService:
         """Every item of the confirmed bulk set decided (``Decisions.decide_bulk``), each
         decision logged and counted; None when the set changed since it was shown."""
         decisions = await self.decisions.decide_bulk(kind, digest, actor=actor)
-        verb = {Kind.MATCH: "accept", Kind.UPDATE: "apply"}.get(kind, "all")
+        verb = BULK_VERBS[kind]
         for d in decisions or ():
             self.observer.decided(verb, actor, d)
         return decisions

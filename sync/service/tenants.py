@@ -52,7 +52,7 @@ class Tenants:
         redis: aioredis.Redis,
         keys: Keys,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
         certificate: ClientCertificate | None = None,
     ) -> None:
         self.certificate = certificate  # what `connect` signs in with when no secret is given
@@ -96,7 +96,7 @@ class Tenants:
     async def open_tenant(self, t: TenantConfig, secret: Credential | None = None) -> None:
         assert self.http is not None, "open() first"
         try:
-            observe = self._metrics.graph_observer(t.name) if self._metrics else None
+            observe = self._metrics.graph_observer(t.name)
             self.runtimes[t.name] = await open_tenant(
                 t,
                 self._live.current,

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sync.errors import StateError
 from sync.state.keys import Keys
 from sync.state.secrets import SecretBox
-from sync.state.values import dumps, glob_escape, iso, str_map, text, text_or_none
+from sync.state.values import dumps, iso, prefix_pattern, str_map, text, text_or_none
 
 
 class SettingsStore:
@@ -87,7 +87,7 @@ class Credentials:
         base = self._k.credentials("\0").split("\0")[0]
         done: list[str] = []
         unreadable: list[str] = []
-        async for raw in self._r.scan_iter(match=glob_escape(base) + "*"):
+        async for raw in self._r.scan_iter(match=prefix_pattern(self._k.credentials("\0"))):
             key = text(raw)
             tenant = key[len(base) :]
             async with self._r.pipeline(transaction=True) as tx:

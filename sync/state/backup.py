@@ -282,8 +282,8 @@ async def import_records(
             ),
         )
     async with redis.pipeline(transaction=True) as tx:
-        for chunk in range(0, len(existing), 1000):
-            tx.delete(*existing[chunk : chunk + 1000])
+        for chunk in chunks(existing):
+            tx.delete(*chunk)
         for rec in records:
             _write(tx, keys.prefix + rec.key, rec)
         tx.set(keys.data_format(), str(data_format))

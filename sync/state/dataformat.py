@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 
 from sync.errors import StateError
 from sync.state.keys import Keys
-from sync.state.values import glob_escape, text, text_or_none
+from sync.state.values import glob_escape, prefix_pattern, text, text_or_none
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,7 @@ class DataFormat:
         return False
 
     async def _scan(self, key_with_nul: str) -> list[str]:
-        base = key_with_nul.split("\0")[0]
-        return [text(k) async for k in self._r.scan_iter(match=glob_escape(base) + "*")]
+        return [text(k) async for k in self._r.scan_iter(match=prefix_pattern(key_with_nul))]
 
     async def _upgrade_0_to_1(self) -> int:
         """Drop snapshots in the earlier formats (and their tenants' delta links)."""

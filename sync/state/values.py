@@ -54,6 +54,11 @@ def chunks(items: Sequence[_T], n: int = BATCH) -> Iterator[Sequence[_T]]:
         yield items[i : i + n]
 
 
+def prefix_pattern(key_with_nul: str) -> str:
+    """A SCAN pattern for every key that starts like ``key_with_nul`` up to the NUL."""
+    return glob_escape(key_with_nul.split("\0")[0]) + "*"
+
+
 def glob_escape(s: str) -> str:
     """``s`` as a literal inside a SCAN MATCH pattern."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in s)
