@@ -131,12 +131,13 @@ async def decide_item(ctx: BotContext, turn: Turn, action: CardAction) -> Card:
 
 
 async def _decided_names(ctx: BotContext, item: Item, inputs: Mapping[str, str]) -> dict[str, str]:
-    """The linked directory user's name (Link): looked up among the directory's choices."""
+    """The linked directory user's name (Link). Read by id: after the link it is no longer
+    among the directory's choices (those are the unlinked users)."""
     target = inputs.get(v.INPUT_TARGET)
     if not target or item.kind is not Kind.NEW:
         return {}
-    users = await ctx.service.directory_choices(item.directory, limit=100)
-    return {u.id: u.display_name or u.email or u.id for u in users if u.id == target}
+    u = await ctx.service.directory_user(item.directory, target)
+    return {} if u is None else {u.id: u.display_name or u.email or u.id}
 
 
 async def _item_decision_card(

@@ -370,14 +370,14 @@ class Runs:
             reached = listing.reaches(p, query, found, None, region) or (
                 p.kind is Kind.REMOVAL  # the user is gone from Graph: ask the directory
                 and listing.reaches(
-                    p, query, found, await self._directory_user(sp.directory, p.app_user_id), region
+                    p, query, found, await self.directory_user(sp.directory, p.app_user_id), region
                 )
             )
             if reached:
                 items.append(await self._digests.item(sp))
         return results, listing.in_display_order(items, lambda i: i.proposal)
 
-    async def _directory_user(self, directory: str, user_id: str | None) -> DirectoryUser | None:
+    async def directory_user(self, directory: str, user_id: str | None) -> DirectoryUser | None:
         """The directory user a proposal concerns (None: none, or the directory is gone)."""
         d = self._tenants.directories.get(directory)
         if d is None or not user_id:

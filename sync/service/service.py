@@ -152,6 +152,7 @@ class SyncService:
         self.status = self.report.status
         self.audit = self.report.audit
         self.directory_choices = self.report.directory_choices
+        self.directory_user = self.runs.directory_user
         self.settings_table = self.settings.settings_table
         self.update_settings = self.settings.update_settings
         self.save_settings = self.settings.save_settings

@@ -262,6 +262,9 @@ class FakeSyncService:
     async def directory_choices(self, directory: str, limit: int = 100) -> list[DirectoryUser]:
         return [DirectoryUser(id=f"u{n}", display_name=f"Dir {n}") for n in range(3)]
 
+    async def directory_user(self, directory: str, user_id: str | None) -> DirectoryUser | None:
+        return next((u for u in await self.directory_choices(directory) if u.id == user_id), None)
+
     def add_removal(self) -> Item:
         p = Proposal(
             kind=Kind.REMOVAL,

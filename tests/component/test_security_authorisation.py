@@ -340,6 +340,15 @@ async def test_an_admin_card_action_is_carried_out(world: World, verb: str) -> N
     await VERBS[verb].allowed(w, data, body)
 
 
+async def test_the_link_card_names_the_directory_user_it_linked(world: World) -> None:
+    """After Link the user is no longer among the unlinked choices: the card reads it by id
+    (directory user 4, Ivar Holm, now carries Dora's mapped fields)."""
+    data = await VERBS["link"].prepare(world)
+    status, body = await world.rig.post(invoke(world.rig.fc, "link", data, aad=ADMIN))
+    assert status == 200
+    assert "Linked to the directory user Dora Ek" in card_texts(body["value"])
+
+
 async def test_a_card_action_without_an_entra_object_id_is_refused(world: World) -> None:
     it = await world.item(Kind.MATCH)
     body = invoke(world.rig.fc, "accept", {"pid": it.id, "d": it.digest})
